@@ -1,0 +1,15 @@
+# Every dependency comes from a Debian package (scripts/deps.sh installs them).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LWS REQUIRED IMPORTED_TARGET libwebsockets)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+find_package(SQLite3 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(cereal REQUIRED)
+find_package(RapidJSON REQUIRED)  # cereal's JSON backend; Debian's cereal uses the system copy
+find_package(Threads REQUIRED)
+if(PARLEY_BUILD_TESTS)
+  find_package(doctest REQUIRED)
+endif()
+if(PARLEY_BUILD_EXAMPLES)
+  find_package(CLI11 REQUIRED)
+endif()

@@ -1,0 +1,91 @@
+// parley/events.hpp - what the client tells the app, in the order it happened.
+//
+//   while (auto ev = client->next_event(std::chrono::seconds(1))) {
+//     if (auto* m = std::get_if<parley::MessageReceived>(&*ev))
+//       show(m->message);
+//   }
+//
+// Events are plain values: safe to copy and to move between threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "parley/status.hpp"
+#include "parley/types.hpp"
+
+namespace parley {
+
+// Identifies an asynchronous call; its completion event carries the same id.
+using RequestId = std::uint64_t;
+
+// The client's connection lifecycle, in the order a connection goes through it.
+enum class LifecycleState {
+  disconnected,    // no connection; reconnects by itself unless stopped or refused
+  connecting,      // opening the transport
+  authenticating,  // transport open, token sent
+  syncing,         // authenticated, catching up on missed events
+  ready,           // caught up; live events flow
+};
+const char* to_string(LifecycleState state);
+
+// The lifecycle moved to `state`. `reason` says why when it went back to
+// disconnected: ok for a disconnect the app asked for, "connection_lost",
+// "invalid_token" or "token_expired" (the client then stops retrying until
+// set_token), "shutting_down" and so on.
+struct StateChanged {
+  LifecycleState state = LifecycleState::disconnected;
+  Status reason;
+};
+
+// A channel event the app has not seen yet: live, or caught up after being
+// offline. Per channel, events arrive in increasing seq order with no gaps.
+struct MessageReceived {
+  Message message;
+};
+
+// Our message is in the durable outbox (emitted once per send()).
+struct MessagePending {
+  std::string channel;
+  std::string id;
+};
+
+// The server stored our message.
+struct MessageSent {
+  std::string channel;
+  std::string id;
+  std::uint64_t seq = 0;
+  std::int64_t ts_ms = 0;
+};
+
+// The server refused our message for good; it left the outbox.
+struct MessageFailed {
+  std::string channel;
+  std::string id;
+  Status status;
+};
+
+// create_channel, join_channel or leave_channel finished.
+struct ChannelRequestDone {
+  RequestId request = 0;
+  std::string channel;
+  Status status;
+};
+
+// load_history finished. `messages` are in ascending seq order. `complete` is
+// false when the server could not be asked and the cache lacked some of the
+// range (the messages are what the cache had).
+struct HistoryLoaded {
+  RequestId request = 0;
+  std::string channel;
+  Status status;
+  std::vector<Message> messages;
+  bool complete = true;
+};
+
+using Event = std::variant<StateChanged, MessageReceived, MessagePending, MessageSent,
+                           MessageFailed, ChannelRequestDone, HistoryLoaded>;
+
+}  // namespace parley

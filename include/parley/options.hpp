@@ -1,0 +1,54 @@
+// parley/options.hpp - how a Client is set up.
+//
+//   parley::ClientOptions opts;
+//   opts.server_url = "ws://127.0.0.1:7700";
+//   opts.token = token_from_your_backend;
+//   opts.data_dir = "/var/lib/myapp/parley";
+//
+// A plain value: copy it freely.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "parley/events.hpp"
+
+namespace parley {
+namespace sys {
+class Transport;
+}
+
+struct ClientOptions {
+  // ws://host:port[/path] or wss://host:port[/path].
+  std::string server_url;
+  // A token minted by the app's backend (see docs/protocol.md, "Tokens").
+  std::string token;
+  // Directory of this account's and device's cache; created if missing. The
+  // cache file is DATA_DIR/parley.db. One Client per directory at a time.
+  std::string data_dir;
+  // Stable id of this device (1-64 characters); empty: generated once and kept
+  // in the cache.
+  std::string device_id;
+  // How frames travel; null means the built-in libwebsockets WebSocket.
+  std::shared_ptr<sys::Transport> transport;
+  // Start connecting when the client opens (otherwise call connect()).
+  bool auto_connect = true;
+  // A request that needs the server fails with "offline" if no connection is
+  // ready within this time, and with "timeout" if the server does not answer in it.
+  std::chrono::milliseconds request_timeout{10000};
+  // Reconnection: exponential backoff with full jitter between these bounds.
+  std::chrono::milliseconds reconnect_base{500};
+  std::chrono::milliseconds reconnect_max{30000};
+  // Largest frame accepted from the server.
+  std::size_t max_incoming_frame = 4u << 20;
+  // Optional listener. When set, every event goes to it instead of next_event(),
+  // called on a thread the client owns (never the caller's, never while the
+  // client holds a lock), one event at a time in order. Calling the Client from
+  // inside it is allowed, except destroying it.
+  std::function<void(const Event&)> listener;
+};
+
+}  // namespace parley

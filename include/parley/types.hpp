@@ -1,0 +1,83 @@
+// parley/types.hpp - the values the SDK hands to apps: messages, channels, ids.
+//
+//   for (const parley::Message& m : page.messages)
+//     std::printf("#%llu %s: %s\n", (unsigned long long)m.seq, m.sender.c_str(), m.text.c_str());
+//
+// All types here are plain values: safe to copy and to move between threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace parley {
+
+// A client-generated 128-bit message id, written as 32 lowercase hex digits.
+struct MessageId {
+  std::array<std::uint8_t, 16> bytes{};
+
+  static MessageId random();
+  // Parses 32 hex digits (either case); false if `hex` is anything else.
+  static bool parse(const std::string& hex, MessageId* out);
+  std::string hex() const;
+  bool operator==(const MessageId&) const = default;
+};
+
+// What happened at a position of a channel's sequence.
+enum class EventKind {
+  message,  // a text message
+  create,   // the channel was created (seq 1); sender is its creator
+  join,     // sender joined
+  leave,    // sender left
+};
+const char* to_string(EventKind kind);
+
+// Where a message of ours stands.
+enum class DeliveryState {
+  pending,  // in the durable outbox, not yet acknowledged
+  sent,     // stored by the server: has seq and server timestamp
+  failed,   // refused by the server for good
+};
+const char* to_string(DeliveryState state);
+
+// One entry of a channel's gap-free sequence. For kinds other than `message`,
+// `id` and `text` are empty.
+struct Message {
+  std::string channel;
+  std::uint64_t seq = 0;        // 0 while pending
+  EventKind kind = EventKind::message;
+  std::string sender;           // user name
+  std::string id;               // client id, 32 hex digits
+  std::string text;
+  std::int64_t ts_ms = 0;       // server time, ms since the Unix epoch (local time while pending)
+  DeliveryState state = DeliveryState::sent;
+};
+
+// A message of ours in the outbox.
+struct OutboxEntry {
+  std::string channel;
+  std::string id;
+  std::string text;
+  DeliveryState state = DeliveryState::pending;
+  std::string error;            // reason code when failed
+};
+
+// A channel this user is a member of, as the cache knows it.
+struct ChannelInfo {
+  std::string name;
+  std::uint64_t last_seq = 0;   // the highest seq known
+  std::uint64_t read_to = 0;    // delivered to the app up to this seq (the live cursor)
+  bool member = true;
+};
+
+// Rules shared by the SDK and the server: 1-64 bytes of UTF-8, no spaces and
+// no control characters. Returns an empty string when valid, else why not.
+std::string check_channel_name(const std::string& name);
+// User names: 1-64 characters from [A-Za-z0-9_.@-], not starting with '.' or '-'.
+std::string check_user_name(const std::string& name);
+
+// Formats ms since the Unix epoch as ISO-8601 UTC with milliseconds.
+std::string format_timestamp(std::int64_t ts_ms);
+
+}  // namespace parley
