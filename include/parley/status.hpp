@@ -54,7 +54,7 @@ class Status {
   const std::string& message() const { return message_; }
   // Stable machine-readable code: the protocol's error code when the server
   // refused, otherwise the name of code().
-  std::string reason() const { return reason_.empty() ? to_string(code_) : reason_; }
+  std::string reason() const { return reason_.empty() ? parley::to_string(code_) : reason_; }
   std::string to_string() const;
 
  private:

@@ -1,0 +1,100 @@
+// The public Client: a thin, thread-safe front for the engine's thread.
+#include "parley/client.hpp"
+
+#include <fmt/format.h>
+
+#include "client/engine.hpp"
+#include "protocol/token.hpp"
+
+namespace parley {
+
+class Client::Impl {
+ public:
+  Impl(ClientOptions options, std::string user)
+      : engine(std::move(options), std::move(user)) {}
+  client::Engine engine;
+};
+
+Result<std::unique_ptr<Client>> Client::open(ClientOptions options) {
+  if (options.data_dir.empty()) {
+    return Status(StatusCode::invalid_argument, "data directory is empty");
+  }
+  if (!options.transport && options.server_url.empty()) {
+    return Status(StatusCode::invalid_argument, "server url is empty");
+  }
+  if (options.request_timeout.count() <= 0 || options.reconnect_base.count() <= 0 ||
+      options.reconnect_max < options.reconnect_base) {
+    return Status(StatusCode::invalid_argument, "timeouts must be positive and reconnect_max >= reconnect_base");
+  }
+  if (!options.device_id.empty() && (options.device_id.size() > 64)) {
+    return Status(StatusCode::invalid_argument, "device id is longer than 64 characters");
+  }
+  auto claims = token::peek(options.token);
+  if (!claims) return claims.status();
+  auto impl = std::make_unique<Impl>(std::move(options), claims->user);
+  if (Status s = impl->engine.start(); !s.ok()) return s;
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+void Client::connect() {
+  impl_->engine.post([e = &impl_->engine] { e->connect(); });
+}
+
+void Client::disconnect() {
+  impl_->engine.post([e = &impl_->engine] { e->disconnect(); });
+}
+
+void Client::set_token(std::string token) {
+  impl_->engine.post([e = &impl_->engine, t = std::move(token)]() mutable { e->set_token(std::move(t)); });
+}
+
+LifecycleState Client::state() const { return impl_->engine.state(); }
+const std::string& Client::user() const { return impl_->engine.user(); }
+
+RequestId Client::create_channel(const std::string& name) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, name] { e->create_channel(id, name); });
+  return id;
+}
+
+RequestId Client::join_channel(const std::string& name) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, name] { e->join_channel(id, name); });
+  return id;
+}
+
+RequestId Client::leave_channel(const std::string& name) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, name] { e->leave_channel(id, name); });
+  return id;
+}
+
+Result<std::string> Client::send(const std::string& channel, const std::string& text) {
+  auto* e = &impl_->engine;
+  return e->call<Result<std::string>>([e, &channel, &text] { return e->send(channel, text); });
+}
+
+RequestId Client::load_history(const std::string& channel, HistoryQuery query) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, channel, query] { e->load_history(id, channel, query); });
+  return id;
+}
+
+Result<std::vector<ChannelInfo>> Client::channels() {
+  auto* e = &impl_->engine;
+  return e->call<Result<std::vector<ChannelInfo>>>([e] { return e->cache().channels(); });
+}
+
+Result<std::vector<OutboxEntry>> Client::outbox() {
+  auto* e = &impl_->engine;
+  return e->call<Result<std::vector<OutboxEntry>>>([e] { return e->cache().outbox_pending(); });
+}
+
+std::optional<Event> Client::next_event(std::chrono::milliseconds timeout) {
+  return impl_->engine.events().pop(timeout);
+}
+
+}  // namespace parley

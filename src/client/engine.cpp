@@ -1,0 +1,478 @@
+#include "client/engine.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "parley/version.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/token.hpp"
+#include "transport/websocket.hpp"
+
+namespace parley::client {
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Maps a server error code to the StatusCode apps branch on.
+StatusCode status_code_for(const std::string& code) {
+  using namespace wire::code;
+  if (code == kChannelExists) return StatusCode::already_exists;
+  if (code == kNoSuchChannel) return StatusCode::not_found;
+  if (code == kNotMember) return StatusCode::forbidden;
+  if (code == kInvalidToken || code == kNotAuthenticated) return StatusCode::unauthenticated;
+  if (code == kTokenExpired) return StatusCode::token_expired;
+  if (code == kInvalidName || code == kInvalidId || code == kInvalidText || code == kInvalidLimit) {
+    return StatusCode::invalid_argument;
+  }
+  if (code == kShuttingDown) return StatusCode::offline;
+  if (code == kInternal) return StatusCode::internal;
+  return StatusCode::protocol_error;
+}
+
+Status from_wire(const wire::Error& e) {
+  return Status(status_code_for(e.code), e.message, e.code);
+}
+
+// Errors after which resending the same message can succeed.
+bool is_transient(const std::string& code) {
+  return code == wire::code::kInternal || code == wire::code::kShuttingDown;
+}
+
+}  // namespace
+
+Engine::Engine(ClientOptions options, std::string user)
+    : options_(std::move(options)),
+      user_(std::move(user)),
+      events_(options_.listener),
+      rng_(std::random_device{}()) {
+  transport_ = options_.transport;
+  if (!transport_) {
+    transport::WebSocketOptions ws;
+    ws.max_incoming_frame = options_.max_incoming_frame;
+    transport_ = std::make_shared<transport::WebSocketTransport>(ws);
+  }
+}
+
+Engine::~Engine() {
+  stopping_ = true;
+  transport_->wake();
+  if (thread_.joinable()) thread_.join();
+  events_.close();
+}
+
+Status Engine::start() {
+  std::promise<Status> opened;
+  auto result = opened.get_future();
+  thread_ = std::thread([this, &opened] { thread_main(&opened); });
+  Status s = result.get();
+  if (!s.ok()) {
+    thread_.join();
+  }
+  return s;
+}
+
+void Engine::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    posted_.push_back(std::move(fn));
+  }
+  transport_->wake();
+}
+
+void Engine::thread_main(std::promise<Status>* opened) {
+  auto cache = store::Cache::open(options_.data_dir, user_);
+  if (!cache) {
+    opened->set_value(cache.status());
+    return;
+  }
+  cache_ = std::move(*cache);
+  device_id_ = options_.device_id.empty() ? cache_->device_id() : options_.device_id;
+  opened->set_value(Status());
+  if (options_.auto_connect) connect();
+
+  while (!stopping_) {
+    std::vector<std::function<void()>> work;
+    {
+      std::lock_guard lock(mu_);
+      work.swap(posted_);
+    }
+    for (auto& fn : work) fn();
+    run_timers();
+    if (stopping_) break;
+    {
+      std::lock_guard lock(mu_);
+      if (!posted_.empty()) continue;
+    }
+    auto wait = next_deadline() - Clock::now();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
+    ms = std::clamp(ms, std::chrono::milliseconds(0), std::chrono::milliseconds(3600 * 1000));
+    transport_->poll(ms);
+  }
+
+  // Shutting down: run what was posted so callers blocked in call() return,
+  // close the connection politely, and give the close frame a moment to leave.
+  {
+    std::vector<std::function<void()>> work;
+    {
+      std::lock_guard lock(mu_);
+      work.swap(posted_);
+    }
+    for (auto& fn : work) fn();
+  }
+  want_connected_ = false;
+  if (connected_) {
+    transport_->close(1000, "client closed");
+    auto until = Clock::now() + std::chrono::milliseconds(300);
+    while (connected_ && Clock::now() < until) transport_->poll(std::chrono::milliseconds(50));
+  }
+  for (auto& [rid, f] : in_flight_) {
+    f.reply(nullptr, Status(StatusCode::cancelled, "client closed"));
+  }
+  in_flight_.clear();
+  cache_.reset();
+}
+
+Clock::time_point Engine::next_deadline() const {
+  auto t = Clock::now() + std::chrono::hours(1);
+  if (reconnect_at_) t = std::min(t, *reconnect_at_);
+  for (const auto& [rid, f] : in_flight_) t = std::min(t, f.deadline);
+  for (const auto& w : waiting_) t = std::min(t, w.deadline);
+  return t;
+}
+
+void Engine::run_timers() {
+  auto now = Clock::now();
+  if (reconnect_at_ && *reconnect_at_ <= now) {
+    reconnect_at_.reset();
+    if (want_connected_ && !connected_ && !auth_refused_) start_connect();
+  }
+  std::vector<Reply> expired;
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (it->second.deadline <= now) {
+      expired.push_back(std::move(it->second.reply));
+      it = in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& r : expired) r(nullptr, Status(StatusCode::timeout, "the server did not answer in time"));
+  std::vector<Waiting> late;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (it->deadline <= now) {
+      late.push_back(std::move(*it));
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& w : late) {
+    w.fail(auth_refused_ ? Status(StatusCode::unauthenticated, "authentication was refused",
+                                  "unauthenticated")
+                         : Status(StatusCode::offline, "no connection to the server"));
+  }
+}
+
+void Engine::set_state(LifecycleState state, Status reason) {
+  if (state_.load() == state && reason.ok()) return;
+  state_ = state;
+  events_.push(StateChanged{state, std::move(reason)});
+}
+
+// ---- connection --------------------------------------------------------------
+
+void Engine::connect() {
+  want_connected_ = true;
+  if (connected_ || state_ != LifecycleState::disconnected) return;
+  if (auth_refused_) return;
+  reconnect_at_.reset();
+  start_connect();
+}
+
+void Engine::disconnect() {
+  want_connected_ = false;
+  reconnect_at_.reset();
+  if (connected_ || state_ != LifecycleState::disconnected) {
+    transport_->close(1000, "client disconnect");
+  }
+}
+
+void Engine::set_token(std::string token) {
+  auto claims = token::peek(token);
+  if (!claims || claims->user != user_) return;  // checked by Client::set_token
+  options_.token = std::move(token);
+  auth_refused_ = false;
+  attempt_ = 0;
+  if (connected_) {
+    transport_->close(1000, "new token");  // on_closed reconnects with the new token
+  } else if (want_connected_) {
+    reconnect_at_.reset();
+    start_connect();
+  }
+}
+
+void Engine::start_connect() {
+  set_state(LifecycleState::connecting);
+  transport_->connect(options_.server_url, wire::kSubprotocol, this);
+}
+
+void Engine::schedule_reconnect() {
+  if (!want_connected_ || auth_refused_ || stopping_) return;
+  // Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)].
+  auto base = options_.reconnect_base.count();
+  auto cap = options_.reconnect_max.count();
+  long long ceiling = base;
+  for (int i = 0; i < attempt_ && ceiling < cap; ++i) ceiling *= 2;
+  ceiling = std::min<long long>(ceiling, cap);
+  std::uniform_int_distribution<long long> dist(0, std::max<long long>(ceiling, 1));
+  ++attempt_;
+  reconnect_at_ = Clock::now() + std::chrono::milliseconds(dist(rng_));
+}
+
+void Engine::on_open() {
+  connected_ = true;
+  set_state(LifecycleState::authenticating);
+  wire::Auth auth;
+  auth.rid = next_rid_++;
+  auth.token = options_.token;
+  auth.device = device_id_;
+  auth.client = std::string("parley-cpp/") + version();
+  auth_rid_ = auth.rid;
+  transport_->send(wire::encode(wire::ClientMessage(auth)));
+  in_flight_[auth.rid] = InFlight{
+      [this](const wire::ServerMessage* reply, const Status& error) {
+        if (reply != nullptr) {
+          if (auto* w = std::get_if<wire::Welcome>(reply)) return handle_welcome(*w);
+        }
+        if (error.code() == StatusCode::unauthenticated ||
+            error.code() == StatusCode::token_expired) {
+          auth_refused_ = true;
+          transport_->close(1000, "authentication refused");
+          set_state(LifecycleState::disconnected, error);
+          for (auto& w : waiting_) w.fail(error);
+          waiting_.clear();
+          return;
+        }
+        if (!error.ok()) transport_->close(1000, "authentication failed");
+      },
+      Clock::now() + options_.request_timeout, nullptr};
+}
+
+void Engine::on_closed(const Status& reason) {
+  bool was_connected = connected_;
+  connected_ = false;
+  syncing_ = false;
+  filling_.clear();
+  outbox_in_flight_.clear();
+  // Requests on the lost connection: run again after reconnecting, or fail.
+  auto flights = std::move(in_flight_);
+  in_flight_.clear();
+  for (auto& [rid, f] : flights) {
+    if (f.resend) {
+      waiting_.push_back(Waiting{f.resend, [reply = f.reply](const Status& s) { reply(nullptr, s); },
+                                 f.deadline});
+    } else if (rid != auth_rid_) {
+      f.reply(nullptr, Status(StatusCode::offline, "connection lost", "connection_lost"));
+    }
+  }
+  if (auth_refused_) return;  // already reported as the state change
+  Status why = reason;
+  if (why.ok() && want_connected_ && !was_connected) {
+    why = Status(StatusCode::offline, "connection closed");
+  }
+  set_state(LifecycleState::disconnected, why.ok() ? Status() : why);
+  if (want_connected_) {
+    if (was_connected && reason.reason() != "connection_lost") attempt_ = std::min(attempt_, 1);
+    schedule_reconnect();
+  }
+}
+
+void Engine::on_frame(std::string_view frame) {
+  for (auto& item : wire::decode_server_frame(frame)) {
+    if (auto* err = std::get_if<wire::DecodeError>(&item)) {
+      // A server we cannot understand is a protocol problem, not a crash.
+      events_.push(StateChanged{state_.load(), Status(StatusCode::protocol_error,
+                                                      "bad frame from server: " + err->message,
+                                                      err->code)});
+      continue;
+    }
+    auto& message = std::get<wire::ServerMessage>(item);
+    if (auto* ev = std::get_if<wire::ChannelEvent>(&message)) {
+      handle_event(*ev);
+      continue;
+    }
+    std::optional<std::uint64_t> rid;
+    std::visit(
+        [&](const auto& m) {
+          using T = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<T, wire::Error>) {
+            rid = m.rid;
+          } else if constexpr (!std::is_same_v<T, wire::ChannelEvent>) {
+            rid = m.rid;
+          }
+        },
+        message);
+    if (!rid) continue;  // an error not tied to a request: nothing waits for it
+    auto it = in_flight_.find(*rid);
+    if (it == in_flight_.end()) continue;  // late answer to a request that timed out
+    Reply reply = std::move(it->second.reply);
+    in_flight_.erase(it);
+    if (auto* e = std::get_if<wire::Error>(&message)) {
+      reply(nullptr, from_wire(*e));
+    } else {
+      reply(&message, Status());
+    }
+  }
+}
+
+std::uint64_t Engine::request(wire::ClientMessage message, Reply reply,
+                              std::function<void()> resend) {
+  std::uint64_t rid = next_rid_++;
+  std::visit([&](auto& m) { m.rid = rid; }, message);
+  transport_->send(wire::encode(message));
+  in_flight_[rid] = InFlight{std::move(reply), Clock::now() + options_.request_timeout,
+                             std::move(resend)};
+  return rid;
+}
+
+void Engine::when_ready(std::function<void()> run, std::function<void(const Status&)> fail) {
+  if (state_ == LifecycleState::ready) return run();
+  if (auth_refused_) {
+    return fail(Status(StatusCode::unauthenticated, "authentication was refused", "unauthenticated"));
+  }
+  waiting_.push_back(Waiting{std::move(run), std::move(fail), Clock::now() + options_.request_timeout});
+}
+
+void Engine::handle_welcome(const wire::Welcome& welcome) {
+  attempt_ = 0;
+  set_state(LifecycleState::syncing);
+  begin_sync(welcome.channels);
+  transmit_outbox();
+}
+
+void Engine::finish_sync_step() {
+  if (!syncing_ || !sync_waiting_.empty()) return;
+  syncing_ = false;
+  set_state(LifecycleState::ready);
+  auto ready = std::move(waiting_);
+  waiting_.clear();
+  for (auto& w : ready) w.run();
+}
+
+// ---- membership ----------------------------------------------------------------
+
+void Engine::membership_request(RequestId req, wire::ClientMessage message,
+                                const std::string& channel) {
+  auto done = [this, req, channel](const Status& s) {
+    events_.push(ChannelRequestDone{req, channel, s});
+  };
+  std::string why = check_channel_name(channel);
+  if (!why.empty()) return done(Status(StatusCode::invalid_argument, why, wire::code::kInvalidName));
+  bool leaving = std::holds_alternative<wire::LeaveChannel>(message);
+  auto run = std::make_shared<std::function<void()>>();
+  std::weak_ptr<std::function<void()>> weak = run;
+  *run = [this, message, channel, done, leaving, weak]() {
+    auto self = weak.lock();
+    request(
+        message,
+        [this, channel, done, leaving](const wire::ServerMessage* reply, const Status& error) {
+          if (reply == nullptr) return done(error);
+          const auto* ok = std::get_if<wire::Ok>(reply);
+          if (ok == nullptr) {
+            return done(Status(StatusCode::protocol_error, "unexpected reply", "bad_reply"));
+          }
+          cache_->upsert_channel(channel, ok->last_seq, !leaving);
+          auto info = cache_->channel(channel);
+          if (!leaving && info && *info && (*info)->read_to == 0) {
+            // New to this device: nothing before the join is news (history
+            // loads on demand), and the join itself is ours.
+            cache_->advance_cursor(channel, ok->last_seq);
+          } else if (ok->seq != 0) {
+            note_own_event(channel, ok->seq);
+          }
+          done(Status());
+        },
+        [self] { (*self)(); });
+  };
+  when_ready([run] { (*run)(); }, done);
+}
+
+void Engine::create_channel(RequestId request, const std::string& name) {
+  membership_request(request, wire::CreateChannel{0, name}, name);
+}
+void Engine::join_channel(RequestId request, const std::string& name) {
+  membership_request(request, wire::JoinChannel{0, name}, name);
+}
+void Engine::leave_channel(RequestId request, const std::string& name) {
+  membership_request(request, wire::LeaveChannel{0, name}, name);
+}
+
+// ---- outbox --------------------------------------------------------------------
+
+Result<std::string> Engine::send(const std::string& channel, const std::string& text) {
+  std::string why = check_channel_name(channel);
+  if (!why.empty()) return Status(StatusCode::invalid_argument, why, wire::code::kInvalidName);
+  if (text.empty()) return Status(StatusCode::invalid_argument, "message text is empty", wire::code::kInvalidText);
+  if (text.size() > wire::kMaxTextBytes) {
+    return Status(StatusCode::invalid_argument,
+                  fmt::format("message text is {} bytes, over the limit of {}", text.size(),
+                              wire::kMaxTextBytes),
+                  wire::code::kInvalidText);
+  }
+  if (!wire::is_valid_utf8(text)) {
+    return Status(StatusCode::invalid_argument, "message text is not valid utf-8", wire::code::kInvalidText);
+  }
+  std::string id = MessageId::random().hex();
+  if (Status s = cache_->outbox_add(channel, id, text, now_ms()); !s.ok()) return s;
+  events_.push(MessagePending{channel, id});
+  if (state_ == LifecycleState::syncing || state_ == LifecycleState::ready) {
+    transmit(OutboxEntry{channel, id, text, DeliveryState::pending, {}});
+  }
+  return id;
+}
+
+void Engine::transmit_outbox() {
+  auto pending = cache_->outbox_pending();
+  if (!pending) return;
+  for (const auto& entry : *pending) transmit(entry);
+}
+
+void Engine::transmit(const OutboxEntry& entry) {
+  if (!outbox_in_flight_.insert(entry.id).second) return;
+  request(
+      wire::Send{0, entry.channel, entry.id, entry.text},
+      [this, entry](const wire::ServerMessage* reply, const Status& error) {
+        outbox_in_flight_.erase(entry.id);
+        if (reply == nullptr) {
+          if (error.code() == StatusCode::timeout && connected_) {
+            // Still connected but no answer: try again; the server deduplicates.
+            return transmit(entry);
+          }
+          if (error.reason() == "connection_lost" || error.code() == StatusCode::offline ||
+              error.code() == StatusCode::cancelled || error.code() == StatusCode::timeout ||
+              is_transient(error.reason())) {
+            return;  // stays in the outbox; sent again after reconnecting
+          }
+          cache_->outbox_fail(entry.id, error.reason());
+          events_.push(MessageFailed{entry.channel, entry.id,
+                                     Status(error.code(),
+                                            fmt::format("message {}: {}", entry.id, error.message()),
+                                            error.reason())});
+          return;
+        }
+        const auto* ack = std::get_if<wire::Ack>(reply);
+        if (ack == nullptr) return;
+        auto stored = cache_->outbox_acknowledge(entry.id, ack->seq, ack->ts, user_);
+        if (!stored || !*stored) return;  // acknowledged before (a duplicate answer)
+        note_own_event(ack->channel, ack->seq);
+        events_.push(MessageSent{ack->channel, ack->id, ack->seq, ack->ts});
+      },
+      nullptr);
+}
+
+}  // namespace parley::client

@@ -1,0 +1,148 @@
+// The client actor: one thread owns the transport, the cache and the timers.
+// Public API calls post closures to it (post / call) and wake it.
+//
+// Everything here runs on the engine's thread unless marked "any thread".
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/event_queue.hpp"
+#include "parley/client.hpp"
+#include "parley/sys/transport.hpp"
+#include "protocol/wire.hpp"
+#include "store/cache.hpp"
+
+namespace parley::client {
+
+using Clock = std::chrono::steady_clock;
+
+class Engine : public sys::TransportHandler {
+ public:
+  Engine(ClientOptions options, std::string user);
+  ~Engine() override;
+
+  // Starts the thread, which opens the cache. Returns the open status.
+  Status start();
+  // Any thread: runs `fn` on the engine's thread, in posting order.
+  void post(std::function<void()> fn);
+  // Any thread: runs `fn` on the engine's thread and waits for its result.
+  template <typename R>
+  R call(std::function<R()> fn) {
+    auto task = std::make_shared<std::packaged_task<R()>>(std::move(fn));
+    auto result = task->get_future();
+    post([task] { (*task)(); });
+    return result.get();
+  }
+
+  // Any thread.
+  LifecycleState state() const { return state_.load(); }
+  RequestId next_request_id() { return next_request_.fetch_add(1); }
+  EventQueue& events() { return events_; }
+  const std::string& user() const { return user_; }
+
+  // ---- engine thread: API operations ----
+  void connect();
+  void disconnect();
+  void set_token(std::string token);
+  void create_channel(RequestId request, const std::string& name);
+  void join_channel(RequestId request, const std::string& name);
+  void leave_channel(RequestId request, const std::string& name);
+  Result<std::string> send(const std::string& channel, const std::string& text);
+  void load_history(RequestId request, const std::string& channel, HistoryQuery query);
+  store::Cache& cache() { return *cache_; }
+
+  // ---- TransportHandler ----
+  void on_open() override;
+  void on_frame(std::string_view frame) override;
+  void on_closed(const Status& reason) override;
+
+ private:
+  // A request sent to the server, waiting for its reply.
+  using Reply = std::function<void(const wire::ServerMessage* reply, const Status& error)>;
+  struct InFlight {
+    Reply reply;
+    Clock::time_point deadline;
+    std::function<void()> resend;  // to run again after a reconnect; null: fail instead
+  };
+  // Work that needs a ready connection.
+  struct Waiting {
+    std::function<void()> run;
+    std::function<void(const Status&)> fail;
+    Clock::time_point deadline;
+  };
+  struct HistoryJob;
+
+  void thread_main(std::promise<Status>* opened);
+  void run_timers();
+  Clock::time_point next_deadline() const;
+  void set_state(LifecycleState state, Status reason = {});
+  void start_connect();
+  void schedule_reconnect();
+  void handle_welcome(const wire::Welcome& welcome);
+  void handle_event(const wire::ChannelEvent& event);
+  void finish_sync_step();
+  // Sends a request; `reply` runs once with the answer, a timeout, or a lost connection.
+  std::uint64_t request(wire::ClientMessage message, Reply reply, std::function<void()> resend = {});
+  // Runs `run` once ready (at once if ready), or `fail` with offline after the request timeout.
+  void when_ready(std::function<void()> run, std::function<void(const Status&)> fail);
+  void membership_request(RequestId request, wire::ClientMessage message, const std::string& channel);
+
+  // Outbox.
+  void transmit_outbox();
+  void transmit(const OutboxEntry& entry);
+
+  // Sync (engine_sync.cpp).
+  void begin_sync(const std::vector<wire::ChannelState>& channels);
+  void fill_gap(const std::string& channel);
+  void sync_done(const std::string& channel);
+  void deliver(const std::string& channel);
+  void note_own_event(const std::string& channel, std::uint64_t seq);
+  void history_step(std::shared_ptr<HistoryJob> job);
+  void finish_history(std::shared_ptr<HistoryJob> job, Status status, bool complete);
+  static Message to_message(const wire::ChannelEvent& event);
+
+  ClientOptions options_;
+  const std::string user_;
+  std::string device_id_;
+  EventQueue events_;
+  std::shared_ptr<sys::Transport> transport_;
+  std::unique_ptr<store::Cache> cache_;
+
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by mu_
+  std::atomic<bool> stopping_{false};
+  std::atomic<LifecycleState> state_{LifecycleState::disconnected};
+  std::atomic<RequestId> next_request_{1};
+
+  // Connection (engine thread).
+  bool want_connected_ = false;
+  bool connected_ = false;          // transport open
+  bool auth_refused_ = false;
+  int attempt_ = 0;
+  std::optional<Clock::time_point> reconnect_at_;
+  std::uint64_t next_rid_ = 1;
+  std::uint64_t auth_rid_ = 0;
+  std::map<std::uint64_t, InFlight> in_flight_;
+  std::vector<Waiting> waiting_;
+  std::set<std::string> outbox_in_flight_;  // ids sent on this connection
+  std::mt19937_64 rng_;
+
+  // Sync (engine thread).
+  std::set<std::string> filling_;   // channels with a gap fill in flight
+  std::set<std::string> sync_waiting_;  // channels still syncing after welcome
+  bool syncing_ = false;
+};
+
+}  // namespace parley::client

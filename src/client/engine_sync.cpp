@@ -1,0 +1,268 @@
+// Catching up and history: the client side of the gap-free channel sequences.
+//
+// Every event received (live, in a catch-up page or in a history page) is
+// stored first. The app sees a channel's events in order because delivery
+// walks the channel's cursor over contiguous stored events only; a hole below
+// a live event is filled from the server before anything after it is shown.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "client/engine.hpp"
+
+namespace parley::client {
+
+namespace {
+constexpr std::uint32_t kCatchUpPage = 200;
+constexpr std::uint32_t kFirstSyncPage = 50;
+constexpr int kMaxHistoryRounds = 64;
+
+EventKind kind_from(const std::string& s) {
+  if (s == "create") return EventKind::create;
+  if (s == "join") return EventKind::join;
+  if (s == "leave") return EventKind::leave;
+  return EventKind::message;
+}
+}  // namespace
+
+Message Engine::to_message(const wire::ChannelEvent& e) {
+  Message m;
+  m.channel = e.channel;
+  m.seq = e.seq;
+  m.kind = kind_from(e.kind);
+  m.sender = e.sender;
+  m.id = e.id.value_or("");
+  m.text = e.text.value_or("");
+  m.ts_ms = e.ts;
+  m.state = DeliveryState::sent;
+  return m;
+}
+
+void Engine::begin_sync(const std::vector<wire::ChannelState>& channels) {
+  syncing_ = true;
+  sync_waiting_.clear();
+  std::set<std::string> member;
+  for (const auto& c : channels) {
+    member.insert(c.channel);
+    cache_->upsert_channel(c.channel, c.last_seq, true);
+  }
+  if (auto known = cache_->channels()) {
+    for (const auto& c : *known) {
+      if (c.member && !member.count(c.name)) cache_->set_member(c.name, false);
+    }
+  }
+  for (const auto& c : channels) {
+    auto info = cache_->channel(c.channel);
+    if (!info || !*info) continue;
+    std::uint64_t cursor = (*info)->read_to;
+    if (cursor >= c.last_seq) continue;
+    if (cursor == 0) {
+      // A channel new to this device: keep the newest page for the UI and
+      // start the live cursor at the end; older history loads on demand.
+      sync_waiting_.insert(c.channel);
+      std::string channel = c.channel;
+      std::uint64_t last = c.last_seq;
+      request(wire::History{0, channel, last + 1, std::nullopt, kFirstSyncPage},
+              [this, channel, last](const wire::ServerMessage* reply, const Status&) {
+                if (reply != nullptr) {
+                  if (const auto* page = std::get_if<wire::HistoryPage>(reply)) {
+                    std::vector<Message> events;
+                    for (const auto& e : page->events) events.push_back(to_message(e));
+                    cache_->store_events(events);
+                  }
+                }
+                cache_->advance_cursor(channel, last);
+                deliver(channel);
+                sync_done(channel);
+              });
+      continue;
+    }
+    sync_waiting_.insert(c.channel);
+    fill_gap(c.channel);
+  }
+  finish_sync_step();
+}
+
+void Engine::sync_done(const std::string& channel) {
+  if (sync_waiting_.erase(channel) > 0) finish_sync_step();
+}
+
+void Engine::fill_gap(const std::string& channel) {
+  if (!connected_ || filling_.count(channel)) return;
+  auto info = cache_->channel(channel);
+  if (!info || !*info) return;
+  std::uint64_t cursor = (*info)->read_to;
+  if (cursor >= (*info)->last_seq) return sync_done(channel);
+  filling_.insert(channel);
+  request(wire::History{0, channel, std::nullopt, cursor, kCatchUpPage},
+          [this, channel, cursor](const wire::ServerMessage* reply, const Status& error) {
+            filling_.erase(channel);
+            bool progressed = false;
+            if (reply != nullptr) {
+              if (const auto* page = std::get_if<wire::HistoryPage>(reply)) {
+                std::vector<Message> events;
+                for (const auto& e : page->events) events.push_back(to_message(e));
+                cache_->store_events(events);
+                cache_->upsert_channel(channel, page->last_seq, true);
+                progressed = !page->events.empty();
+                deliver(channel);
+              }
+            }
+            auto now = cache_->channel(channel);
+            bool done = !now || !*now || (*now)->read_to >= (*now)->last_seq;
+            if (!done && progressed && connected_) {
+              fill_gap(channel);  // next page
+              return;
+            }
+            if (!done && error.code() == StatusCode::forbidden) {
+              cache_->set_member(channel, false);  // we are no longer a member
+            }
+            sync_done(channel);
+            (void)cursor;
+          });
+}
+
+void Engine::deliver(const std::string& channel) {
+  auto info = cache_->channel(channel);
+  if (!info || !*info) return;
+  std::uint64_t cursor = (*info)->read_to;
+  auto up = cache_->contiguous_up_from(channel, cursor + 1);
+  if (!up || *up <= cursor) return;
+  auto events = cache_->events(channel, cursor + 1, *up);
+  if (!events) return;
+  cache_->advance_cursor(channel, *up);
+  for (auto& m : *events) events_.push(MessageReceived{std::move(m)});
+}
+
+void Engine::note_own_event(const std::string& channel, std::uint64_t seq) {
+  // Our own event: no need to show it back to us, but keep the cursor moving.
+  auto info = cache_->channel(channel);
+  if (info && *info && (*info)->read_to + 1 == seq) {
+    cache_->advance_cursor(channel, seq);
+    deliver(channel);  // events stored beyond it may now be contiguous
+  } else if (info && *info && (*info)->read_to < seq) {
+    fill_gap(channel);
+  }
+}
+
+void Engine::handle_event(const wire::ChannelEvent& event) {
+  Message m = to_message(event);
+  cache_->store_events({m});
+  if (m.kind == EventKind::leave && m.sender == user_) cache_->set_member(m.channel, false);
+  auto info = cache_->channel(m.channel);
+  if (!info || !*info) return;
+  if ((*info)->read_to == 0) {
+    // First event of a channel this device did not know (created or joined
+    // from another device): start the cursor just before it.
+    cache_->advance_cursor(m.channel, m.seq - 1);
+  }
+  deliver(m.channel);
+  auto after = cache_->channel(m.channel);
+  if (after && *after && (*after)->read_to < m.seq) fill_gap(m.channel);
+}
+
+// ---- history ---------------------------------------------------------------------
+
+struct Engine::HistoryJob {
+  RequestId request = 0;
+  std::string channel;
+  std::uint64_t before = 0;  // 0: newest
+  std::uint32_t limit = 0;
+  int rounds = 0;
+};
+
+void Engine::load_history(RequestId request, const std::string& channel, HistoryQuery query) {
+  auto job = std::make_shared<HistoryJob>();
+  job->request = request;
+  job->channel = channel;
+  job->before = query.before;
+  job->limit = query.limit;
+  std::string why = check_channel_name(channel);
+  if (!why.empty()) {
+    return finish_history(job, Status(StatusCode::invalid_argument, why, "invalid_name"), false);
+  }
+  if (query.limit == 0 || query.limit > 1000) {
+    return finish_history(job,
+                          Status(StatusCode::invalid_argument,
+                                 fmt::format("history limit {} is outside 1-1000", query.limit),
+                                 "invalid_limit"),
+                          false);
+  }
+  history_step(job);
+}
+
+void Engine::history_step(std::shared_ptr<HistoryJob> job) {
+  auto info = cache_->channel(job->channel);
+  std::uint64_t top = 0;  // the highest seq the answer may include
+  if (info && *info) top = (*info)->last_seq;
+  if (job->before != 0) top = std::min<std::uint64_t>(top, job->before - 1);
+  bool online = state_ == LifecycleState::ready;
+
+  if (top > 0) {
+    auto low = cache_->contiguous_down_from(job->channel, top);
+    if (low && *low <= top) {
+      auto cached = cache_->latest_messages(job->channel, top + 1, job->limit);
+      if (cached) {
+        std::size_t in_run = std::count_if(cached->begin(), cached->end(),
+                                           [&](const Message& m) { return m.seq >= *low; });
+        if (in_run >= job->limit || *low == 1) return finish_history(job, Status(), true);
+      }
+    }
+  } else if (info && *info && job->before == 0 && (*info)->last_seq == 0 && !online) {
+    return finish_history(job, Status(), false);
+  }
+
+  if (!online || job->rounds >= kMaxHistoryRounds) return finish_history(job, Status(), false);
+  ++job->rounds;
+  // Ask for the page just below what the cache holds contiguously.
+  std::optional<std::uint64_t> below;
+  if (top > 0) {
+    auto low = cache_->contiguous_down_from(job->channel, top);
+    below = (low && *low <= top) ? *low : top + 1;
+  } else if (job->before != 0) {
+    below = job->before;
+  }
+  request(wire::History{0, job->channel, below, std::nullopt, wire::kMaxHistoryLimit},
+          [this, job](const wire::ServerMessage* reply, const Status& error) {
+            if (reply == nullptr) {
+              if (error.code() == StatusCode::offline || error.code() == StatusCode::timeout) {
+                return finish_history(job, Status(), false);
+              }
+              return finish_history(job, error, false);
+            }
+            const auto* page = std::get_if<wire::HistoryPage>(reply);
+            if (page == nullptr) return finish_history(job, Status(), false);
+            std::vector<Message> events;
+            for (const auto& e : page->events) events.push_back(to_message(e));
+            cache_->store_events(events);
+            cache_->upsert_channel(job->channel, page->last_seq, true);
+            if (page->events.empty()) return finish_history(job, Status(), true);
+            history_step(job);
+          });
+}
+
+void Engine::finish_history(std::shared_ptr<HistoryJob> job, Status status, bool complete) {
+  HistoryLoaded done;
+  done.request = job->request;
+  done.channel = job->channel;
+  done.complete = complete;
+  if (status.ok()) {
+    auto info = cache_->channel(job->channel);
+    std::uint64_t top = (info && *info) ? (*info)->last_seq : 0;
+    if (job->before != 0) top = std::min<std::uint64_t>(top, job->before - 1);
+    auto low = cache_->contiguous_down_from(job->channel, top);
+    auto cached = cache_->latest_messages(job->channel, top + 1, job->limit);
+    if (cached) {
+      for (auto& m : *cached) {
+        // Complete answers hold only the contiguous run; others all we have.
+        if (!complete || !low || m.seq >= *low) done.messages.push_back(std::move(m));
+      }
+    } else {
+      status = cached.status();
+    }
+  }
+  done.status = std::move(status);
+  events_.push(std::move(done));
+}
+
+}  // namespace parley::client

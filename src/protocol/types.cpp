@@ -1,0 +1,142 @@
+// Plain value types of the public API: ids, enum names, name rules, timestamps.
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <sodium.h>
+
+#include <chrono>
+
+#include "parley/events.hpp"
+#include "parley/status.hpp"
+#include "parley/types.hpp"
+#include "parley/version.hpp"
+#include "protocol/codec.hpp"
+
+namespace parley {
+
+const char* version() { return PARLEY_VERSION_STRING; }
+
+const char* to_string(StatusCode code) {
+  switch (code) {
+    case StatusCode::ok: return "ok";
+    case StatusCode::invalid_argument: return "invalid_argument";
+    case StatusCode::not_found: return "not_found";
+    case StatusCode::already_exists: return "already_exists";
+    case StatusCode::unauthenticated: return "unauthenticated";
+    case StatusCode::token_expired: return "token_expired";
+    case StatusCode::forbidden: return "forbidden";
+    case StatusCode::offline: return "offline";
+    case StatusCode::timeout: return "timeout";
+    case StatusCode::rate_limited: return "rate_limited";
+    case StatusCode::protocol_error: return "protocol_error";
+    case StatusCode::corrupt: return "corrupt";
+    case StatusCode::io_error: return "io_error";
+    case StatusCode::cancelled: return "cancelled";
+    case StatusCode::internal: return "internal";
+  }
+  return "internal";
+}
+
+std::string Status::to_string() const {
+  if (ok()) return "ok";
+  return reason() + ": " + message_;
+}
+
+const char* to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::message: return "message";
+    case EventKind::create: return "create";
+    case EventKind::join: return "join";
+    case EventKind::leave: return "leave";
+  }
+  return "message";
+}
+
+const char* to_string(DeliveryState state) {
+  switch (state) {
+    case DeliveryState::pending: return "pending";
+    case DeliveryState::sent: return "sent";
+    case DeliveryState::failed: return "failed";
+  }
+  return "pending";
+}
+
+const char* to_string(LifecycleState state) {
+  switch (state) {
+    case LifecycleState::disconnected: return "disconnected";
+    case LifecycleState::connecting: return "connecting";
+    case LifecycleState::authenticating: return "authenticating";
+    case LifecycleState::syncing: return "syncing";
+    case LifecycleState::ready: return "ready";
+  }
+  return "disconnected";
+}
+
+MessageId MessageId::random() {
+  static const int init = sodium_init();  // idempotent and thread-safe
+  (void)init;
+  MessageId id;
+  randombytes_buf(id.bytes.data(), id.bytes.size());
+  return id;
+}
+
+bool MessageId::parse(const std::string& hex, MessageId* out) {
+  if (hex.size() != 32) return false;
+  std::size_t len = 0;
+  const char* end = nullptr;
+  MessageId id;
+  if (sodium_hex2bin(id.bytes.data(), id.bytes.size(), hex.data(), hex.size(), nullptr, &len,
+                     &end) != 0 ||
+      len != id.bytes.size() || end != hex.data() + hex.size()) {
+    return false;
+  }
+  *out = id;
+  return true;
+}
+
+std::string MessageId::hex() const {
+  char buf[33];
+  sodium_bin2hex(buf, sizeof buf, bytes.data(), bytes.size());
+  return std::string(buf, 32);
+}
+
+std::string check_channel_name(const std::string& name) {
+  if (name.empty()) return "channel name is empty";
+  if (name.size() > 64) return fmt::format("channel \"{}...\": name is longer than 64 bytes", name.substr(0, 16));
+  if (!wire::is_valid_utf8(name)) return "channel name is not valid utf-8";
+  for (unsigned char c : name) {
+    if (c == ' ') return fmt::format("channel \"{}\": name may not contain spaces", name);
+    if (c < 0x20 || c == 0x7f) return "channel name may not contain control characters";
+  }
+  // C1 controls (U+0080-U+009F, encoded C2 80-C2 9F) and other Unicode spaces.
+  for (std::size_t i = 0; i + 1 < name.size(); ++i) {
+    auto a = static_cast<unsigned char>(name[i]), b = static_cast<unsigned char>(name[i + 1]);
+    if (a == 0xC2 && b >= 0x80 && b <= 0xA0) {
+      return fmt::format("channel \"{}\": name may not contain control characters or spaces", name);
+    }
+  }
+  return {};
+}
+
+std::string check_user_name(const std::string& name) {
+  if (name.empty()) return "user name is empty";
+  if (name.size() > 64) return "user name is longer than 64 characters";
+  if (name[0] == '.' || name[0] == '-') {
+    return fmt::format("user \"{}\": name may not start with '.' or '-'", name);
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '@' || c == '-';
+    if (!ok) return fmt::format("user name may only use letters, digits and _.@- (got {:?})", name.size() < 80 ? name : name.substr(0, 80));
+  }
+  return {};
+}
+
+std::string format_timestamp(std::int64_t ts_ms) {
+  using namespace std::chrono;
+  sys_time<milliseconds> tp{milliseconds(ts_ms)};
+  auto secs = floor<seconds>(tp);
+  auto ms = (tp - secs).count();
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", secs, ms);
+}
+
+}  // namespace parley
