@@ -176,8 +176,9 @@ Transaction::~Transaction() {
 
 Status Transaction::commit() {
   if (!begin_.ok()) return begin_;
-  done_ = true;
-  return db_.exec("COMMIT");
+  Status s = db_.exec("COMMIT");
+  if (s.ok()) done_ = true;  // on failure the destructor rolls back
+  return s;
 }
 
 }  // namespace parley::store
