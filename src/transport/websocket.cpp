@@ -143,7 +143,12 @@ void WebSocketTransport::poll(std::chrono::milliseconds max_wait) {
     if (handler_ != nullptr) handler_->on_closed(pending_failure_status_);
     return;
   }
-  if (!ensure_context()) return;
+  if (context_ == nullptr) {
+    // Return at once after creating the context: a wake() that came before it
+    // existed was lost, so let the caller look at its queue again.
+    ensure_context();
+    return;
+  }
   lws_sul_schedule(context_, 0, &timer_->sul, on_timer,
                    static_cast<lws_usec_t>(max_wait.count()) * LWS_US_PER_MS);
   lws_service(context_, 0);
