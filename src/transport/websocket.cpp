@@ -2,7 +2,9 @@
 
 #include <libwebsockets.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -146,7 +148,7 @@ void WebSocketTransport::poll(std::chrono::milliseconds max_wait) {
   if (context_ == nullptr) {
     // Return at once after creating the context: a wake() that came before it
     // existed was lost, so let the caller look at its queue again.
-    ensure_context();
+    if (!ensure_context()) std::this_thread::sleep_for(std::min(max_wait, std::chrono::milliseconds(1000)));
     return;
   }
   lws_sul_schedule(context_, 0, &timer_->sul, on_timer,
