@@ -1,0 +1,403 @@
+#include "hub.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "log.hpp"
+#include "parley/types.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/token.hpp"
+
+namespace parley::server {
+namespace {
+
+namespace code = wire::code;
+
+bool is_client_id(const std::string& id) {
+  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// A peer's string, shortened for an error message.
+std::string shown(const std::string& value) {
+  if (value.size() <= 64) return value;
+  std::size_t cut = 64;
+  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;  // utf-8
+  return value.substr(0, cut) + "...";
+}
+
+std::uint64_t rid_of(const wire::ClientMessage& message) {
+  return std::visit([](const auto& m) { return m.rid; }, message);
+}
+
+Encoded encoded(const wire::ServerMessage& message) {
+  return std::make_shared<const std::string>(wire::encode(message));
+}
+
+}  // namespace
+
+wire::ChannelEvent to_wire(const StoredEvent& event) {
+  wire::ChannelEvent out;
+  out.channel = event.channel;
+  out.seq = event.seq;
+  out.kind = to_string(event.kind);
+  out.sender = event.sender;
+  out.ts = event.ts;
+  if (event.kind == EventKind::message) {
+    out.id = event.client_id;
+    out.text = event.text;
+  }
+  return out;
+}
+
+Hub::Hub(ServerStore& store, Metrics& metrics, const std::array<unsigned char, 32>& public_key,
+         std::size_t max_frame)
+    : store_(store), metrics_(metrics), public_key_(public_key), max_frame_(max_frame) {}
+
+Status Hub::load() {
+  auto channels = store_.channels();
+  if (!channels) return channels.status();
+  auto memberships = store_.memberships();
+  if (!memberships) return memberships.status();
+  channels_.clear();
+  channels_of_user_.clear();
+  for (const StoredChannel& c : *channels) channels_[c.name].last_seq = c.last_seq;
+  for (const StoredMembership& m : *memberships) {
+    channels_[m.channel].members.insert(m.user);
+    channels_of_user_[m.user].insert(m.channel);
+  }
+  metrics_.channels = static_cast<std::int64_t>(channels_.size());
+  return Status();
+}
+
+void Hub::on_open(Session&) {
+  ++metrics_.connections;
+  ++metrics_.connections_total;
+}
+
+void Hub::on_close(Session& session) {
+  --metrics_.connections;
+  if (!session.authenticated()) return;
+  auto it = sessions_of_user_.find(session.user());
+  if (it != sessions_of_user_.end()) {
+    std::erase(it->second, &session);
+    if (it->second.empty()) sessions_of_user_.erase(it);
+  }
+  if (Status s = store_.touch_user(session.user(), now_ms()); !s.ok()) {
+    log("warning", "cannot record last seen of \"{}\": {}", session.user(), s.message());
+  }
+}
+
+void Hub::on_bad_frame(Session& session, const char* error_code, std::string message) {
+  ++metrics_.frames_received_total;
+  if (session.closing()) return;
+  error(session, std::nullopt, error_code, std::move(message));
+  if (!session.authenticated()) {
+    ++metrics_.auth_failures_total[code::kNotAuthenticated];
+    session.close(wire::close_code::kNotAuthenticated, code::kNotAuthenticated);
+  }
+}
+
+void Hub::on_frame(Session& session, std::string_view frame) {
+  ++metrics_.frames_received_total;
+  metrics_.bytes_received_total += frame.size();
+  if (session.closing()) return;
+  auto items = wire::decode_client_frame(frame);
+  for (auto& item : items) {
+    if (session.closing()) break;
+    if (auto* bad = std::get_if<wire::DecodeError>(&item)) {
+      error(session, bad->rid, bad->code.c_str(), std::move(bad->message));
+      if (!session.authenticated()) {
+        ++metrics_.auth_failures_total[code::kNotAuthenticated];
+        session.close(wire::close_code::kNotAuthenticated, code::kNotAuthenticated);
+      }
+      continue;
+    }
+    handle(session, std::get<wire::ClientMessage>(item));
+  }
+}
+
+void Hub::handle(Session& session, const wire::ClientMessage& message) {
+  if (const auto* auth = std::get_if<wire::Auth>(&message)) {
+    if (session.authenticated()) {
+      error(session, auth->rid, code::kAlreadyAuthenticated,
+            fmt::format("session is already authenticated as \"{}\"", session.user()));
+    } else {
+      handle_auth(session, *auth);
+    }
+    return;
+  }
+  if (!session.authenticated()) {
+    ++metrics_.auth_failures_total[code::kNotAuthenticated];
+    error(session, rid_of(message), code::kNotAuthenticated,
+          fmt::format("the first frame must be \"auth\", not \"{}\"", wire::type_name(message)));
+    session.close(wire::close_code::kNotAuthenticated, code::kNotAuthenticated);
+    return;
+  }
+  std::visit(
+      [&](const auto& request) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(request)>, wire::Auth>) {
+          handle(session, request);
+        }
+      },
+      message);
+}
+
+void Hub::handle_auth(Session& session, const wire::Auth& auth) {
+  std::int64_t now = now_ms();
+  auto claims = token::verify(public_key_.data(), auth.token, now / 1000);
+  if (!claims) {
+    std::string reason = claims.status().reason();
+    bool expired = reason == code::kTokenExpired;
+    if (!expired) reason = code::kInvalidToken;
+    ++metrics_.auth_failures_total[reason];
+    error(session, auth.rid, reason.c_str(), claims.status().message());
+    session.close(expired ? wire::close_code::kTokenExpired : wire::close_code::kInvalidToken,
+                  reason);
+    return;
+  }
+  session.set_identity(claims->user, auth.device.value_or(""));
+  sessions_of_user_[session.user()].push_back(&session);
+  if (Status s = store_.touch_user(session.user(), now); !s.ok()) {
+    log("warning", "cannot record user \"{}\": {}", session.user(), s.message());
+  }
+  wire::Welcome welcome;
+  welcome.rid = auth.rid;
+  welcome.user = session.user();
+  welcome.device = session.device();
+  welcome.server_time = now;
+  welcome.max_frame = max_frame_;
+  welcome.channels = memberships(session.user());
+  reply(session, welcome);
+}
+
+void Hub::handle(Session& session, const wire::CreateChannel& request) {
+  if (std::string why = check_channel_name(request.channel); !why.empty()) {
+    return error(session, request.rid, code::kInvalidName, why);
+  }
+  if (channels_.count(request.channel) != 0) {
+    return error(session, request.rid, code::kChannelExists,
+                 fmt::format("channel \"{}\" already exists", request.channel));
+  }
+  auto event = store_.create_channel(request.channel, session.user(), now_ms());
+  if (!event) return store_error(session, request.rid, event.status());
+  Channel& channel = channels_[request.channel];
+  channel.last_seq = event->seq;
+  channel.members.insert(session.user());
+  channels_of_user_[session.user()].insert(request.channel);
+  metrics_.channels = static_cast<std::int64_t>(channels_.size());
+  reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
+  publish(*event, &session);
+}
+
+void Hub::handle(Session& session, const wire::JoinChannel& request) {
+  if (std::string why = check_channel_name(request.channel); !why.empty()) {
+    return error(session, request.rid, code::kInvalidName, why);
+  }
+  auto it = channels_.find(request.channel);
+  if (it == channels_.end()) {
+    return error(session, request.rid, code::kNoSuchChannel,
+                 fmt::format("channel \"{}\" does not exist", request.channel));
+  }
+  Channel& channel = it->second;
+  if (channel.members.count(session.user()) != 0) {
+    return reply(session, wire::Ok{request.rid, request.channel, 0, channel.last_seq});
+  }
+  auto event = store_.join(request.channel, session.user(), now_ms());
+  if (!event) return store_error(session, request.rid, event.status());
+  channel.last_seq = event->seq;
+  channel.members.insert(session.user());
+  channels_of_user_[session.user()].insert(request.channel);
+  reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
+  publish(*event, &session);
+}
+
+void Hub::handle(Session& session, const wire::LeaveChannel& request) {
+  if (std::string why = check_channel_name(request.channel); !why.empty()) {
+    return error(session, request.rid, code::kInvalidName, why);
+  }
+  auto it = channels_.find(request.channel);
+  if (it == channels_.end()) {
+    return error(session, request.rid, code::kNoSuchChannel,
+                 fmt::format("channel \"{}\" does not exist", request.channel));
+  }
+  Channel& channel = it->second;
+  if (channel.members.count(session.user()) == 0) {
+    return error(session, request.rid, code::kNotMember,
+                 fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel));
+  }
+  auto event = store_.leave(request.channel, session.user(), now_ms());
+  if (!event) return store_error(session, request.rid, event.status());
+  channel.last_seq = event->seq;
+  reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
+  // The leaver's other sessions hear of it too: publish before removing.
+  publish(*event, &session);
+  channel.members.erase(session.user());
+  auto mine = channels_of_user_.find(session.user());
+  if (mine != channels_of_user_.end()) {
+    mine->second.erase(request.channel);
+    if (mine->second.empty()) channels_of_user_.erase(mine);
+  }
+}
+
+void Hub::handle(Session& session, const wire::Send& request) {
+  if (!is_client_id(request.id)) {
+    return error(session, request.rid, code::kInvalidId,
+                 fmt::format("message id \"{}\" is not 32 lowercase hex digits",
+                             shown(request.id)),
+                 shown(request.id));
+  }
+  // A resend gets the original result, wherever the client stands now.
+  auto original = store_.find_message(session.user(), request.id);
+  if (!original) return store_error(session, request.rid, original.status(), request.id);
+  if (*original) {
+    const StoredEvent& e = **original;
+    return reply(session, wire::Ack{request.rid, e.channel, request.id, e.seq, e.ts, true});
+  }
+  if (request.text.empty() || request.text.size() > wire::kMaxTextBytes) {
+    return error(session, request.rid, code::kInvalidText,
+                 request.text.empty()
+                     ? fmt::format("message \"{}\" has no text", request.id)
+                     : fmt::format("message \"{}\" has {} bytes of text, more than {}", request.id,
+                                   request.text.size(), wire::kMaxTextBytes),
+                 request.id);
+  }
+  if (std::string why = check_channel_name(request.channel); !why.empty()) {
+    return error(session, request.rid, code::kInvalidName, why, request.id);
+  }
+  auto it = channels_.find(request.channel);
+  if (it == channels_.end()) {
+    return error(session, request.rid, code::kNoSuchChannel,
+                 fmt::format("channel \"{}\" does not exist", request.channel), request.id);
+  }
+  Channel& channel = it->second;
+  if (channel.members.count(session.user()) == 0) {
+    return error(session, request.rid, code::kNotMember,
+                 fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel),
+                 request.id);
+  }
+  auto event =
+      store_.append_message(request.channel, session.user(), request.id, request.text, now_ms());
+  if (!event) return store_error(session, request.rid, event.status(), request.id);
+  channel.last_seq = event->seq;
+  reply(session, wire::Ack{request.rid, request.channel, request.id, event->seq, event->ts, false});
+  publish(*event, &session);
+}
+
+void Hub::handle(Session& session, const wire::History& request) {
+  if (std::string why = check_channel_name(request.channel); !why.empty()) {
+    return error(session, request.rid, code::kInvalidName, why);
+  }
+  auto it = channels_.find(request.channel);
+  if (it == channels_.end()) {
+    return error(session, request.rid, code::kNoSuchChannel,
+                 fmt::format("channel \"{}\" does not exist", request.channel));
+  }
+  if (it->second.members.count(session.user()) == 0) {
+    return error(session, request.rid, code::kNotMember,
+                 fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel));
+  }
+  if (request.limit < 1 || request.limit > wire::kMaxHistoryLimit) {
+    return error(session, request.rid, code::kInvalidLimit,
+                 fmt::format("history limit {} is not within 1-{}", request.limit,
+                             wire::kMaxHistoryLimit));
+  }
+  auto events = store_.history(request.channel, request.after, request.before, request.limit);
+  if (!events) return store_error(session, request.rid, events.status());
+
+  wire::HistoryPage page;
+  page.rid = request.rid;
+  page.channel = request.channel;
+  page.last_seq = it->second.last_seq;
+  page.events.reserve(events->size());
+  for (const StoredEvent& e : *events) page.events.push_back(to_wire(e));
+  // Keep the page within about half a frame: the end nearest the cursor the
+  // client paged from stays, and the client asks again for the rest.
+  std::size_t budget = max_frame_ / 2;
+  std::size_t used = 0;
+  std::size_t keep = 0;
+  bool ascending = request.after.has_value();
+  for (std::size_t i = 0; i < page.events.size(); ++i) {
+    const auto& e = page.events[ascending ? i : page.events.size() - 1 - i];
+    used += wire::encode(wire::ServerMessage{e}).size() + 1;
+    if (keep > 0 && used > budget) break;
+    ++keep;
+  }
+  if (keep < page.events.size()) {
+    if (ascending) {
+      page.events.resize(keep);
+    } else {
+      page.events.erase(page.events.begin(),
+                        page.events.begin() + static_cast<std::ptrdiff_t>(page.events.size() - keep));
+    }
+  }
+  reply(session, page);
+}
+
+void Hub::handle(Session& session, const wire::ListChannels& request) {
+  reply(session, wire::ChannelList{request.rid, memberships(session.user())});
+}
+
+std::vector<wire::ChannelState> Hub::memberships(const std::string& user) const {
+  std::vector<wire::ChannelState> out;
+  auto it = channels_of_user_.find(user);
+  if (it == channels_of_user_.end()) return out;
+  for (const std::string& name : it->second) {
+    auto channel = channels_.find(name);
+    out.push_back({name, channel != channels_.end() ? channel->second.last_seq : 0});
+  }
+  return out;
+}
+
+void Hub::reply(Session& session, const wire::ServerMessage& message) {
+  enqueue(session, encoded(message));
+}
+
+void Hub::error(Session& session, std::optional<std::uint64_t> rid, const char* error_code,
+                std::string message, std::optional<std::string> id) {
+  ++metrics_.errors_total[error_code];
+  wire::Error e;
+  e.rid = rid;
+  e.code = error_code;
+  e.message = std::move(message);
+  e.id = std::move(id);
+  reply(session, e);
+}
+
+void Hub::store_error(Session& session, std::uint64_t rid, const Status& status,
+                      std::optional<std::string> id) {
+  std::string reason = status.reason();
+  for (const char* known : {code::kChannelExists, code::kNoSuchChannel, code::kNotMember}) {
+    if (reason == known) return error(session, rid, known, status.message(), std::move(id));
+  }
+  log("error", "store failure for \"{}\": {}", session.user(), status.message());
+  error(session, rid, code::kInternal, "the server could not store or read this", std::move(id));
+}
+
+void Hub::enqueue(Session& session, Encoded item) {
+  if (!session.enqueue(std::move(item))) {
+    ++metrics_.slow_consumers_total;
+    log("warning", "{} of \"{}\": send queue full, closing as slow consumer", session.describe(),
+        session.user());
+  }
+}
+
+void Hub::publish(const StoredEvent& event, const Session* origin) {
+  ++metrics_.events_stored_total[to_string(event.kind)];
+  auto channel = channels_.find(event.channel);
+  if (channel == channels_.end()) return;
+  Encoded item = encoded(to_wire(event));
+  for (const std::string& member : channel->second.members) {
+    auto sessions = sessions_of_user_.find(member);
+    if (sessions == sessions_of_user_.end()) continue;
+    for (Session* s : sessions->second) {
+      if (s == origin || s->closing()) continue;
+      ++metrics_.events_delivered_total;
+      enqueue(*s, item);
+    }
+  }
+}
+
+}  // namespace parley::server

@@ -1,0 +1,185 @@
+// parley-server: the reference server, and tools for its signing key and tokens.
+//
+//   parley-server keygen --out FILE
+//   parley-server mint-token --key FILE --user NAME [--ttl SECONDS]
+//   parley-server --listen 127.0.0.1:PORT --data DIR --key FILE [--max-frame BYTES]
+//
+// Exit codes: 0 done, 1 failure (cannot bind, open the store, read the key...),
+// 2 usage error.
+#include <CLI/CLI.hpp>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <thread>
+
+#include "log.hpp"
+#include "parley/types.hpp"
+#include "protocol/token.hpp"
+#include "protocol/wire.hpp"
+#include "server.hpp"
+
+namespace {
+
+using parley::server::log;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+bool parse_listen(const std::string& text, std::string* host, int* port) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) return false;
+  std::string port_text = text.substr(colon + 1);
+  if (port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  int value = std::stoi(port_text);
+  if (value > 65535) return false;
+  *host = text.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  *port = value;
+  return true;
+}
+
+int keygen(const std::string& out) {
+  parley::token::SigningKey key = parley::token::generate_key();
+  parley::Status s = parley::token::write_key_file(key, out);
+  sodium_memzero(key.secret, sizeof key.secret);
+  if (!s.ok()) {
+    std::fprintf(stderr, "parley-server keygen: %s\n", s.message().c_str());
+    return kExitFailure;
+  }
+  std::fprintf(stderr, "wrote signing key to %s\n", out.c_str());
+  return 0;
+}
+
+int mint_token(const std::string& key_file, const std::string& user, std::int64_t ttl) {
+  if (std::string why = parley::check_user_name(user); !why.empty()) {
+    std::fprintf(stderr, "parley-server mint-token: %s\n", why.c_str());
+    return kExitUsage;
+  }
+  auto key = parley::token::read_key_file(key_file);
+  if (!key) {
+    std::fprintf(stderr, "parley-server mint-token: %s\n", key.status().message().c_str());
+    return kExitFailure;
+  }
+  std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  std::string token = parley::token::mint(*key, user, ttl, now);
+  sodium_memzero(key->secret, sizeof key->secret);
+  std::printf("%s\n", token.c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+int serve(const std::string& listen, const std::string& data_dir, const std::string& key_file,
+          std::size_t max_frame) {
+  parley::server::ServerOptions options;
+  if (!parse_listen(listen, &options.host, &options.port)) {
+    std::fprintf(stderr, "parley-server: --listen \"%s\" is not HOST:PORT\n", listen.c_str());
+    return kExitUsage;
+  }
+  auto key = parley::token::read_key_file(key_file);
+  if (!key) {
+    std::fprintf(stderr, "parley-server: %s\n", key.status().message().c_str());
+    return kExitFailure;
+  }
+  std::copy(std::begin(key->public_key), std::end(key->public_key), options.public_key.begin());
+  sodium_memzero(key->secret, sizeof key->secret);
+  options.data_dir = data_dir;
+  options.max_frame = max_frame;
+
+  // SIGINT and SIGTERM are taken by a thread of their own (sigwait), so no
+  // code runs in a signal handler. Block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = parley::server::Server::create(options);
+  if (!server) {
+    std::fprintf(stderr, "parley-server: %s\n", server.status().message().c_str());
+    return kExitFailure;
+  }
+  std::printf("listening on %s:%d\n", options.host.c_str(), (*server)->port());
+  std::fflush(stdout);
+  log("info", "serving {}:{} with data in \"{}\", max frame {} bytes", options.host,
+      (*server)->port(), data_dir, max_frame);
+
+  std::atomic<bool> loop_ended{false};
+  std::thread signal_thread([&] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (loop_ended.load()) return;
+      log("info", "received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      (*server)->stop();
+      return;
+    }
+  });
+  (*server)->run();
+  // Release the signal thread if no signal ended the loop: the signal stays
+  // blocked and pending if that thread has already returned.
+  loop_ended.store(true);
+  kill(getpid(), SIGTERM);
+  signal_thread.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"parley-server: the Parley reference server (docs/server.md)", "parley-server"};
+  app.require_subcommand(0, 1);
+
+  std::string listen;
+  std::string data_dir;
+  std::string key_file;
+  std::size_t max_frame = parley::wire::kDefaultMaxFrame;
+  app.add_option("--listen", listen, "HOST:PORT to serve on (port 0: any free port)");
+  app.add_option("--data", data_dir, "directory of the server's SQLite store");
+  app.add_option("--key", key_file, "signing key file (from keygen)");
+  app.add_option("--max-frame", max_frame, "largest frame accepted, in bytes")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20));
+
+  CLI::App* keygen_cmd = app.add_subcommand("keygen", "write a new signing key");
+  std::string out;
+  keygen_cmd->add_option("--out", out, "key file to create (never overwritten)")->required();
+
+  CLI::App* mint_cmd = app.add_subcommand("mint-token", "print a token for a user");
+  std::string mint_key;
+  std::string user;
+  std::int64_t ttl = 86400;
+  mint_cmd->add_option("--key", mint_key, "signing key file")->required();
+  mint_cmd->add_option("--user", user, "user name")->required();
+  mint_cmd->add_option("--ttl", ttl, "seconds until the token expires (default 86400)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{10} * 365 * 86400));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  if (keygen_cmd->parsed()) return keygen(out);
+  if (mint_cmd->parsed()) return mint_token(mint_key, user, ttl);
+  if (listen.empty() || data_dir.empty() || key_file.empty()) {
+    std::fprintf(stderr, "parley-server: --listen, --data and --key are required\n%s",
+                 app.help().c_str());
+    return kExitUsage;
+  }
+  return serve(listen, data_dir, key_file, max_frame);
+}

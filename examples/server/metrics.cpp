@@ -1,0 +1,89 @@
+#include "metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace parley::server {
+namespace {
+
+void header(std::string* out, const char* name, const char* type, const char* help) {
+  fmt::format_to(std::back_inserter(*out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+template <typename T>
+void scalar(std::string* out, const char* name, const char* type, const char* help, T value) {
+  header(out, name, type, help);
+  fmt::format_to(std::back_inserter(*out), "{} {}\n", name, value);
+}
+
+// Label values are our own codes, but escape them as the format requires.
+std::string escape_label(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void labelled(std::string* out, const char* name, const char* help, const char* label,
+              const std::map<std::string, std::uint64_t>& values) {
+  header(out, name, "counter", help);
+  for (const auto& [key, value] : values) {
+    fmt::format_to(std::back_inserter(*out), "{}{{{}=\"{}\"}} {}\n", name, label,
+                   escape_label(key), value);
+  }
+}
+
+}  // namespace
+
+Metrics::Metrics() : started(std::chrono::steady_clock::now()) {
+  // Known label values start at zero so that rates work from the first scrape.
+  for (const char* kind : {"create", "join", "leave", "message"}) events_stored_total[kind] = 0;
+  for (const char* reason : {"invalid_token", "token_expired", "not_authenticated"}) {
+    auth_failures_total[reason] = 0;
+  }
+}
+
+std::string Metrics::render() const {
+  std::string out;
+  double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  scalar(&out, "parley_connections", "gauge", "Open client sessions (WebSocket and loopback).",
+         connections);
+  scalar(&out, "parley_connections_total", "counter", "Client sessions opened.",
+         connections_total);
+  scalar(&out, "parley_frames_received_total", "counter", "Complete frames received from clients.",
+         frames_received_total);
+  scalar(&out, "parley_frames_sent_total", "counter", "Frames sent to clients.",
+         frames_sent_total);
+  scalar(&out, "parley_received_bytes_total", "counter", "Payload bytes received from clients.",
+         bytes_received_total);
+  scalar(&out, "parley_sent_bytes_total", "counter", "Payload bytes sent to clients.",
+         bytes_sent_total);
+  scalar(&out, "parley_events_delivered_total", "counter",
+         "Live channel events queued to client sessions.", events_delivered_total);
+  scalar(&out, "parley_slow_consumers_total", "counter",
+         "Sessions closed because their send queue was full.", slow_consumers_total);
+  scalar(&out, "parley_http_requests_total", "counter", "Plain HTTP requests served.",
+         http_requests_total);
+  labelled(&out, "parley_events_stored_total", "Channel events stored, by kind.", "kind",
+           events_stored_total);
+  labelled(&out, "parley_errors_total", "Error replies sent to clients, by code.", "code",
+           errors_total);
+  labelled(&out, "parley_auth_failures_total", "Refused authentications, by reason.", "reason",
+           auth_failures_total);
+  scalar(&out, "parley_channels", "gauge", "Channels in the store.", channels);
+  scalar(&out, "parley_uptime_seconds", "gauge", "Seconds since the server started.",
+         fmt::format("{:.3f}", uptime));
+  return out;
+}
+
+}  // namespace parley::server

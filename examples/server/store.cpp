@@ -1,0 +1,389 @@
+#include "store.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <string_view>
+
+namespace parley::server {
+namespace {
+
+// Migration N takes user_version N to N + 1. Append; never edit a shipped one.
+constexpr std::array<std::string_view, ServerStore::kSchemaVersion> kMigrations = {
+    R"sql(
+CREATE TABLE users (
+  name       TEXT PRIMARY KEY,
+  first_seen INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE channels (
+  id         INTEGER PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  creator    TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seq   INTEGER NOT NULL
+);
+
+CREATE TABLE members (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  user       TEXT NOT NULL,
+  joined_seq INTEGER NOT NULL,
+  PRIMARY KEY (channel_id, user)
+) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user);
+
+CREATE TABLE events (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  seq        INTEGER NOT NULL,
+  kind       TEXT NOT NULL CHECK (kind IN ('create', 'join', 'leave', 'message')),
+  sender     TEXT NOT NULL,
+  client_id  TEXT,
+  text       TEXT,
+  ts         INTEGER NOT NULL,
+  PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+-- Deduplication of sends: NULL client ids (membership events) never collide.
+CREATE UNIQUE INDEX events_by_client_id ON events(sender, client_id);
+)sql",
+};
+
+constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();
+
+std::int64_t clamp_seq(std::uint64_t seq) {
+  return static_cast<std::int64_t>(std::min<std::uint64_t>(seq, kMaxSeq));
+}
+
+std::optional<EventKind> parse_kind(std::string_view kind) {
+  for (EventKind k : {EventKind::message, EventKind::create, EventKind::join, EventKind::leave}) {
+    if (kind == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+// Resets a statement when leaving scope, so it can run again.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(store::Statement& stmt) : stmt_(stmt) {}
+  ~ResetOnExit() { stmt_.reset(); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  store::Statement& stmt_;
+};
+
+Status refused(StatusCode code, std::string message, const char* reason) {
+  return Status(code, std::move(message), reason);
+}
+
+// next_seq's refusal passes through; anything else is an internal failure.
+Status seq_failure(const Status& status) {
+  if (status.reason() == "no_such_channel") return status;
+  return Status(status.code(), fmt::format("next seq: {}", status.message()), "internal");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path) {
+  auto db = store::Database::open(path);
+  if (!db) return db.status();
+  std::unique_ptr<ServerStore> store(new ServerStore());
+  store->db_ = std::move(*db);
+  // journal_mode is the first statement that reads the file, so it is where a
+  // file that is not a database shows.
+  if (Status s = store->db_.exec("PRAGMA journal_mode = WAL"); !s.ok()) {
+    return Status(s.code(), fmt::format("database \"{}\": {}", path, s.message()));
+  }
+  if (Status s = store->db_.exec("PRAGMA synchronous = NORMAL"); !s.ok()) return s;
+  if (Status s = store->migrate(); !s.ok()) {
+    return Status(s.code(), fmt::format("database \"{}\": {}", path, s.message()));
+  }
+  if (Status s = store->prepare_statements(); !s.ok()) return s;
+  return store;
+}
+
+Status ServerStore::migrate() {
+  auto version = db_.user_version();
+  if (!version) return version.status();
+  if (*version > kSchemaVersion) {
+    return Status(StatusCode::io_error,
+                  fmt::format("schema version {} is newer than this server's {}", *version,
+                              kSchemaVersion));
+  }
+  for (int v = *version; v < kSchemaVersion; ++v) {
+    store::Transaction tx(db_);
+    if (!tx.begin_status().ok()) return tx.begin_status();
+    if (Status s = db_.exec(kMigrations[static_cast<std::size_t>(v)]); !s.ok()) {
+      return Status(s.code(), fmt::format("migration to version {}: {}", v + 1, s.message()));
+    }
+    if (Status s = db_.set_user_version(v + 1); !s.ok()) return s;
+    if (Status s = tx.commit(); !s.ok()) return s;
+  }
+  return Status();
+}
+
+Status ServerStore::prepare_statements() {
+  struct Entry {
+    store::Statement* stmt;
+    std::string_view sql;
+  };
+  const Entry entries[] = {
+      {&touch_user_,
+       "INSERT INTO users (name, first_seen, last_seen) VALUES (?1, ?2, ?2) "
+       "ON CONFLICT (name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"},
+      {&insert_channel_,
+       "INSERT INTO channels (name, creator, created_at, last_seq) VALUES (?1, ?2, ?3, 0)"},
+      {&next_seq_, "UPDATE channels SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING id, last_seq"},
+      {&insert_event_,
+       "INSERT INTO events (channel_id, seq, kind, sender, client_id, text, ts) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+      {&insert_member_, "INSERT INTO members (channel_id, user, joined_seq) VALUES (?1, ?2, ?3)"},
+      {&delete_member_, "DELETE FROM members WHERE channel_id = ?1 AND user = ?2"},
+      {&is_member_, "SELECT 1 FROM members WHERE channel_id = ?1 AND user = ?2"},
+      {&find_message_,
+       "SELECT c.name, e.seq, e.kind, e.sender, e.client_id, e.text, e.ts "
+       "FROM events e JOIN channels c ON c.id = e.channel_id "
+       "WHERE e.sender = ?1 AND e.client_id = ?2"},
+      {&history_asc_,
+       "SELECT seq, kind, sender, client_id, text, ts FROM events "
+       "WHERE channel_id = (SELECT id FROM channels WHERE name = ?1) AND seq > ?2 AND seq < ?3 "
+       "ORDER BY seq ASC LIMIT ?4"},
+      {&history_desc_,
+       "SELECT seq, kind, sender, client_id, text, ts FROM events "
+       "WHERE channel_id = (SELECT id FROM channels WHERE name = ?1) AND seq > ?2 AND seq < ?3 "
+       "ORDER BY seq DESC LIMIT ?4"},
+      {&channels_, "SELECT name, last_seq FROM channels ORDER BY name"},
+      {&memberships_,
+       "SELECT c.name, m.user FROM members m JOIN channels c ON c.id = m.channel_id "
+       "ORDER BY c.name, m.user"},
+  };
+  for (const Entry& e : entries) {
+    auto stmt = db_.prepare(e.sql);
+    if (!stmt) return stmt.status();
+    *e.stmt = std::move(*stmt);
+  }
+  return Status();
+}
+
+Status ServerStore::failure(std::string_view what, const Status& status) {
+  return Status(status.code(), fmt::format("{}: {}", what, status.message()), "internal");
+}
+
+Status ServerStore::touch_user(const std::string& user, std::int64_t now_ms) {
+  ResetOnExit reset(touch_user_);
+  return touch_user_.bind(1, user).bind(2, now_ms).run();
+}
+
+Result<std::pair<std::int64_t, std::uint64_t>> ServerStore::next_seq(const std::string& channel) {
+  ResetOnExit reset(next_seq_);
+  auto row = next_seq_.bind(1, channel).step();
+  if (!row) return row.status();
+  if (!*row) {
+    return refused(StatusCode::not_found, fmt::format("channel \"{}\" does not exist", channel),
+                   "no_such_channel");
+  }
+  return std::pair{next_seq_.column_int(0), static_cast<std::uint64_t>(next_seq_.column_int(1))};
+}
+
+Status ServerStore::insert_event(std::int64_t channel_id, const StoredEvent& event) {
+  ResetOnExit reset(insert_event_);
+  insert_event_.bind(1, channel_id)
+      .bind(2, event.seq)
+      .bind(3, to_string(event.kind))
+      .bind(4, event.sender)
+      .bind(7, event.ts);
+  if (event.kind == EventKind::message) {
+    insert_event_.bind(5, event.client_id).bind(6, event.text);
+  } else {
+    insert_event_.bind_null(5).bind_null(6);
+  }
+  Status s = insert_event_.run();
+  if (!s.ok() && sqlite3_extended_errcode(db_.handle()) == SQLITE_CONSTRAINT_UNIQUE) {
+    return refused(StatusCode::already_exists,
+                   fmt::format("message \"{}\" of \"{}\" is already stored", event.client_id,
+                               event.sender),
+                   "duplicate");
+  }
+  return s;
+}
+
+Result<bool> ServerStore::is_member(std::int64_t channel_id, const std::string& user) {
+  ResetOnExit reset(is_member_);
+  return is_member_.bind(1, channel_id).bind(2, user).step();
+}
+
+Result<StoredEvent> ServerStore::create_channel(const std::string& channel,
+                                                const std::string& creator, std::int64_t ts) {
+  store::Transaction tx(db_);
+  if (!tx.begin_status().ok()) return failure("create channel", tx.begin_status());
+  {
+    ResetOnExit reset(insert_channel_);
+    Status s = insert_channel_.bind(1, channel).bind(2, creator).bind(3, ts).run();
+    if (!s.ok()) {
+      if (sqlite3_extended_errcode(db_.handle()) == SQLITE_CONSTRAINT_UNIQUE) {
+        return refused(StatusCode::already_exists,
+                       fmt::format("channel \"{}\" already exists", channel), "channel_exists");
+      }
+      return failure("create channel", s);
+    }
+  }
+  auto seq = next_seq(channel);
+  if (!seq) return failure("create channel", seq.status());
+  StoredEvent event{channel, seq->second, EventKind::create, creator, {}, {}, ts};
+  if (Status s = insert_event(seq->first, event); !s.ok()) return failure("create channel", s);
+  {
+    ResetOnExit reset(insert_member_);
+    Status s = insert_member_.bind(1, seq->first).bind(2, creator).bind(3, event.seq).run();
+    if (!s.ok()) return failure("create channel", s);
+  }
+  if (Status s = tx.commit(); !s.ok()) return failure("create channel", s);
+  return event;
+}
+
+Result<StoredEvent> ServerStore::join(const std::string& channel, const std::string& user,
+                                      std::int64_t ts) {
+  store::Transaction tx(db_);
+  if (!tx.begin_status().ok()) return failure("join", tx.begin_status());
+  auto seq = next_seq(channel);
+  if (!seq) return seq_failure(seq.status());
+  StoredEvent event{channel, seq->second, EventKind::join, user, {}, {}, ts};
+  {
+    ResetOnExit reset(insert_member_);
+    Status s = insert_member_.bind(1, seq->first).bind(2, user).bind(3, event.seq).run();
+    if (!s.ok()) {
+      if ((sqlite3_extended_errcode(db_.handle()) & 0xff) == SQLITE_CONSTRAINT) {
+        return refused(StatusCode::already_exists,
+                       fmt::format("\"{}\" is already a member of \"{}\"", user, channel),
+                       "already_member");
+      }
+      return failure("join", s);
+    }
+  }
+  if (Status s = insert_event(seq->first, event); !s.ok()) return failure("join", s);
+  if (Status s = tx.commit(); !s.ok()) return failure("join", s);
+  return event;
+}
+
+Result<StoredEvent> ServerStore::leave(const std::string& channel, const std::string& user,
+                                       std::int64_t ts) {
+  store::Transaction tx(db_);
+  if (!tx.begin_status().ok()) return failure("leave", tx.begin_status());
+  auto seq = next_seq(channel);
+  if (!seq) return seq_failure(seq.status());
+  {
+    ResetOnExit reset(delete_member_);
+    Status s = delete_member_.bind(1, seq->first).bind(2, user).run();
+    if (!s.ok()) return failure("leave", s);
+    if (db_.changes() == 0) {
+      return refused(StatusCode::forbidden,
+                     fmt::format("\"{}\" is not a member of \"{}\"", user, channel), "not_member");
+    }
+  }
+  StoredEvent event{channel, seq->second, EventKind::leave, user, {}, {}, ts};
+  if (Status s = insert_event(seq->first, event); !s.ok()) return failure("leave", s);
+  if (Status s = tx.commit(); !s.ok()) return failure("leave", s);
+  return event;
+}
+
+Result<StoredEvent> ServerStore::append_message(const std::string& channel,
+                                                const std::string& sender,
+                                                const std::string& client_id,
+                                                const std::string& text, std::int64_t ts) {
+  store::Transaction tx(db_);
+  if (!tx.begin_status().ok()) return failure("send", tx.begin_status());
+  auto seq = next_seq(channel);
+  if (!seq) return seq_failure(seq.status());
+  auto member = is_member(seq->first, sender);
+  if (!member) return failure("send", member.status());
+  if (!*member) {
+    return refused(StatusCode::forbidden,
+                   fmt::format("\"{}\" is not a member of \"{}\"", sender, channel), "not_member");
+  }
+  StoredEvent event{channel, seq->second, EventKind::message, sender, client_id, text, ts};
+  if (Status s = insert_event(seq->first, event); !s.ok()) {
+    return s.reason() == "duplicate" ? s : failure("send", s);
+  }
+  if (Status s = tx.commit(); !s.ok()) return failure("send", s);
+  return event;
+}
+
+Result<std::optional<StoredEvent>> ServerStore::find_message(const std::string& sender,
+                                                             const std::string& client_id) {
+  ResetOnExit reset(find_message_);
+  auto row = find_message_.bind(1, sender).bind(2, client_id).step();
+  if (!row) return failure("find message", row.status());
+  if (!*row) return std::optional<StoredEvent>();
+  StoredEvent event;
+  event.channel = find_message_.column_text(0);
+  event.seq = static_cast<std::uint64_t>(find_message_.column_int(1));
+  event.kind = parse_kind(find_message_.column_text(2)).value_or(EventKind::message);
+  event.sender = find_message_.column_text(3);
+  event.client_id = find_message_.column_text(4);
+  event.text = find_message_.column_text(5);
+  event.ts = find_message_.column_int(6);
+  return std::optional<StoredEvent>(std::move(event));
+}
+
+Result<std::vector<StoredEvent>> ServerStore::history(const std::string& channel,
+                                                      std::optional<std::uint64_t> after,
+                                                      std::optional<std::uint64_t> before,
+                                                      std::uint32_t limit) {
+  store::Statement& stmt = after ? history_asc_ : history_desc_;
+  ResetOnExit reset(stmt);
+  stmt.bind(1, channel)
+      .bind(2, clamp_seq(after.value_or(0)))
+      .bind(3, clamp_seq(before.value_or(static_cast<std::uint64_t>(kMaxSeq))))
+      .bind(4, static_cast<std::int64_t>(limit));
+  std::vector<StoredEvent> events;
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return failure("history", row.status());
+    if (!*row) break;
+    StoredEvent event;
+    event.channel = channel;
+    event.seq = static_cast<std::uint64_t>(stmt.column_int(0));
+    auto kind = parse_kind(stmt.column_text(1));
+    if (!kind) {
+      return Status(StatusCode::corrupt,
+                    fmt::format("event {} of \"{}\" has unknown kind \"{}\"", event.seq, channel,
+                                stmt.column_text(1)));
+    }
+    event.kind = *kind;
+    event.sender = stmt.column_text(2);
+    event.client_id = stmt.column_text(3);
+    event.text = stmt.column_text(4);
+    event.ts = stmt.column_int(5);
+    events.push_back(std::move(event));
+  }
+  if (!after) std::reverse(events.begin(), events.end());
+  return events;
+}
+
+Result<std::vector<StoredChannel>> ServerStore::channels() {
+  ResetOnExit reset(channels_);
+  std::vector<StoredChannel> out;
+  for (;;) {
+    auto row = channels_.step();
+    if (!row) return row.status();
+    if (!*row) break;
+    out.push_back({channels_.column_text(0), static_cast<std::uint64_t>(channels_.column_int(1))});
+  }
+  return out;
+}
+
+Result<std::vector<StoredMembership>> ServerStore::memberships() {
+  ResetOnExit reset(memberships_);
+  std::vector<StoredMembership> out;
+  for (;;) {
+    auto row = memberships_.step();
+    if (!row) return row.status();
+    if (!*row) break;
+    out.push_back({memberships_.column_text(0), memberships_.column_text(1)});
+  }
+  return out;
+}
+
+}  // namespace parley::server

@@ -1,0 +1,105 @@
+// The reference server's durable state in SQLite: users, channels, members and
+// each channel's gap-free event sequence (docs/server.md, "Store").
+//
+//   auto store = ServerStore::open(dir + "/server.db");
+//   auto event = (*store)->create_channel("general", "alice", now_ms);
+//
+// Use from one thread at a time (the server's loop thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "parley/status.hpp"
+#include "parley/types.hpp"
+#include "store/sqlite.hpp"
+
+namespace parley::server {
+
+// One entry of a channel's sequence as stored.
+struct StoredEvent {
+  std::string channel;
+  std::uint64_t seq = 0;
+  EventKind kind = EventKind::message;
+  std::string sender;
+  std::string client_id;  // kind message only
+  std::string text;       // kind message only
+  std::int64_t ts = 0;    // ms since the Unix epoch
+};
+
+struct StoredChannel {
+  std::string name;
+  std::uint64_t last_seq = 0;
+};
+
+struct StoredMembership {
+  std::string channel;
+  std::string user;
+};
+
+class ServerStore {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens or creates the database at `path` and migrates it to kSchemaVersion.
+  // Fails with corrupt for a file that is not a database, and with
+  // io_error for a schema newer than this server knows.
+  static Result<std::unique_ptr<ServerStore>> open(const std::string& path);
+
+  // Records that `user` was seen (first_seen is kept, last_seen updated).
+  Status touch_user(const std::string& user, std::int64_t now_ms);
+
+  // Each of these appends one event in its own transaction and returns it.
+  // Failures leave the store unchanged. Reasons: channel_exists,
+  // no_such_channel, not_member, already_member, duplicate.
+  Result<StoredEvent> create_channel(const std::string& channel, const std::string& creator,
+                                     std::int64_t ts);
+  Result<StoredEvent> join(const std::string& channel, const std::string& user, std::int64_t ts);
+  Result<StoredEvent> leave(const std::string& channel, const std::string& user, std::int64_t ts);
+  Result<StoredEvent> append_message(const std::string& channel, const std::string& sender,
+                                     const std::string& client_id, const std::string& text,
+                                     std::int64_t ts);
+
+  // The message `sender` sent with `client_id`, if any.
+  Result<std::optional<StoredEvent>> find_message(const std::string& sender,
+                                                  const std::string& client_id);
+
+  // Up to `limit` events with after < seq < before, in ascending seq: the
+  // oldest of them when `after` is given, else the newest.
+  Result<std::vector<StoredEvent>> history(const std::string& channel,
+                                           std::optional<std::uint64_t> after,
+                                           std::optional<std::uint64_t> before,
+                                           std::uint32_t limit);
+
+  Result<std::vector<StoredChannel>> channels();
+  Result<std::vector<StoredMembership>> memberships();
+
+ private:
+  ServerStore() = default;
+  Status migrate();
+  Status prepare_statements();
+  // Bumps the channel's last_seq inside the caller's transaction: (id, seq).
+  Result<std::pair<std::int64_t, std::uint64_t>> next_seq(const std::string& channel);
+  Status insert_event(std::int64_t channel_id, const StoredEvent& event);
+  Result<bool> is_member(std::int64_t channel_id, const std::string& user);
+  Status failure(std::string_view what, const Status& status);
+
+  store::Database db_;
+  store::Statement touch_user_;
+  store::Statement insert_channel_;
+  store::Statement next_seq_;
+  store::Statement insert_event_;
+  store::Statement insert_member_;
+  store::Statement delete_member_;
+  store::Statement is_member_;
+  store::Statement find_message_;
+  store::Statement history_asc_;
+  store::Statement history_desc_;
+  store::Statement channels_;
+  store::Statement memberships_;
+};
+
+}  // namespace parley::server
