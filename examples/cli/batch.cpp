@@ -1,0 +1,412 @@
+#include "batch.hpp"
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "command.hpp"
+
+namespace parley_cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The library fails a request itself after the command timeout (it is its
+// request_timeout); the CLI gives up on its own only this much later, as a
+// safety net.
+constexpr auto kGrace = std::chrono::seconds(2);
+// While draining, how often the outbox is read back from the cache.
+constexpr auto kOutboxPoll = std::chrono::milliseconds(250);
+// The longest the loop sleeps without looking around.
+constexpr auto kMaxIdle = std::chrono::seconds(1);
+
+bool is_auth_refusal(const parley::Status& s) {
+  const std::string reason = s.reason();
+  return reason == "invalid_token" || reason == "token_expired";
+}
+
+std::string seconds(std::chrono::milliseconds ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(ms.count()) / 1000.0);
+  return buf;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+std::string join(const std::set<std::string>& ids, const char* sep) {
+  std::string out;
+  for (const std::string& id : ids) {
+    if (!out.empty()) out += sep;
+    out += id;
+  }
+  return out;
+}
+
+class CommandRunner {
+ public:
+  CommandRunner(parley::Client& client, Inbox& inbox, Output& out, const RunOptions& options)
+      : client_(client), inbox_(inbox), out_(out), options_(options) {}
+
+  int run();
+
+ private:
+  // The command being run; the next one starts when it completes or expires.
+  struct InFlight {
+    std::string command{};          // "create", "send", "sleep", ...
+    std::string channel{};          // empty for /sleep
+    parley::RequestId request = 0;  // the library request it waits for; 0: none
+    std::string message_id{};       // /send: waits for this message's pending event
+    Clock::time_point deadline{};
+    std::uint32_t count = 0;  // /history: how many text messages to print
+  };
+
+  void handle(const parley::StateChanged& e);
+  void handle(const parley::MessageReceived& e);
+  void handle(const parley::MessagePending& e);
+  void handle(const parley::MessageSent& e);
+  void handle(const parley::MessageFailed& e);
+  void handle(const parley::ChannelRequestDone& e);
+  void handle(const parley::HistoryLoaded& e);
+
+  void start(const std::string& line);
+  void run_command(const Command& command);
+  void start_request(std::string command, std::string channel, parley::RequestId request);
+  void expire_current();
+  bool current_is(parley::RequestId request) const {
+    return current_ && current_->request != 0 && current_->request == request;
+  }
+
+  std::string text_of(const std::string& id) const {
+    auto it = texts_.find(id);
+    return it == texts_.end() ? std::string() : it->second;
+  }
+
+  void begin_drain(bool quit);
+  bool drained() const { return open_requests_.empty() && pending_ids_.empty(); }
+  void poll_outbox();
+  void report_drain_timeout();
+
+  parley::Client& client_;
+  Inbox& inbox_;
+  Output& out_;
+  const RunOptions options_;
+
+  parley::LifecycleState state_ = parley::LifecycleState::disconnected;
+  // Our messages in the outbox, not yet acknowledged (including earlier runs').
+  std::set<std::string> pending_ids_;
+  // Texts of the messages this run sent, until they are sent or failed.
+  std::map<std::string, std::string> texts_;
+  // Pending ids the outbox no longer listed at the last poll.
+  std::set<std::string> unlisted_ids_;
+  // Requests whose completion has not arrived and that are not reported failed.
+  std::set<parley::RequestId> open_requests_;
+  std::optional<InFlight> current_;
+  // Interactive: where plain text goes.
+  std::string current_channel_;
+
+  bool draining_ = false;
+  bool quit_command_ = false;  // draining because of /quit (not end of input)
+  Clock::time_point drain_deadline_;
+  Clock::time_point next_outbox_poll_;
+  std::optional<int> exit_code_;
+};
+
+int CommandRunner::run() {
+  if (auto outbox = client_.outbox()) {
+    for (const parley::OutboxEntry& e : *outbox) {
+      if (e.state == parley::DeliveryState::pending) pending_ids_.insert(e.id);
+    }
+    if (!pending_ids_.empty()) {
+      std::fprintf(stderr, "parley-cli: %zu message(s) left in the outbox by an earlier run\n",
+                   pending_ids_.size());
+    }
+  } else {
+    std::fprintf(stderr, "parley-cli: cannot read the outbox: %s\n",
+                 outbox.status().to_string().c_str());
+  }
+
+  for (;;) {
+    while (auto event = inbox_.take_event()) {
+      std::visit([this](const auto& e) { handle(e); }, *event);
+      if (exit_code_) return *exit_code_;
+    }
+    const Clock::time_point now = Clock::now();
+    if (current_ && now >= current_->deadline) expire_current();
+
+    if (!current_ && !draining_) {
+      if (auto line = inbox_.take_line()) {
+        if (!is_blank(*line)) start(*line);
+        continue;  // print what the command caused before reading on
+      }
+      if (inbox_.input_ended()) begin_drain(false);
+    }
+
+    Clock::time_point wake = now + kMaxIdle;
+    if (current_) wake = std::min(wake, current_->deadline);
+    if (draining_ && !current_) {
+      if (now >= next_outbox_poll_) poll_outbox();
+      if (drained()) {
+        if (quit_command_) out_.result({.command = "quit"});
+        return kExitOk;
+      }
+      if (now >= drain_deadline_) {
+        report_drain_timeout();
+        return kExitDrainTimeout;
+      }
+      wake = std::min({wake, drain_deadline_, next_outbox_poll_});
+    }
+    inbox_.wait(wake, !current_ && !draining_);
+  }
+}
+
+// ---- events -------------------------------------------------------------------
+
+void CommandRunner::handle(const parley::StateChanged& e) {
+  state_ = e.state;
+  out_.state(e.state, e.reason);
+  if (e.state == parley::LifecycleState::disconnected && !e.reason.ok()) {
+    std::fprintf(stderr, "parley-cli: disconnected: %s\n", e.reason.to_string().c_str());
+  }
+  if (e.state == parley::LifecycleState::disconnected && is_auth_refusal(e.reason)) {
+    out_.error(error_from(e.reason));
+    exit_code_ = kExitUsage;
+  }
+}
+
+void CommandRunner::handle(const parley::MessageReceived& e) { out_.message(e.message); }
+
+void CommandRunner::handle(const parley::MessagePending& e) {
+  pending_ids_.insert(e.id);
+  out_.pending(e.channel, e.id, text_of(e.id));
+  if (current_ && !current_->message_id.empty() && current_->message_id == e.id) {
+    out_.result({.command = "send", .channel = e.channel, .id = e.id});
+    current_.reset();
+  }
+}
+
+void CommandRunner::handle(const parley::MessageSent& e) {
+  pending_ids_.erase(e.id);
+  unlisted_ids_.erase(e.id);
+  out_.sent(e.channel, e.id, e.seq, text_of(e.id));
+  texts_.erase(e.id);
+}
+
+void CommandRunner::handle(const parley::MessageFailed& e) {
+  pending_ids_.erase(e.id);
+  unlisted_ids_.erase(e.id);
+  texts_.erase(e.id);
+  out_.error(error_from(e.status, e.id));
+}
+
+void CommandRunner::handle(const parley::ChannelRequestDone& e) {
+  open_requests_.erase(e.request);
+  if (!current_is(e.request)) {
+    std::fprintf(stderr, "parley-cli: late answer for channel %s: %s\n", e.channel.c_str(),
+                 e.status.ok() ? "ok" : e.status.to_string().c_str());
+    return;
+  }
+  const std::string command = current_->command;
+  current_.reset();
+  if (!e.status.ok()) {
+    out_.error(error_from(e.status));
+    return;
+  }
+  if (command == "leave") {
+    if (current_channel_ == e.channel) current_channel_.clear();
+  } else {
+    current_channel_ = e.channel;
+  }
+  out_.result({.command = command, .channel = e.channel});
+}
+
+void CommandRunner::handle(const parley::HistoryLoaded& e) {
+  open_requests_.erase(e.request);
+  if (!current_is(e.request)) {
+    std::fprintf(stderr, "parley-cli: late history for channel %s ignored\n", e.channel.c_str());
+    return;
+  }
+  const std::size_t wanted = current_->count;
+  current_.reset();
+  if (!e.status.ok()) {
+    out_.error(error_from(e.status));
+    return;
+  }
+  if (!e.complete) {
+    std::fprintf(stderr,
+                 "parley-cli: history of %s: server not reachable; showing what the cache has\n",
+                 e.channel.c_str());
+  }
+  // Only text messages, and no more than asked for (the latest ones).
+  std::vector<const parley::Message*> texts;
+  for (const parley::Message& m : e.messages) {
+    if (m.kind == parley::EventKind::message) texts.push_back(&m);
+  }
+  const std::size_t skip = texts.size() > wanted ? texts.size() - wanted : 0;
+  for (std::size_t i = skip; i < texts.size(); ++i) out_.message(*texts[i]);
+  out_.result({.command = "history",
+               .channel = e.channel,
+               .count = static_cast<std::uint64_t>(texts.size() - skip)});
+}
+
+// ---- commands -----------------------------------------------------------------
+
+void CommandRunner::start(const std::string& line) {
+  std::size_t first = line.find_first_not_of(" \t");
+  if (options_.interactive && first != std::string::npos && line[first] != '/') {
+    if (current_channel_.empty()) {
+      out_.error({.code = "bad_command",
+                  .message = "create or join a channel first, or use /send CHANNEL TEXT"});
+      return;
+    }
+    std::string text = line.substr(first);
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.pop_back();
+    run_command(SendCommand{current_channel_, std::move(text)});
+    return;
+  }
+  run_command(parse_command(line));
+}
+
+void CommandRunner::run_command(const Command& command) {
+  std::visit(
+      [this](const auto& c) {
+        using C = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<C, CreateCommand>) {
+          start_request("create", c.channel, client_.create_channel(c.channel));
+        } else if constexpr (std::is_same_v<C, JoinCommand>) {
+          start_request("join", c.channel, client_.join_channel(c.channel));
+        } else if constexpr (std::is_same_v<C, LeaveCommand>) {
+          start_request("leave", c.channel, client_.leave_channel(c.channel));
+        } else if constexpr (std::is_same_v<C, HistoryCommand>) {
+          parley::HistoryQuery query;
+          query.before = 0;
+          query.limit = c.count;
+          start_request("history", c.channel, client_.load_history(c.channel, query));
+          current_->count = c.count;
+        } else if constexpr (std::is_same_v<C, SendCommand>) {
+          parley::Result<std::string> id = client_.send(c.channel, c.text);
+          if (!id) {
+            out_.error(error_from(id.status()));
+            return;
+          }
+          pending_ids_.insert(*id);
+          texts_[*id] = c.text;
+          current_ = InFlight{.command = "send",
+                              .channel = c.channel,
+                              .message_id = *id,
+                              .deadline = Clock::now() + options_.command_timeout};
+        } else if constexpr (std::is_same_v<C, SleepCommand>) {
+          current_ = InFlight{.command = "sleep",
+                              .deadline = Clock::now() + std::chrono::milliseconds(c.ms)};
+        } else if constexpr (std::is_same_v<C, QuitCommand>) {
+          begin_drain(true);
+        } else if constexpr (std::is_same_v<C, HelpCommand>) {
+          if (options_.interactive) {
+            out_.help();
+          } else {
+            out_.error({.code = "bad_command", .message = "/help is for interactive mode"});
+          }
+        } else {
+          static_assert(std::is_same_v<C, BadCommand>);
+          out_.error({.code = "bad_command", .message = c.message});
+        }
+      },
+      command);
+}
+
+void CommandRunner::start_request(std::string command, std::string channel,
+                                  parley::RequestId request) {
+  open_requests_.insert(request);
+  current_ = InFlight{.command = std::move(command),
+                      .channel = std::move(channel),
+                      .request = request,
+                      .deadline = Clock::now() + options_.command_timeout + kGrace};
+}
+
+void CommandRunner::expire_current() {
+  InFlight c = std::move(*current_);
+  current_.reset();
+  // Reported here as failed, so no longer outstanding for the drain; a late
+  // answer only gets a diagnostic.
+  open_requests_.erase(c.request);
+  if (c.command == "sleep") {
+    out_.result({.command = "sleep"});
+    return;
+  }
+  const std::string what = c.channel.empty() ? c.command : c.command + " " + quoted(c.channel);
+  const std::string limit = seconds(options_.command_timeout);
+  if (c.command == "send") {
+    out_.error({.code = "timeout",
+                .message = what + ": not in the outbox after " + limit,
+                .id = c.message_id});
+  } else if (state_ != parley::LifecycleState::ready) {
+    out_.error({.code = "offline", .message = what + ": server not reachable within " + limit});
+  } else {
+    out_.error(
+        {.code = "timeout", .message = what + ": no answer from the server within " + limit});
+  }
+}
+
+// ---- draining -----------------------------------------------------------------
+
+void CommandRunner::begin_drain(bool quit) {
+  draining_ = true;
+  quit_command_ = quit;
+  const Clock::time_point now = Clock::now();
+  drain_deadline_ = now + options_.drain_timeout;
+  next_outbox_poll_ = now;
+}
+
+// The events say when a message leaves the outbox; reading the outbox back is
+// a safety net for entries of earlier runs. An id counts as gone only after
+// two polls in a row miss it, so its "sent" event, if any, is printed first.
+void CommandRunner::poll_outbox() {
+  next_outbox_poll_ = Clock::now() + kOutboxPoll;
+  if (pending_ids_.empty()) return;
+  auto outbox = client_.outbox();
+  if (!outbox) return;
+  std::set<std::string> listed;
+  for (const parley::OutboxEntry& e : *outbox) {
+    if (e.state == parley::DeliveryState::pending) listed.insert(e.id);
+  }
+  for (auto it = pending_ids_.begin(); it != pending_ids_.end();) {
+    if (listed.count(*it) != 0) {
+      unlisted_ids_.erase(*it);
+      ++it;
+    } else if (unlisted_ids_.count(*it) != 0) {
+      unlisted_ids_.erase(*it);
+      it = pending_ids_.erase(it);
+    } else {
+      unlisted_ids_.insert(*it);
+      ++it;
+    }
+  }
+}
+
+void CommandRunner::report_drain_timeout() {
+  ErrorLine e;
+  e.code = "drain_timeout";
+  if (!pending_ids_.empty()) {
+    e.message = "gave up after " + seconds(options_.drain_timeout) +
+                (state_ == parley::LifecycleState::ready ? "" : " (server not reachable)") +
+                "; still in the outbox: " + join(pending_ids_, " ");
+    e.ids.assign(pending_ids_.begin(), pending_ids_.end());
+  } else {
+    e.message = "gave up after " + seconds(options_.drain_timeout) + "; " +
+                std::to_string(open_requests_.size()) + " request(s) still unanswered";
+  }
+  out_.error(e);
+}
+
+}  // namespace
+
+int run_commands(parley::Client& client, Inbox& inbox, Output& out, const RunOptions& options) {
+  return CommandRunner(client, inbox, out, options).run();
+}
+
+}  // namespace parley_cli

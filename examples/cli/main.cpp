@@ -1,0 +1,107 @@
+// parley-cli: chat with a Parley server from a terminal, or drive it from a
+// script with --batch (one command per stdin line, one JSON object per stdout
+// line). docs/cli.md describes flags, commands, events and exit codes.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "batch.hpp"
+#include "inbox.hpp"
+#include "output.hpp"
+#include "parley/parley.hpp"
+
+namespace {
+
+using parley_cli::kExitFailure;
+using parley_cli::kExitUsage;
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
+}
+
+// Usage errors and a refused token exit 2; a cache that cannot be opened 1.
+int exit_code_for(const parley::Status& s) {
+  switch (s.code()) {
+    case parley::StatusCode::invalid_argument:
+    case parley::StatusCode::unauthenticated:
+    case parley::StatusCode::token_expired:
+      return kExitUsage;
+    default:
+      return kExitFailure;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A reader that went away must not kill us mid-line; writes just fail.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"Chat with a Parley server. Commands come from stdin; see docs/cli.md.",
+               "parley-cli"};
+  std::string server;
+  std::string token;
+  std::string data_dir;
+  bool batch = false;
+  double drain_timeout = 30;
+  double command_timeout = 10;
+  app.add_option("--server", server, "server URL, ws://HOST:PORT or wss://HOST:PORT")->required();
+  app.add_option("--token", token, "access token (better: the PARLEY_TOKEN environment variable)")
+      ->envname("PARLEY_TOKEN");
+  app.add_option("--data", data_dir, "directory of this user's cache (created if missing)")
+      ->required();
+  app.add_flag("--batch", batch, "for scripts: JSON lines out, exact behaviour (docs/cli.md)");
+  app.add_option("--drain-timeout", drain_timeout,
+                 "seconds /quit and end of input wait for the outbox to empty")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--command-timeout", command_timeout,
+                 "seconds a command waits for the server, connecting included")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  if (token.empty()) {
+    std::fprintf(stderr, "parley-cli: no token: pass --token or set PARLEY_TOKEN\n");
+    return kExitUsage;
+  }
+
+  auto inbox = std::make_shared<parley_cli::Inbox>();
+
+  parley::ClientOptions options;
+  options.server_url = server;
+  options.token = token;
+  options.data_dir = data_dir;
+  options.request_timeout = to_ms(command_timeout);
+  options.listener = [inbox](const parley::Event& event) { inbox->push_event(event); };
+  parley::Result<std::unique_ptr<parley::Client>> client = parley::Client::open(options);
+  if (!client) {
+    const parley::Status& s = client.status();
+    if (batch) parley_cli::make_json_output()->error(parley_cli::error_from(s));
+    std::fprintf(stderr, "parley-cli: %s\n", s.to_string().c_str());
+    return exit_code_for(s);
+  }
+
+  std::unique_ptr<parley_cli::Output> out =
+      batch ? parley_cli::make_json_output() : parley_cli::make_human_output((*client)->user());
+  parley_cli::RunOptions run;
+  run.command_timeout = to_ms(command_timeout);
+  run.drain_timeout = to_ms(drain_timeout);
+  run.interactive = !batch;
+  if (run.interactive) {
+    std::printf("parley-cli %s: signed in as %s; /help lists the commands\n", parley::version(),
+                (*client)->user().c_str());
+    std::fflush(stdout);
+  }
+  parley_cli::start_stdin_reader(inbox);
+  const int rc = parley_cli::run_commands(**client, *inbox, *out, run);
+  client->reset();  // closes the connection before the process exits
+  return rc;
+}

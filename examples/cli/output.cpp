@@ -1,0 +1,144 @@
+// JSON-lines rendering of parley-cli's output (docs/cli.md, "Events").
+#include <rapidjson/memorystream.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdio>
+
+#include "output.hpp"
+
+namespace parley_cli {
+
+ErrorLine error_from(const parley::Status& status, std::string id) {
+  return {.code = status.reason(), .message = status.message(), .id = std::move(id)};
+}
+
+std::string to_valid_utf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    // Validate one code point; rapidjson copies its bytes to `cp` as it reads.
+    rapidjson::MemoryStream in(s.data() + pos, s.size() - pos);
+    rapidjson::StringBuffer cp;
+    const bool ok = rapidjson::UTF8<>::Validate(in, cp);
+    const std::size_t used = in.Tell();
+    if (ok && pos + used <= s.size()) {
+      out.append(cp.GetString(), cp.GetSize());
+      pos += used;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD; resynchronize on the next byte
+      pos += 1;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// One JSON object, written with rapidjson so that escaping is right.
+class JsonLine {
+ public:
+  explicit JsonLine(const char* event) : writer_(buf_) {
+    writer_.StartObject();
+    field("event", event);
+  }
+
+  JsonLine& field(const char* key, const std::string& value) {
+    writer_.Key(key);
+    const std::string valid = to_valid_utf8(value);
+    writer_.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
+    return *this;
+  }
+  JsonLine& field(const char* key, const char* value) { return field(key, std::string(value)); }
+  JsonLine& field(const char* key, std::uint64_t value) {
+    writer_.Key(key);
+    writer_.Uint64(value);
+    return *this;
+  }
+  JsonLine& field(const char* key, const std::vector<std::string>& values) {
+    writer_.Key(key);
+    writer_.StartArray();
+    for (const std::string& v : values) {
+      const std::string valid = to_valid_utf8(v);
+      writer_.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
+    }
+    writer_.EndArray();
+    return *this;
+  }
+
+  // Writes the line to stdout and flushes it.
+  void emit() {
+    writer_.EndObject();
+    std::fwrite(buf_.GetString(), 1, buf_.GetSize(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+
+ private:
+  rapidjson::StringBuffer buf_;
+  rapidjson::Writer<rapidjson::StringBuffer> writer_;
+};
+
+class JsonOutput final : public Output {
+ public:
+  void message(const parley::Message& m) override {
+    if (m.kind == parley::EventKind::message) {
+      JsonLine("message")
+          .field("channel", m.channel)
+          .field("seq", m.seq)
+          .field("sender", m.sender)
+          .field("text", m.text)
+          .field("id", m.id)
+          .field("ts", parley::format_timestamp(m.ts_ms))
+          .emit();
+      return;
+    }
+    JsonLine("member")
+        .field("channel", m.channel)
+        .field("seq", m.seq)
+        .field("user", m.sender)
+        .field("action", parley::to_string(m.kind))
+        .field("ts", parley::format_timestamp(m.ts_ms))
+        .emit();
+  }
+
+  void pending(const std::string& channel, const std::string& id,
+               const std::string& /*text*/) override {
+    JsonLine("pending").field("channel", channel).field("id", id).emit();
+  }
+
+  void sent(const std::string& channel, const std::string& id, std::uint64_t seq,
+            const std::string& /*text*/) override {
+    JsonLine("sent").field("channel", channel).field("id", id).field("seq", seq).emit();
+  }
+
+  void state(parley::LifecycleState state, const parley::Status& /*reason*/) override {
+    JsonLine("state").field("state", parley::to_string(state)).emit();
+  }
+
+  void error(const ErrorLine& e) override {
+    JsonLine line("error");
+    line.field("code", e.code).field("message", e.message);
+    if (!e.id.empty()) line.field("id", e.id);
+    if (!e.ids.empty()) line.field("ids", e.ids);
+    line.emit();
+  }
+
+  void result(const CommandResult& r) override {
+    JsonLine line("result");
+    line.field("command", r.command);
+    if (!r.channel.empty()) line.field("channel", r.channel);
+    if (!r.id.empty()) line.field("id", r.id);
+    if (r.count) line.field("count", *r.count);
+    line.emit();
+  }
+
+  void help() override { JsonLine("result").field("command", "help").emit(); }
+};
+
+}  // namespace
+
+std::unique_ptr<Output> make_json_output() { return std::make_unique<JsonOutput>(); }
+
+}  // namespace parley_cli

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# The two-user demo. Builds Parley, starts parley-server on 127.0.0.1 with a
+# fresh data directory, mints tokens for alice and bob, runs them as two
+# parley-cli --batch clients through a short conversation in #general, prints
+# the transcript, stops the server and exits 0. Every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+scripts/build.sh default
+
+bin="$PWD/build/bin"
+work="$(mktemp -d "${TMPDIR:-/tmp}/parley-demo.XXXXXX")"
+server_pid=""
+alice_pid=""
+bob_pid=""
+
+cleanup() {
+  set +e
+  exec 3>&- 4>&- 2>/dev/null
+  for pid in "$alice_pid" "$bob_pid" "$server_pid"; do
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "$alice_pid" "$bob_pid" "$server_pid"; do
+    [ -n "$pid" ] && wait_exit "$pid" 10
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+  echo "demo: $*" >&2
+  for f in server.log alice.out bob.out; do
+    if [ -s "$work/$f" ]; then
+      echo "--- $f" >&2
+      tail -n 20 "$work/$f" >&2
+    fi
+  done
+  exit 1
+}
+
+# wait_exit PID SECONDS: waits for PID to end and sets exit_status to its
+# status, or to "timeout" after killing it. (Not in $(...): only this shell
+# can wait for its children.)
+exit_status=""
+wait_exit() {
+  local pid=$1 deadline=$((SECONDS + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      exit_status=timeout
+      return
+    fi
+    sleep 0.1
+  done
+  exit_status=0
+  wait "$pid" 2>/dev/null || exit_status=$?
+}
+
+# wait_lines FILE PATTERN N: waits (up to 20 s) until N lines of FILE contain
+# the fixed string PATTERN.
+wait_lines() {
+  local file=$1 pattern=$2 want=$3 deadline=$((SECONDS + 20)) have
+  while :; do
+    have=$(grep -c -F -- "$pattern" "$file" 2>/dev/null || true)
+    [ "${have:-0}" -ge "$want" ] && return 0
+    [ "$SECONDS" -ge "$deadline" ] && die "timed out waiting for $want x '$pattern' in $(basename "$file")"
+    sleep 0.05
+  done
+}
+
+# ---- server -----------------------------------------------------------------
+"$bin/parley-server" keygen --out "$work/server.key" >"$work/keygen.log" 2>&1 ||
+  die "keygen failed: $(cat "$work/keygen.log")"
+alice_token="$("$bin/parley-server" mint-token --key "$work/server.key" --user alice)"
+bob_token="$("$bin/parley-server" mint-token --key "$work/server.key" --user bob)"
+
+"$bin/parley-server" --listen 127.0.0.1:0 --data "$work/server" --key "$work/server.key" \
+  >"$work/server.out" 2>"$work/server.log" &
+server_pid=$!
+wait_lines "$work/server.out" "listening on 127.0.0.1:" 1
+port="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$work/server.out" | head -n 1)"
+[ -n "$port" ] || die "cannot read the server's port"
+url="ws://127.0.0.1:$port"
+echo "demo: parley-server listening on $url, with a fresh data directory"
+
+# ---- clients ----------------------------------------------------------------
+# Each client reads its commands from a FIFO, so the script can wait for one
+# client's output before giving the other its next command.
+mkfifo "$work/alice.in" "$work/bob.in"
+PARLEY_TOKEN="$alice_token" "$bin/parley-cli" --batch --server "$url" --data "$work/alice" \
+  <"$work/alice.in" >"$work/alice.out" 2>"$work/alice.log" &
+alice_pid=$!
+exec 3>"$work/alice.in"
+PARLEY_TOKEN="$bob_token" "$bin/parley-cli" --batch --server "$url" --data "$work/bob" \
+  <"$work/bob.in" >"$work/bob.out" 2>"$work/bob.log" &
+bob_pid=$!
+exec 4>"$work/bob.in"
+
+echo "/create general" >&3
+wait_lines "$work/alice.out" '"command":"create"' 1
+echo "/join general" >&4
+wait_lines "$work/bob.out" '"command":"join"' 1
+
+# Who says what, in order; each line waits until the other side has it.
+conversation=(
+  "alice|Hello bob, welcome to #general!"
+  "bob|Hi alice! Glad to be here."
+  "alice|Did you get the release notes?"
+  "bob|Yes - reading them now. Looks good."
+  "alice|Great. Ship it on Friday?"
+  "bob|Friday it is."
+)
+alice_said=0
+bob_said=0
+for entry in "${conversation[@]}"; do
+  who="${entry%%|*}"
+  text="${entry#*|}"
+  if [ "$who" = alice ]; then
+    echo "/send general $text" >&3
+    alice_said=$((alice_said + 1))
+    wait_lines "$work/alice.out" '"event":"sent"' "$alice_said"
+    wait_lines "$work/bob.out" '"sender":"alice"' "$alice_said"
+  else
+    echo "/send general $text" >&4
+    bob_said=$((bob_said + 1))
+    wait_lines "$work/bob.out" '"event":"sent"' "$bob_said"
+    wait_lines "$work/alice.out" '"sender":"bob"' "$bob_said"
+  fi
+done
+
+echo "/history general 20" >&4
+wait_lines "$work/bob.out" '"command":"history"' 1
+
+echo "/quit" >&3
+echo "/quit" >&4
+exec 3>&- 4>&-
+wait_exit "$alice_pid" 40
+alice_status=$exit_status
+alice_pid=""
+wait_exit "$bob_pid" 40
+bob_status=$exit_status
+bob_pid=""
+[ "$alice_status" = 0 ] || die "alice's parley-cli exited with $alice_status"
+[ "$bob_status" = 0 ] || die "bob's parley-cli exited with $bob_status"
+
+# ---- transcript -------------------------------------------------------------
+python3 - "$work/alice.out" "$work/bob.out" <<'PY'
+import collections
+import json
+import sys
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+alice, bob = read(sys.argv[1]), read(sys.argv[2])
+
+# /history prints its messages, then its result line with the count.
+end = max(i for i, l in enumerate(bob)
+          if l["event"] == "result" and l["command"] == "history")
+history = bob[end - bob[end]["count"]:end]
+
+print()
+print("Conversation in #general, as bob's /history shows it:")
+print()
+for m in history:
+    print(f"  {m['ts'][11:19]}  #{m['seq']:<3} {m['sender']:>5}> {m['text']}")
+print()
+for name, lines in (("alice", alice), ("bob", bob)):
+    kinds = collections.Counter(l["event"] for l in lines)
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    print(f"{name}'s parley-cli printed {len(lines)} JSON lines: {summary}")
+print()
+print("Example lines (alice):")
+for l in [l for l in alice if l["event"] in ("pending", "sent")][:2]:
+    print("  " + json.dumps(l, ensure_ascii=False, separators=(",", ":")))
+PY
+
+# ---- shutdown ---------------------------------------------------------------
+kill -TERM "$server_pid"
+wait_exit "$server_pid" 15
+server_status=$exit_status
+server_pid=""
+[ "$server_status" = 0 ] || die "parley-server exited with $server_status after SIGTERM"
+echo
+echo "demo: server stopped cleanly; done"
