@@ -110,7 +110,7 @@ void Engine::thread_main(std::promise<Status>* opened) {
       if (!posted_.empty()) continue;
     }
     auto wait = next_deadline() - Clock::now();
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait);
     ms = std::clamp(ms, std::chrono::milliseconds(0), std::chrono::milliseconds(3600 * 1000));
     transport_->poll(ms);
   }

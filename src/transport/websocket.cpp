@@ -151,8 +151,10 @@ void WebSocketTransport::poll(std::chrono::milliseconds max_wait) {
     if (!ensure_context()) std::this_thread::sleep_for(std::min(max_wait, std::chrono::milliseconds(1000)));
     return;
   }
-  lws_sul_schedule(context_, 0, &timer_->sul, on_timer,
-                   static_cast<lws_usec_t>(max_wait.count()) * LWS_US_PER_MS);
+  // A zero delay would not be scheduled at all (and lws would sleep until its
+  // own next timer), so wait at least 1 ms.
+  lws_usec_t wait_us = std::max<lws_usec_t>(static_cast<lws_usec_t>(max_wait.count()) * LWS_US_PER_MS, 1000);
+  lws_sul_schedule(context_, 0, &timer_->sul, on_timer, wait_us);
   lws_service(context_, 0);
   lws_sul_cancel(&timer_->sul);
   if (pending_failure_) {

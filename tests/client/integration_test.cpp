@@ -36,7 +36,7 @@ Message wait_message(Client& c, const std::string& text) {
 HistoryLoaded history(Client& c, const std::string& channel, std::uint32_t limit,
                       std::uint64_t before = 0) {
   RequestId id = c.load_history(channel, HistoryQuery{before, limit});
-  auto h = wait_for<HistoryLoaded>(c, [id](const HistoryLoaded& h) { return h.request == id; });
+  auto h = wait_for<HistoryLoaded>(c, [id](const HistoryLoaded& x) { return x.request == id; });
   REQUIRE(h.has_value());
   return *h;
 }
@@ -327,7 +327,8 @@ TEST_CASE("a listener receives events on the client's own thread") {
     return false;
   });
   CHECK(ready);
-  CHECK(listener_thread != std::this_thread::get_id());
+  bool other_thread = listener_thread != std::this_thread::get_id();
+  CHECK(other_thread);
   CHECK_FALSE((*alice)->next_event(std::chrono::milliseconds(10)).has_value());
 }
 
