@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <vector>
 
 #include "log.hpp"
 #include "parley/types.hpp"
@@ -26,6 +28,28 @@ std::string shown(const std::string& value) {
   std::size_t cut = 64;
   while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;  // utf-8
   return value.substr(0, cut) + "...";
+}
+
+// The strings of a request. The codec validates UTF-8, but JSON escapes can
+// still spell a lone surrogate; nothing that is not UTF-8 is stored or echoed.
+std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
+  return std::visit(
+      [](const auto& m) -> std::vector<const std::string*> {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, wire::Auth>) {
+          std::vector<const std::string*> out{&m.token};
+          if (m.device) out.push_back(&*m.device);
+          if (m.client) out.push_back(&*m.client);
+          return out;
+        } else if constexpr (std::is_same_v<T, wire::Send>) {
+          return {&m.channel, &m.id, &m.text};
+        } else if constexpr (std::is_same_v<T, wire::ListChannels>) {
+          return {};
+        } else {
+          return {&m.channel};
+        }
+      },
+      message);
 }
 
 std::uint64_t rid_of(const wire::ClientMessage& message) {
@@ -120,6 +144,17 @@ void Hub::on_frame(Session& session, std::string_view frame) {
 }
 
 void Hub::handle(Session& session, const wire::ClientMessage& message) {
+  for (const std::string* text : strings_of(message)) {
+    if (!wire::is_valid_utf8(*text)) {
+      error(session, rid_of(message), code::kInvalidUtf8,
+            fmt::format("a string of \"{}\" is not valid utf-8", wire::type_name(message)));
+      if (!session.authenticated()) {
+        ++metrics_.auth_failures_total[code::kNotAuthenticated];
+        session.close(wire::close_code::kNotAuthenticated, code::kNotAuthenticated);
+      }
+      return;
+    }
+  }
   if (const auto* auth = std::get_if<wire::Auth>(&message)) {
     if (session.authenticated()) {
       error(session, auth->rid, code::kAlreadyAuthenticated,
@@ -146,6 +181,13 @@ void Hub::handle(Session& session, const wire::ClientMessage& message) {
 }
 
 void Hub::handle_auth(Session& session, const wire::Auth& auth) {
+  if (auth.device && (auth.device->empty() || auth.device->size() > 64)) {
+    ++metrics_.auth_failures_total[code::kNotAuthenticated];
+    error(session, auth.rid, code::kBadField,
+          fmt::format("field \"device\" must be 1-64 bytes, not {}", auth.device->size()));
+    session.close(wire::close_code::kNotAuthenticated, code::kNotAuthenticated);
+    return;
+  }
   std::int64_t now = now_ms();
   auto claims = token::verify(public_key_.data(), auth.token, now / 1000);
   if (!claims) {

@@ -1,0 +1,161 @@
+// Shared helpers of the server tests: a temporary directory, an in-process
+// server with its own signing key, and a message-level peer over RawWsClient.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "protocol/codec.hpp"
+#include "protocol/token.hpp"
+#include "raw_ws_client.hpp"
+#include "server.hpp"
+
+namespace parley::test {
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "parley-server-test-XXXXXX").string();
+    path = mkdtemp(pattern.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+inline std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A server on 127.0.0.1 with an ephemeral port and a fresh data directory,
+// running on its own thread.
+struct TestServer {
+  TempDir dir;
+  token::SigningKey key = token::generate_key();
+  std::unique_ptr<server::Server> server;
+
+  explicit TestServer(std::size_t max_queued_bytes = 16u << 20) { start(max_queued_bytes); }
+  ~TestServer() { server.reset(); }
+
+  server::ServerOptions options(std::size_t max_queued_bytes = 16u << 20) const {
+    server::ServerOptions o;
+    o.data_dir = dir.path.string();
+    std::copy(std::begin(key.public_key), std::end(key.public_key), o.public_key.begin());
+    o.max_queued_bytes = max_queued_bytes;
+    return o;
+  }
+  void start(std::size_t max_queued_bytes = 16u << 20) {
+    auto created = server::Server::create(options(max_queued_bytes));
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    server = std::move(*created);
+    server->start();
+  }
+  // Stops the server and starts a new one on the same data directory.
+  void restart() {
+    server->stop();
+    server.reset();
+    start();
+  }
+  int port() const { return server->port(); }
+  std::string token(const std::string& user, std::int64_t ttl = 3600) const {
+    return token::mint(key, user, ttl, unix_now());
+  }
+};
+
+// One connection, read message by message (frames may pack several).
+class Peer {
+ public:
+  explicit Peer(int port) : ws_(RawWsClient::connect(port)) { REQUIRE(ws_ != nullptr); }
+
+  RawWsClient& ws() { return *ws_; }
+
+  void send(const std::string& frame) { REQUIRE(ws_->send_text(frame)); }
+
+  // The next message; fails the test if none arrives or it does not decode.
+  wire::ServerMessage next(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    while (pending_.empty()) {
+      auto frame = ws_->receive(timeout);
+      REQUIRE_MESSAGE(frame.has_value(), "no message from the server");
+      for (auto& item : wire::decode_server_frame(*frame)) {
+        auto* message = std::get_if<wire::ServerMessage>(&item);
+        REQUIRE_MESSAGE(message != nullptr, "undecodable frame from the server: " << *frame);
+        pending_.push_back(std::move(*message));
+      }
+    }
+    wire::ServerMessage message = std::move(pending_.front());
+    pending_.pop_front();
+    return message;
+  }
+
+  template <typename T>
+  T expect(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    wire::ServerMessage message = next(timeout);
+    auto* value = std::get_if<T>(&message);
+    if (value == nullptr) {
+      FAIL("expected another message type, got " << wire::encode(message));
+    }
+    return *value;
+  }
+
+  wire::Error expect_error(const std::string& code) {
+    auto error = expect<wire::Error>();
+    CHECK_MESSAGE(error.code == code, "message: " << error.message);
+    CHECK_FALSE(error.message.empty());
+    return error;
+  }
+
+  // True if nothing arrives within `wait`.
+  bool quiet(std::chrono::milliseconds wait = std::chrono::milliseconds(200)) {
+    if (!pending_.empty()) return false;
+    auto frame = ws_->receive(wait);
+    if (!frame) return true;
+    for (auto& item : wire::decode_server_frame(*frame)) {
+      if (auto* message = std::get_if<wire::ServerMessage>(&item)) {
+        pending_.push_back(std::move(*message));
+      }
+    }
+    return false;
+  }
+
+  wire::Welcome auth(const std::string& token, std::uint64_t rid = 1) {
+    send(R"({"type":"auth","rid":)" + std::to_string(rid) + R"(,"token":")" + token + R"("})");
+    return expect<wire::Welcome>();
+  }
+
+  // Round trip of a `channels` request: proves the connection still works.
+  wire::ChannelList channels(std::uint64_t rid = 999) {
+    send(R"({"type":"channels","rid":)" + std::to_string(rid) + "}");
+    auto list = expect<wire::ChannelList>();
+    CHECK(list.rid == rid);
+    return list;
+  }
+
+ private:
+  std::unique_ptr<RawWsClient> ws_;
+  std::deque<wire::ServerMessage> pending_;
+};
+
+inline std::string send_json(std::uint64_t rid, const std::string& channel, const std::string& id,
+                             const std::string& text) {
+  return wire::encode(wire::ClientMessage{wire::Send{rid, channel, id, text}});
+}
+
+inline std::string client_id(int n) {
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%032x", n);
+  return buf;
+}
+
+}  // namespace parley::test
