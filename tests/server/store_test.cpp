@@ -1,0 +1,192 @@
+// The server's SQLite store on a real file: gap-free sequences, membership
+// rules, deduplication, history ranges, and migrations.
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "server_fixture.hpp"
+#include "store.hpp"
+#include "store/sqlite.hpp"
+
+using namespace parley;
+using namespace parley::server;
+using parley::test::TempDir;
+
+namespace {
+
+std::unique_ptr<ServerStore> open_store(const TempDir& dir) {
+  auto store = ServerStore::open((dir.path / "server.db").string());
+  REQUIRE_MESSAGE(store.ok(), store.status().to_string());
+  return std::move(*store);
+}
+
+std::string id(int n) { return parley::test::client_id(n); }
+
+}  // namespace
+
+TEST_CASE("store: each channel's sequence is gap-free from 1") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto created = store->create_channel("a", "alice", 1000);
+  REQUIRE(created.ok());
+  CHECK(created->seq == 1);
+  CHECK(created->kind == EventKind::create);
+  CHECK(created->sender == "alice");
+  REQUIRE(store->create_channel("b", "bob", 1001).ok());
+
+  CHECK(store->join("a", "bob", 1002)->seq == 2);
+  CHECK(store->append_message("a", "alice", id(1), "one", 1003)->seq == 3);
+  CHECK(store->append_message("b", "bob", id(2), "b one", 1004)->seq == 2);
+  CHECK(store->append_message("a", "bob", id(3), "two", 1005)->seq == 4);
+  CHECK(store->leave("a", "bob", 1006)->seq == 5);
+
+  // Refusals take no sequence number.
+  auto exists = store->create_channel("a", "carol", 1007);
+  CHECK(exists.status().reason() == "channel_exists");
+  CHECK(store->join("a", "alice", 1008).status().reason() == "already_member");
+  CHECK(store->leave("a", "bob", 1009).status().reason() == "not_member");
+  CHECK(store->append_message("a", "bob", id(4), "gone", 1010).status().reason() == "not_member");
+  CHECK(store->join("nowhere", "bob", 1011).status().reason() == "no_such_channel");
+  CHECK(store->append_message("nowhere", "bob", id(5), "x", 1012).status().reason() ==
+        "no_such_channel");
+  CHECK(store->append_message("a", "alice", id(6), "three", 1013)->seq == 6);
+
+  auto events = store->history("a", 0, std::nullopt, 200);
+  REQUIRE(events.ok());
+  REQUIRE(events->size() == 6);
+  const EventKind kinds[] = {EventKind::create,  EventKind::join,  EventKind::message,
+                             EventKind::message, EventKind::leave, EventKind::message};
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    CHECK((*events)[i].seq == i + 1);
+    CHECK((*events)[i].kind == kinds[i]);
+    CHECK((*events)[i].channel == "a");
+  }
+  CHECK((*events)[2].text == "one");
+  CHECK((*events)[2].client_id == id(1));
+  CHECK((*events)[2].ts == 1003);
+  CHECK((*events)[1].client_id.empty());
+
+  auto channels = store->channels();
+  REQUIRE(channels->size() == 2);
+  CHECK((*channels)[0].name == "a");
+  CHECK((*channels)[0].last_seq == 6);
+  CHECK((*channels)[1].last_seq == 2);
+  auto members = store->memberships();
+  REQUIRE(members->size() == 2);  // alice in a, bob in b
+  CHECK((*members)[0].channel == "a");
+  CHECK((*members)[0].user == "alice");
+}
+
+TEST_CASE("store: deduplication on (sender, client id)") {
+  TempDir dir;
+  auto store = open_store(dir);
+  REQUIRE(store->create_channel("a", "alice", 1).ok());
+  REQUIRE(store->create_channel("b", "alice", 1).ok());
+  REQUIRE(store->join("a", "bob", 2).ok());
+  auto first = store->append_message("a", "alice", id(1), "hello", 10);
+  REQUIRE(first.ok());
+
+  auto again = store->append_message("a", "alice", id(1), "hello again", 11);
+  CHECK(again.status().reason() == "duplicate");
+  // Also in another channel: an id is the sender's, wherever it was sent.
+  CHECK(store->append_message("b", "alice", id(1), "elsewhere", 12).status().reason() ==
+        "duplicate");
+  // Another sender may use the same id.
+  CHECK(store->append_message("a", "bob", id(1), "mine", 13)->seq == 4);
+
+  auto found = store->find_message("alice", id(1));
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK((*found)->channel == "a");
+  CHECK((*found)->seq == 3);
+  CHECK((*found)->ts == 10);
+  CHECK((*found)->text == "hello");
+  CHECK_FALSE(store->find_message("alice", id(2))->has_value());
+  CHECK(store->history("a", 0, std::nullopt, 200)->size() == 4);
+  CHECK(store->history("b", 0, std::nullopt, 200)->size() == 1);
+}
+
+TEST_CASE("store: history ranges") {
+  TempDir dir;
+  auto store = open_store(dir);
+  REQUIRE(store->create_channel("h", "alice", 1).ok());
+  for (int n = 2; n <= 20; ++n) REQUIRE(store->append_message("h", "alice", id(n), "m", n).ok());
+  auto seqs = [&](std::optional<std::uint64_t> after, std::optional<std::uint64_t> before,
+                  std::uint32_t limit) {
+    std::vector<std::uint64_t> out;
+    auto events = store->history("h", after, before, limit);
+    REQUIRE(events.ok());
+    for (const auto& e : *events) out.push_back(e.seq);
+    return out;
+  };
+  using V = std::vector<std::uint64_t>;
+  CHECK(seqs(std::nullopt, std::nullopt, 3) == V{18, 19, 20});
+  CHECK(seqs(std::nullopt, 10, 3) == V{7, 8, 9});
+  CHECK(seqs(0, std::nullopt, 3) == V{1, 2, 3});
+  CHECK(seqs(5, std::nullopt, 3) == V{6, 7, 8});
+  CHECK(seqs(5, 8, 10) == V{6, 7});
+  CHECK(seqs(20, std::nullopt, 10).empty());
+  CHECK(seqs(std::nullopt, 1, 10).empty());
+  CHECK(seqs(10, 5, 10).empty());
+  CHECK(seqs(std::nullopt, UINT64_MAX, 2) == V{19, 20});
+  CHECK(seqs(UINT64_MAX, std::nullopt, 2).empty());
+  CHECK(store->history("nowhere", 0, std::nullopt, 10)->empty());
+}
+
+TEST_CASE("store: migrations on a real file") {
+  TempDir dir;
+  std::string path = (dir.path / "server.db").string();
+  {
+    auto store = open_store(dir);
+    REQUIRE(store->create_channel("kept", "alice", 1).ok());
+    REQUIRE(store->append_message("kept", "alice", id(1), "durable", 2).ok());
+    REQUIRE(store->touch_user("alice", 5).ok());
+    REQUIRE(store->touch_user("alice", 9).ok());
+  }
+  {
+    auto db = store::Database::open(path);
+    REQUIRE(db.ok());
+    CHECK(*db->user_version() == ServerStore::kSchemaVersion);
+    auto mode = db->prepare("PRAGMA journal_mode");
+    REQUIRE(*mode->step());
+    CHECK(mode->column_text(0) == "wal");
+    auto user = db->prepare("SELECT first_seen, last_seen FROM users WHERE name = 'alice'");
+    REQUIRE(*user->step());
+    CHECK(user->column_int(0) == 5);
+    CHECK(user->column_int(1) == 9);
+    // The dedup index is in the schema.
+    auto index = db->prepare(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_by_client_id'");
+    REQUIRE(*index->step());
+    CHECK(index->column_int(0) == 1);
+  }
+  {
+    // Reopening migrates nothing and keeps everything.
+    auto store = open_store(dir);
+    auto events = store->history("kept", 0, std::nullopt, 10);
+    REQUIRE(events->size() == 2);
+    CHECK((*events)[1].text == "durable");
+    CHECK(store->append_message("kept", "alice", id(2), "more", 3)->seq == 3);
+  }
+  {
+    auto db = store::Database::open(path);
+    REQUIRE(db->set_user_version(ServerStore::kSchemaVersion + 1).ok());
+  }
+  auto newer = ServerStore::open(path);
+  REQUIRE_FALSE(newer.ok());
+  CHECK(newer.status().message().find("newer") != std::string::npos);
+  CHECK(newer.status().message().find(path) != std::string::npos);
+}
+
+TEST_CASE("store: a file that is not a database is refused, not overwritten") {
+  TempDir dir;
+  std::string path = (dir.path / "server.db").string();
+  std::string junk(8192, 'j');
+  std::ofstream(path, std::ios::binary) << junk;
+  auto store = ServerStore::open(path);
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.status().code() == StatusCode::corrupt);
+  std::ifstream in(path, std::ios::binary);
+  std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(after == junk);
+}
