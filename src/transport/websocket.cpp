@@ -12,7 +12,8 @@
 namespace parley::transport {
 
 struct WebSocketTransport::Timer {
-  lws_sorted_usec_list_t sul;
+  lws_sorted_usec_list_t sul;  // first member: on_timer casts back to Timer
+  lws_context* context = nullptr;
 };
 
 namespace {
@@ -25,7 +26,13 @@ int callback(struct lws* wsi, enum lws_callback_reasons reason, void* user, void
   return self->on_lws_event(wsi, static_cast<int>(reason), in, len);
 }
 
-void on_timer(lws_sorted_usec_list_t*) {}  // only ends the service wait
+// The timer only has to end the service wait. If it fires while lws is
+// already computing its next wait, lws would then sleep until its own next
+// timer (up to 30 s); cancelling the service makes the wait end at once.
+void on_timer(lws_sorted_usec_list_t* sul) {
+  auto* timer = reinterpret_cast<WebSocketTransport::Timer*>(sul);
+  if (timer->context != nullptr) lws_cancel_service(timer->context);
+}
 
 struct LogInit {
   LogInit() { lws_set_log_level(LLL_ERR, nullptr); }
@@ -63,6 +70,7 @@ bool WebSocketTransport::ensure_context() {
   info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   context_ = lws_create_context(&info);
   wake_context_ = context_;
+  timer_->context = context_;
   return context_ != nullptr;
 }
 

@@ -31,11 +31,11 @@ class WebSocketTransport : public sys::Transport {
   void poll(std::chrono::milliseconds max_wait) override;
   void wake() override;
 
+  struct Timer;  // an lws timer that ends poll()'s wait
   // Called by the libwebsockets protocol callback (websocket.cpp).
   int on_lws_event(struct lws* wsi, int reason, void* in, std::size_t len);
 
  private:
-  struct Timer;
   bool ensure_context();
   void finish(const Status& reason);
 
