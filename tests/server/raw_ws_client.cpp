@@ -42,8 +42,10 @@ struct RawWsClient::State {
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       // The timer bounds the wait of lws_service, which returns after each pass.
+      // lws waits in whole milliseconds and would sleep through a shorter timer.
       lws_sul_cancel(&timer.sul);
-      lws_sul_schedule(context, 0, &timer.sul, &State::on_timer, left.count());
+      lws_sul_schedule(context, 0, &timer.sul, &State::on_timer,
+                       std::max<lws_usec_t>(left.count(), 1000));
       lws_service(context, 0);
     }
     lws_sul_cancel(&timer.sul);
