@@ -529,6 +529,7 @@ void Server::Impl::on_shutdown_deadline(lws_sorted_usec_list_t* sul) {
         impl->sessions_.size());
   }
   impl->loop_done_ = true;
+  lws_cancel_service(impl->context_);  // end this pass's wait at once
 }
 
 // ---- Server ---------------------------------------------------------------------

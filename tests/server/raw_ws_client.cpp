@@ -30,7 +30,12 @@ struct RawWsClient::State {
   Timer timer{};
 
   static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
-  static void on_timer(lws_sorted_usec_list_t*) {}
+  // Only ends the service wait. lws may be past its sul pass when the timer
+  // fires and would then sleep until its own next timer: cancel that wait.
+  static void on_timer(lws_sorted_usec_list_t* sul) {
+    State* state = reinterpret_cast<Timer*>(sul)->state;
+    if (state->context != nullptr) lws_cancel_service(state->context);
+  }
 
   // Services the loop until done() or the deadline.
   template <typename Done>
