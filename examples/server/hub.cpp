@@ -287,8 +287,7 @@ void Hub::handle(Session& session, const wire::LeaveChannel& request) {
 void Hub::handle(Session& session, const wire::Send& request) {
   if (!is_client_id(request.id)) {
     return error(session, request.rid, code::kInvalidId,
-                 fmt::format("message id \"{}\" is not 32 lowercase hex digits",
-                             shown(request.id)),
+                 fmt::format("message id \"{}\" is not 32 lowercase hex digits", shown(request.id)),
                  shown(request.id));
   }
   // A resend gets the original result, wherever the client stands now.
@@ -342,9 +341,9 @@ void Hub::handle(Session& session, const wire::History& request) {
                  fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel));
   }
   if (request.limit < 1 || request.limit > wire::kMaxHistoryLimit) {
-    return error(session, request.rid, code::kInvalidLimit,
-                 fmt::format("history limit {} is not within 1-{}", request.limit,
-                             wire::kMaxHistoryLimit));
+    return error(
+        session, request.rid, code::kInvalidLimit,
+        fmt::format("history limit {} is not within 1-{}", request.limit, wire::kMaxHistoryLimit));
   }
   auto events = store_.history(request.channel, request.after, request.before, request.limit);
   if (!events) return store_error(session, request.rid, events.status());
@@ -371,8 +370,8 @@ void Hub::handle(Session& session, const wire::History& request) {
     if (ascending) {
       page.events.resize(keep);
     } else {
-      page.events.erase(page.events.begin(),
-                        page.events.begin() + static_cast<std::ptrdiff_t>(page.events.size() - keep));
+      page.events.erase(page.events.begin(), page.events.begin() + static_cast<std::ptrdiff_t>(
+                                                                       page.events.size() - keep));
     }
   }
   reply(session, page);

@@ -6,11 +6,11 @@
 //
 // Exit codes: 0 done, 1 failure (cannot bind, open the store, read the key...),
 // 2 usage error.
-#include <CLI/CLI.hpp>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -37,8 +37,8 @@ void labelled(std::string* out, const char* name, const char* help, const char* 
               const std::map<std::string, std::uint64_t>& values) {
   header(out, name, "counter", help);
   for (const auto& [key, value] : values) {
-    fmt::format_to(std::back_inserter(*out), "{}{{{}=\"{}\"}} {}\n", name, label,
-                   escape_label(key), value);
+    fmt::format_to(std::back_inserter(*out), "{}{{{}=\"{}\"}} {}\n", name, label, escape_label(key),
+                   value);
   }
 }
 
@@ -54,16 +54,13 @@ Metrics::Metrics() : started(std::chrono::steady_clock::now()) {
 
 std::string Metrics::render() const {
   std::string out;
-  double uptime =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   scalar(&out, "parley_connections", "gauge", "Open client sessions (WebSocket and loopback).",
          connections);
-  scalar(&out, "parley_connections_total", "counter", "Client sessions opened.",
-         connections_total);
+  scalar(&out, "parley_connections_total", "counter", "Client sessions opened.", connections_total);
   scalar(&out, "parley_frames_received_total", "counter", "Complete frames received from clients.",
          frames_received_total);
-  scalar(&out, "parley_frames_sent_total", "counter", "Frames sent to clients.",
-         frames_sent_total);
+  scalar(&out, "parley_frames_sent_total", "counter", "Frames sent to clients.", frames_sent_total);
   scalar(&out, "parley_received_bytes_total", "counter", "Payload bytes received from clients.",
          bytes_received_total);
   scalar(&out, "parley_sent_bytes_total", "counter", "Payload bytes sent to clients.",

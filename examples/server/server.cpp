@@ -43,7 +43,7 @@ struct WakeBox {
   bool accepting = true;           // guarded by mu
   bool stop = false;               // guarded by mu
   std::vector<std::shared_ptr<LoopbackLink>> new_links;  // guarded by mu
-  std::unordered_set<std::uint64_t> woken;              // guarded by mu
+  std::unordered_set<std::uint64_t> woken;               // guarded by mu
 
   // Call with mu held.
   void wake_loop() {
@@ -129,8 +129,7 @@ class Server::Impl {
   std::thread thread;  // guarded by thread_mu
 
  private:
-  static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
-                      std::size_t len);
+  static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
   int dispatch(lws* wsi, lws_callback_reasons reason, ConnectionData* data, void* in,
                std::size_t len);
   void on_established(lws* wsi, ConnectionData* data);
@@ -248,7 +247,8 @@ void Server::Impl::teardown() {
     box->accepting = false;
     late.swap(box->new_links);
   }
-  for (auto& link : late) link->close_from_server(wire::close_code::kGoingAway, code::kShuttingDown);
+  for (auto& link : late)
+    link->close_from_server(wire::close_code::kGoingAway, code::kShuttingDown);
   if (context_ != nullptr) {
     lws_sul_cancel(&deadline_.sul);
     // Closes the remaining WebSocket sessions through on_closed.

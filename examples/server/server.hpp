@@ -27,12 +27,12 @@ namespace parley::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 0;                     // 0: an ephemeral port, see Server::port()
-  bool listen = true;               // false: loopback links only, no socket
-  std::string data_dir;             // holds server.db; created if missing
+  int port = 0;                                // 0: an ephemeral port, see Server::port()
+  bool listen = true;                          // false: loopback links only, no socket
+  std::string data_dir;                        // holds server.db; created if missing
   std::array<unsigned char, 32> public_key{};  // verifies the clients' tokens
-  std::size_t max_frame = 65536;    // largest frame accepted and sent, in bytes
-  std::size_t max_queued_bytes = 16u << 20;  // per session; beyond: close 1008 slow_consumer
+  std::size_t max_frame = 65536;               // largest frame accepted and sent, in bytes
+  std::size_t max_queued_bytes = 16u << 20;    // per session; beyond: close 1008 slow_consumer
 };
 
 class Server {

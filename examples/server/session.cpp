@@ -32,7 +32,7 @@ bool Session::next_frame(std::string* frame, std::size_t headroom) {
   std::size_t size = queue_.front()->size();
   while (count < queue_.size()) {
     std::size_t packed = size + queue_[count]->size() + 1;  // a comma
-    if (packed + 2 > max_frame_) break;                      // the brackets
+    if (packed + 2 > max_frame_) break;                     // the brackets
     size = packed;
     ++count;
   }

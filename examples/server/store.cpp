@@ -109,9 +109,9 @@ Status ServerStore::migrate() {
   auto version = db_.user_version();
   if (!version) return version.status();
   if (*version > kSchemaVersion) {
-    return Status(StatusCode::io_error,
-                  fmt::format("schema version {} is newer than this server's {}", *version,
-                              kSchemaVersion));
+    return Status(
+        StatusCode::io_error,
+        fmt::format("schema version {} is newer than this server's {}", *version, kSchemaVersion));
   }
   for (int v = *version; v < kSchemaVersion; ++v) {
     store::Transaction tx(db_);
@@ -136,7 +136,8 @@ Status ServerStore::prepare_statements() {
        "ON CONFLICT (name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"},
       {&insert_channel_,
        "INSERT INTO channels (name, creator, created_at, last_seq) VALUES (?1, ?2, ?3, 0)"},
-      {&next_seq_, "UPDATE channels SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING id, last_seq"},
+      {&next_seq_,
+       "UPDATE channels SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING id, last_seq"},
       {&insert_event_,
        "INSERT INTO events (channel_id, seq, kind, sender, client_id, text, ts) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
@@ -202,10 +203,10 @@ Status ServerStore::insert_event(std::int64_t channel_id, const StoredEvent& eve
   }
   Status s = insert_event_.run();
   if (!s.ok() && sqlite3_extended_errcode(db_.handle()) == SQLITE_CONSTRAINT_UNIQUE) {
-    return refused(StatusCode::already_exists,
-                   fmt::format("message \"{}\" of \"{}\" is already stored", event.client_id,
-                               event.sender),
-                   "duplicate");
+    return refused(
+        StatusCode::already_exists,
+        fmt::format("message \"{}\" of \"{}\" is already stored", event.client_id, event.sender),
+        "duplicate");
   }
   return s;
 }
@@ -347,9 +348,8 @@ Result<std::vector<StoredEvent>> ServerStore::history(const std::string& channel
     event.seq = static_cast<std::uint64_t>(stmt.column_int(0));
     auto kind = parse_kind(stmt.column_text(1));
     if (!kind) {
-      return Status(StatusCode::corrupt,
-                    fmt::format("event {} of \"{}\" has unknown kind \"{}\"", event.seq, channel,
-                                stmt.column_text(1)));
+      return Status(StatusCode::corrupt, fmt::format("event {} of \"{}\" has unknown kind \"{}\"",
+                                                     event.seq, channel, stmt.column_text(1)));
     }
     event.kind = *kind;
     event.sender = stmt.column_text(2);

@@ -83,7 +83,8 @@ struct Parts {
 // Splits and decodes a token without judging its content.
 Result<Parts> split(const std::string& token) {
   if (token.size() > kMaxTokenBytes) {
-    return invalid(fmt::format("token of {} bytes is longer than {}", token.size(), kMaxTokenBytes));
+    return invalid(
+        fmt::format("token of {} bytes is longer than {}", token.size(), kMaxTokenBytes));
   }
   if (token.compare(0, kPrefix.size(), kPrefix) != 0) {
     return invalid("token does not start with \"pt1.\"");
@@ -236,7 +237,8 @@ std::string mint(const SigningKey& key, const std::string& user, std::int64_t tt
   init_sodium();
   std::string claims = claims_json(user, now_seconds, now_seconds + ttl_seconds);
   std::string token(kPrefix);
-  token += to_base64(reinterpret_cast<const unsigned char*>(claims.data()), claims.size(), kUrlSafe);
+  token +=
+      to_base64(reinterpret_cast<const unsigned char*>(claims.data()), claims.size(), kUrlSafe);
   unsigned char signature[crypto_sign_BYTES];
   crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(token.data()),
                        token.size(), key.secret);
@@ -258,10 +260,10 @@ Result<Claims> verify(const unsigned char public_key[32], const std::string& tok
   auto claims = parse_claims(parts->claims);
   if (!claims) return claims.status();
   if (now_seconds >= claims->expires_at) {
-    return Status(StatusCode::token_expired,
-                  fmt::format("token of \"{}\" expired at unix time {}", claims->user,
-                              claims->expires_at),
-                  "token_expired");
+    return Status(
+        StatusCode::token_expired,
+        fmt::format("token of \"{}\" expired at unix time {}", claims->user, claims->expires_at),
+        "token_expired");
   }
   return claims;
 }

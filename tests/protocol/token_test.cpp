@@ -108,16 +108,12 @@ TEST_CASE("token: malformed strings are invalid") {
   std::string good = mint(key, "alice", 3600, kNow);
   std::size_t dot = good.find('.', 4);
   for (const std::string& bad : std::vector<std::string>{
-           "",
-           "pt1.",
-           "pt1..",
-           "pt2." + good.substr(4),
-           good.substr(4),
-           good.substr(0, dot),                     // no signature
-           good + ".extra",                         // a third part
-           good + "=",                              // padding is not base64url-no-padding
-           "pt1.!!!!." + good.substr(dot + 1),      // not base64
-           good.substr(0, dot) + ".c2hvcnQ",        // signature too short
+           "", "pt1.", "pt1..", "pt2." + good.substr(4), good.substr(4),
+           good.substr(0, dot),                 // no signature
+           good + ".extra",                     // a third part
+           good + "=",                          // padding is not base64url-no-padding
+           "pt1.!!!!." + good.substr(dot + 1),  // not base64
+           good.substr(0, dot) + ".c2hvcnQ",    // signature too short
            std::string("pt1.\0\0.\0", 9),
            "pt1." + std::string(5000, 'A') + good.substr(dot),  // too long
        }) {
@@ -230,11 +226,9 @@ TEST_CASE("token: unreadable and corrupt key files are refused") {
   std::getline(std::ifstream(good_path), good);
 
   for (const std::string& text : std::vector<std::string>{
-           "",
-           "garbage\n",
-           good.substr(0, good.size() - 4) + "\n",                     // truncated
-           "parley-x25519-sk:" + good.substr(good.find(':') + 1),     // wrong prefix
-           std::string(4096, 'A'),                                      // too large
+           "", "garbage\n", good.substr(0, good.size() - 4) + "\n",  // truncated
+           "parley-x25519-sk:" + good.substr(good.find(':') + 1),    // wrong prefix
+           std::string(4096, 'A'),                                   // too large
        }) {
     auto r = read_key_file(write("bad.key", text));
     REQUIRE_FALSE(r.ok());

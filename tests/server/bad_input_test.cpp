@@ -73,16 +73,17 @@ TEST_CASE("bad input: malformed frames get their codes and the connection goes o
        "invalid_utf8", std::nullopt},
       {"overlong utf-8", "{\"type\":\"create\",\"rid\":14,\"channel\":\"\xc0\xaf\"}",
        "invalid_utf8", std::nullopt},
-      {"lone surrogate escape", R"({"type":"create","rid":15,"channel":"\ud800"})",
-       "invalid_utf8", std::nullopt},
+      {"lone surrogate escape", R"({"type":"create","rid":15,"channel":"\ud800"})", "invalid_utf8",
+       std::nullopt},
       {"lone low surrogate escape", R"({"type":"create","rid":17,"channel":"\udc00"})",
        "invalid_utf8", std::nullopt},
       {"lone low surrogate in text",
        R"({"type":"send","rid":18,"channel":"general","id":"00000000000000000000000000000009","text":"a\udc00b"})",
        "invalid_utf8", std::nullopt},
-      {"surrogate in text", send_json(16, "general", client_id(9), "x").replace(
-                                send_json(16, "general", client_id(9), "x").find("\"x\""), 3,
-                                R"("\ud800 alone")"),
+      {"surrogate in text",
+       send_json(16, "general", client_id(9), "x")
+           .replace(send_json(16, "general", client_id(9), "x").find("\"x\""), 3,
+                    R"("\ud800 alone")"),
        "invalid_utf8", std::nullopt},
   };
   for (const Case& c : cases) {
@@ -184,7 +185,8 @@ TEST_CASE("bad input: oversized, fragmented and binary frames") {
 
   // A valid message in fragments is reassembled.
   std::string frame = send_json(61, "general", client_id(61), "in three parts");
-  REQUIRE(s.alice.ws().send_fragments({frame.substr(0, 10), frame.substr(10, 20), frame.substr(30)}));
+  REQUIRE(
+      s.alice.ws().send_fragments({frame.substr(0, 10), frame.substr(10, 20), frame.substr(30)}));
   CHECK(s.alice.expect<wire::Ack>().seq == 3);
 
   // Exactly at the limit is accepted (padded with JSON whitespace).

@@ -19,8 +19,8 @@ std::string leave(const std::string& channel, std::uint64_t rid) {
   return R"({"type":"leave","rid":)" + std::to_string(rid) + R"(,"channel":")" + channel + "\"}";
 }
 std::string history(const std::string& channel, std::uint64_t rid, const std::string& extra) {
-  return R"({"type":"history","rid":)" + std::to_string(rid) + R"(,"channel":")" + channel +
-         "\"" + extra + "}";
+  return R"({"type":"history","rid":)" + std::to_string(rid) + R"(,"channel":")" + channel + "\"" +
+         extra + "}";
 }
 
 }  // namespace

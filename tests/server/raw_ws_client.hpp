@@ -23,8 +23,9 @@ class RawWsClient {
  public:
   // Connects to ws://127.0.0.1:port/ offering `subprotocol` (none if empty).
   // Null if the handshake does not complete within `timeout`.
-  static std::unique_ptr<RawWsClient> connect(int port, const std::string& subprotocol = "parley.v1",
-                                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  static std::unique_ptr<RawWsClient> connect(
+      int port, const std::string& subprotocol = "parley.v1",
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~RawWsClient();
   RawWsClient(const RawWsClient&) = delete;
   RawWsClient& operator=(const RawWsClient&) = delete;

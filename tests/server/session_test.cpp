@@ -11,8 +11,7 @@ namespace {
 
 class TestSession final : public Session {
  public:
-  TestSession(std::size_t max_frame, std::size_t max_queued)
-      : Session(1, max_frame, max_queued) {}
+  TestSession(std::size_t max_frame, std::size_t max_queued) : Session(1, max_frame, max_queued) {}
   std::string describe() const override { return "test#1"; }
   int flush_requests = 0;
 
