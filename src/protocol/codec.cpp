@@ -178,7 +178,7 @@ Decoded<Variant> decode_item(const rapidjson::Value& item) {
   }
   std::string_view name(type->value.GetString(), type->value.GetStringLength());
   try {
-    json::JsonIn ar(item);
+    json::JsonIn ar(item, &is_valid_utf8);
     Variant out;
     if (decode_as(name, ar, &out)) return out;
   } catch (const json::FieldError& e) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -84,7 +85,9 @@ class JsonOut : public cereal::OutputArchive<JsonOut>, public cereal::traits::Te
 
 class JsonIn : public cereal::InputArchive<JsonIn>, public cereal::traits::TextArchive {
  public:
-  explicit JsonIn(const rapidjson::Value& object) : cereal::InputArchive<JsonIn>(this) {
+  using Utf8Check = bool (*)(std::string_view);
+  JsonIn(const rapidjson::Value& object, Utf8Check valid_utf8)
+      : cereal::InputArchive<JsonIn>(this), valid_utf8_(valid_utf8) {
     frames_.push_back({&object, 0, "message"});
   }
 
@@ -169,6 +172,11 @@ class JsonIn : public cereal::InputArchive<JsonIn>, public cereal::traits::TextA
     const auto& v = next(&what);
     if (!v.IsString()) type_error(what, "a string");
     out.assign(v.GetString(), v.GetStringLength());
+    // Raw bytes were validated by the parser, but an escape can still spell a
+    // lone low surrogate ("\udc00"), which rapidjson turns into invalid UTF-8.
+    if (!valid_utf8_(out)) {
+      throw FieldError{"invalid_utf8", "field \"" + what + "\" is not valid utf-8"};
+    }
   }
 
  private:
@@ -182,6 +190,7 @@ class JsonIn : public cereal::InputArchive<JsonIn>, public cereal::traits::TextA
   };
   std::vector<Frame> frames_;
   const char* next_name_ = nullptr;
+  Utf8Check valid_utf8_;
 };
 
 // ---- cereal hooks ------------------------------------------------------------

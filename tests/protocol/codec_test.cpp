@@ -142,6 +142,9 @@ TEST_CASE("bad input gets a distinct error code") {
   CHECK(client_error("{\"type\":\"join\",\"rid\":1,\"channel\":\"\xff\xfe\"}").code == "invalid_utf8");
   CHECK(client_error("{\"type\":\"join\",\"rid\":1,\"channel\":\"\xc0\xaf\"}").code == "invalid_utf8");
   CHECK(client_error(R"({"type":"join","rid":1,"channel":"\ud800"})").code == "invalid_utf8");
+  CHECK(client_error(R"({"type":"join","rid":1,"channel":"\udc00"})").code == "invalid_utf8");
+  auto pair = decode_one_client<JoinChannel>(R"({"type":"join","rid":1,"channel":"ok\ud83d\ude00"})");
+  CHECK(pair.channel == "ok\xf0\x9f\x98\x80");  // a surrogate pair is fine
   CHECK(client_error(R"({"type":"join","rid":1,"channel":"a"} trailing)").code == "bad_frame");
 }
 
