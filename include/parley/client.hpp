@@ -75,6 +75,20 @@ class Client {
   // Completion: HistoryLoaded with the same id.
   RequestId load_history(const std::string& channel, HistoryQuery query = {});
 
+  // Typing indicator. Call with true as the user types (the SDK sends at most
+  // one signal per 3 s) and false when the text is cleared; sending a message
+  // in the channel also stops it. Ephemeral: nothing is sent while offline.
+  void set_typing(const std::string& channel, bool typing);
+
+  // Marks the channel read up to `seq` (0: everything received so far). The
+  // read cursor is monotonic, kept in the cache and sent to the server when
+  // connected. Fails with invalid_argument for a bad channel name.
+  Status mark_read(const std::string& channel, std::uint64_t seq = 0);
+
+  // Delivered to / read by how many members, for message `seq` of `channel`,
+  // from the receipt cursors in the cache.
+  Result<ReceiptSummary> receipt_summary(const std::string& channel, std::uint64_t seq);
+
   // What the cache knows, without the server.
   Result<std::vector<ChannelInfo>> channels();
   Result<std::vector<OutboxEntry>> outbox();

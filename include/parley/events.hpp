@@ -85,7 +85,31 @@ struct HistoryLoaded {
   bool complete = true;
 };
 
+// Another user started or stopped typing in a channel. `active` false when
+// they stopped, sent their message, or nothing was heard for about 5 s.
+struct TypingChanged {
+  std::string channel;
+  std::string user;
+  bool active = false;
+};
+
+// Whose receipt cursor moved. Monotonic: seq only grows per (user, device, kind).
+enum class ReceiptKind {
+  delivered,  // that device has received the channel up to seq
+  read,       // that user has read the channel up to seq
+};
+const char* to_string(ReceiptKind kind);
+
+struct ReceiptUpdated {
+  std::string channel;
+  std::string user;
+  std::string device;  // for delivered receipts; empty for read
+  ReceiptKind kind = ReceiptKind::read;
+  std::uint64_t seq = 0;
+};
+
 using Event = std::variant<StateChanged, MessageReceived, MessagePending, MessageSent,
-                           MessageFailed, ChannelRequestDone, HistoryLoaded>;
+                           MessageFailed, ChannelRequestDone, HistoryLoaded, TypingChanged,
+                           ReceiptUpdated>;
 
 }  // namespace parley

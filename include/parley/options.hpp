@@ -19,6 +19,7 @@
 namespace parley {
 namespace sys {
 class Transport;
+class AnalyticsSink;
 }
 
 struct ClientOptions {
@@ -44,6 +45,9 @@ struct ClientOptions {
   std::chrono::milliseconds reconnect_max{30000};
   // Largest frame accepted from the server.
   std::size_t max_incoming_frame = 4u << 20;
+  // Optional analytics sink (sys/analytics.hpp): structured events about
+  // sending, delivery, reading, typing and the connection, never content.
+  std::shared_ptr<sys::AnalyticsSink> analytics;
   // Optional listener. When set, every event goes to it instead of next_event(),
   // called on a thread the client owns (never the caller's, never while the
   // client holds a lock), one event at a time in order. Calling the Client from

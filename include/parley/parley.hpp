@@ -8,5 +8,6 @@
 #include "parley/events.hpp"
 #include "parley/options.hpp"
 #include "parley/status.hpp"
+#include "parley/sys/analytics.hpp"
 #include "parley/types.hpp"
 #include "parley/version.hpp"

@@ -71,6 +71,15 @@ struct ChannelInfo {
   bool member = true;
 };
 
+// How far one message has got, from the receipt cursors the cache holds:
+// among the channel's members other than the message's sender, how many have
+// it on at least one device, and how many have read it.
+struct ReceiptSummary {
+  std::uint32_t members = 0;
+  std::uint32_t delivered = 0;
+  std::uint32_t read = 0;
+};
+
 // Rules shared by the SDK and the server: 1-64 bytes of UTF-8, no spaces and
 // no control characters. Returns an empty string when valid, else why not.
 std::string check_channel_name(const std::string& name);

@@ -83,6 +83,20 @@ RequestId Client::load_history(const std::string& channel, HistoryQuery query) {
   return id;
 }
 
+void Client::set_typing(const std::string& channel, bool typing) {
+  impl_->engine.post([e = &impl_->engine, channel, typing] { e->set_typing(channel, typing); });
+}
+
+Status Client::mark_read(const std::string& channel, std::uint64_t seq) {
+  auto* e = &impl_->engine;
+  return e->call<Status>([e, &channel, seq] { return e->mark_read(channel, seq); });
+}
+
+Result<ReceiptSummary> Client::receipt_summary(const std::string& channel, std::uint64_t seq) {
+  auto* e = &impl_->engine;
+  return e->call<Result<ReceiptSummary>>([e, &channel, seq] { return e->receipt_summary(channel, seq); });
+}
+
 Result<std::vector<ChannelInfo>> Client::channels() {
   auto* e = &impl_->engine;
   return e->call<Result<std::vector<ChannelInfo>>>([e] { return e->cache().channels(); });

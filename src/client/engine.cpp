@@ -51,6 +51,7 @@ Engine::Engine(ClientOptions options, std::string user)
       user_(std::move(user)),
       events_(options_.listener),
       rng_(std::random_device{}()) {
+  analytics_ = options_.analytics;
   transport_ = options_.transport;
   if (!transport_) {
     transport::WebSocketOptions ws;
@@ -104,6 +105,7 @@ void Engine::thread_main(std::promise<Status>* opened) {
     }
     for (auto& fn : work) fn();
     run_timers();
+    flush_receipts();
     if (stopping_) break;
     {
       std::lock_guard lock(mu_);
@@ -143,11 +145,13 @@ Clock::time_point Engine::next_deadline() const {
   if (reconnect_at_) t = std::min(t, *reconnect_at_);
   for (const auto& [rid, f] : in_flight_) t = std::min(t, f.deadline);
   for (const auto& w : waiting_) t = std::min(t, w.deadline);
+  for (const auto& [key, expires] : typing_peers_) t = std::min(t, expires);
   return t;
 }
 
 void Engine::run_timers() {
   auto now = Clock::now();
+  expire_typing(now);
   if (reconnect_at_ && *reconnect_at_ <= now) {
     reconnect_at_.reset();
     if (want_connected_ && !connected_ && !auth_refused_) start_connect();
@@ -179,9 +183,28 @@ void Engine::run_timers() {
 }
 
 void Engine::set_state(LifecycleState state, Status reason) {
-  if (state_.load() == state && reason.ok()) return;
+  LifecycleState previous = state_.load();
+  if (previous == state && reason.ok()) return;
+  auto now = Clock::now();
+  double stayed = std::chrono::duration<double, std::milli>(now - state_since_).count();
+  state_since_ = now;
   state_ = state;
+  std::vector<std::pair<std::string, std::string>> labels{{"state", to_string(state)},
+                                                          {"previous", to_string(previous)}};
+  if (!reason.ok()) labels.emplace_back("reason", reason.reason());
+  analytics("connection_state", std::move(labels), {{"duration_ms", stayed}});
   events_.push(StateChanged{state, std::move(reason)});
+}
+
+void Engine::analytics(std::string name, std::vector<std::pair<std::string, std::string>> labels,
+                       std::vector<std::pair<std::string, double>> values) {
+  if (!analytics_) return;
+  sys::AnalyticsEvent ev;
+  ev.name = std::move(name);
+  ev.ts_ms = now_ms();
+  ev.labels = std::move(labels);
+  ev.values = std::move(values);
+  analytics_->record(ev);
 }
 
 // ---- connection --------------------------------------------------------------
@@ -269,6 +292,8 @@ void Engine::on_closed(const Status& reason) {
   syncing_ = false;
   filling_.clear();
   outbox_in_flight_.clear();
+  delivered_sent_.clear();
+  typing_sent_.clear();
   // Requests on the lost connection: run again after reconnecting, or fail.
   auto flights = std::move(in_flight_);
   in_flight_.clear();
@@ -306,15 +331,18 @@ void Engine::on_frame(std::string_view frame) {
       handle_event(*ev);
       continue;
     }
+    if (auto* t = std::get_if<wire::TypingEvent>(&message)) {
+      handle_typing(*t);
+      continue;
+    }
+    if (auto* r = std::get_if<wire::ReceiptEvent>(&message)) {
+      handle_receipt(*r);
+      continue;
+    }
     std::optional<std::uint64_t> rid;
     std::visit(
         [&](const auto& m) {
-          using T = std::decay_t<decltype(m)>;
-          if constexpr (std::is_same_v<T, wire::Error>) {
-            rid = m.rid;
-          } else if constexpr (!std::is_same_v<T, wire::ChannelEvent>) {
-            rid = m.rid;
-          }
+          if constexpr (requires { m.rid; }) rid = m.rid;
         },
         message);
     if (!rid) continue;  // an error not tied to a request: nothing waits for it
@@ -353,6 +381,9 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   set_state(LifecycleState::syncing);
   begin_sync(welcome.channels);
   transmit_outbox();
+  if (auto reads = cache_->unsent_reads()) {
+    for (const auto& r : *reads) send_read(r.channel, r.seq);
+  }
 }
 
 void Engine::finish_sync_step() {
@@ -395,6 +426,12 @@ void Engine::membership_request(RequestId req, wire::ClientMessage message,
           } else if (ok->seq != 0) {
             note_own_event(channel, ok->seq);
           }
+          if (leaving) {
+            cache_->remove_member(channel, user_);
+          } else {
+            cache_->add_member(channel, user_);
+            fetch_receipts(channel);  // the members and their cursors
+          }
           done(Status());
         },
         [self] { (*self)(); });
@@ -430,6 +467,9 @@ Result<std::string> Engine::send(const std::string& channel, const std::string& 
   std::string id = MessageId::random().hex();
   if (Status s = cache_->outbox_add(channel, id, text, now_ms()); !s.ok()) return s;
   events_.push(MessagePending{channel, id});
+  analytics("message_sent", {{"channel", channel}, {"id", id}},
+            {{"bytes", static_cast<double>(text.size())}});
+  if (typing_sent_.count(channel)) set_typing(channel, false);  // sending ends typing
   if (state_ == LifecycleState::syncing || state_ == LifecycleState::ready) {
     transmit(OutboxEntry{channel, id, text, DeliveryState::pending, {}});
   }
@@ -444,9 +484,10 @@ void Engine::transmit_outbox() {
 
 void Engine::transmit(const OutboxEntry& entry) {
   if (!outbox_in_flight_.insert(entry.id).second) return;
+  auto started = send_started_.emplace(entry.id, Clock::now()).first->second;
   request(
       wire::Send{0, entry.channel, entry.id, entry.text},
-      [this, entry](const wire::ServerMessage* reply, const Status& error) {
+      [this, entry, started](const wire::ServerMessage* reply, const Status& error) {
         outbox_in_flight_.erase(entry.id);
         if (reply == nullptr) {
           if (error.code() == StatusCode::timeout && connected_) {
@@ -459,6 +500,9 @@ void Engine::transmit(const OutboxEntry& entry) {
             return;  // stays in the outbox; sent again after reconnecting
           }
           cache_->outbox_fail(entry.id, error.reason());
+          send_started_.erase(entry.id);
+          analytics("message_failed", {{"channel", entry.channel}, {"id", entry.id},
+                                       {"reason", error.reason()}});
           events_.push(MessageFailed{entry.channel, entry.id,
                                      Status(error.code(),
                                             fmt::format("message {}: {}", entry.id, error.message()),
@@ -470,6 +514,10 @@ void Engine::transmit(const OutboxEntry& entry) {
         auto stored = cache_->outbox_acknowledge(entry.id, ack->seq, ack->ts, user_);
         if (!stored || !*stored) return;  // acknowledged before (a duplicate answer)
         note_own_event(ack->channel, ack->seq);
+        double rtt = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+        send_started_.erase(entry.id);
+        analytics("message_acknowledged", {{"channel", ack->channel}, {"id", ack->id}},
+                  {{"rtt_ms", rtt}, {"seq", static_cast<double>(ack->seq)}});
         events_.push(MessageSent{ack->channel, ack->id, ack->seq, ack->ts});
       },
       nullptr);

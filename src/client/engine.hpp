@@ -19,6 +19,7 @@
 
 #include "client/event_queue.hpp"
 #include "parley/client.hpp"
+#include "parley/sys/analytics.hpp"
 #include "parley/sys/transport.hpp"
 #include "protocol/wire.hpp"
 #include "store/cache.hpp"
@@ -61,6 +62,9 @@ class Engine : public sys::TransportHandler {
   Result<std::string> send(const std::string& channel, const std::string& text);
   void load_history(RequestId request, const std::string& channel, HistoryQuery query);
   store::Cache& cache() { return *cache_; }
+  void set_typing(const std::string& channel, bool typing);
+  Status mark_read(const std::string& channel, std::uint64_t seq);
+  Result<ReceiptSummary> receipt_summary(const std::string& channel, std::uint64_t seq);
 
   // ---- TransportHandler ----
   void on_open() override;
@@ -112,6 +116,21 @@ class Engine : public sys::TransportHandler {
   void finish_history(std::shared_ptr<HistoryJob> job, Status status, bool complete);
   static Message to_message(const wire::ChannelEvent& event);
 
+  // Typing and receipts (engine_receipts.cpp).
+  void handle_typing(const wire::TypingEvent& event);
+  void handle_receipt(const wire::ReceiptEvent& event);
+  void typing_stopped_by_message(const Message& message);
+  void expire_typing(Clock::time_point now);
+  void queue_delivered(const std::string& channel, std::uint64_t seq);
+  void flush_receipts();
+  void send_read(const std::string& channel, std::uint64_t seq);
+  void fetch_receipts(const std::string& channel);
+  void track_membership(const Message& event);
+
+  // Analytics: never content.
+  void analytics(std::string name, std::vector<std::pair<std::string, std::string>> labels,
+                 std::vector<std::pair<std::string, double>> values = {});
+
   ClientOptions options_;
   const std::string user_;
   std::string device_id_;
@@ -138,6 +157,17 @@ class Engine : public sys::TransportHandler {
   std::vector<Waiting> waiting_;
   std::set<std::string> outbox_in_flight_;  // ids sent on this connection
   std::mt19937_64 rng_;
+
+  // Typing (engine thread).
+  std::map<std::string, Clock::time_point> typing_sent_;  // channel -> last active signal
+  std::map<std::pair<std::string, std::string>, Clock::time_point> typing_peers_;  // expiry
+  // Receipts (engine thread).
+  std::map<std::string, std::uint64_t> delivered_pending_;  // channel -> cursor to send
+  std::map<std::string, std::uint64_t> delivered_sent_;     // on this connection
+  // Analytics (engine thread).
+  std::shared_ptr<sys::AnalyticsSink> analytics_;
+  Clock::time_point state_since_ = Clock::now();
+  std::map<std::string, Clock::time_point> send_started_;  // message id -> first transmit
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

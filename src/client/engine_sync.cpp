@@ -55,7 +55,10 @@ void Engine::begin_sync(const std::vector<wire::ChannelState>& channels) {
     auto info = cache_->channel(c.channel);
     if (!info || !*info) continue;
     std::uint64_t cursor = (*info)->read_to;
-    if (cursor >= c.last_seq) continue;
+    if (cursor >= c.last_seq) {
+      fetch_receipts(c.channel);
+      continue;
+    }
     if (cursor == 0) {
       // A channel new to this device: keep the newest page for the UI and
       // start the live cursor at the end; older history loads on demand.
@@ -84,7 +87,10 @@ void Engine::begin_sync(const std::vector<wire::ChannelState>& channels) {
 }
 
 void Engine::sync_done(const std::string& channel) {
-  if (sync_waiting_.erase(channel) > 0) finish_sync_step();
+  if (sync_waiting_.erase(channel) > 0) {
+    fetch_receipts(channel);
+    finish_sync_step();
+  }
 }
 
 void Engine::fill_gap(const std::string& channel) {
@@ -131,7 +137,20 @@ void Engine::deliver(const std::string& channel) {
   auto events = cache_->events(channel, cursor + 1, *up);
   if (!events) return;
   cache_->advance_cursor(channel, *up);
-  for (auto& m : *events) events_.push(MessageReceived{std::move(m)});
+  std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  for (auto& m : *events) {
+    track_membership(m);
+    if (m.kind == EventKind::message) {
+      typing_stopped_by_message(m);
+      analytics("message_delivered", {{"channel", m.channel}, {"id", m.id}},
+                {{"seq", static_cast<double>(m.seq)},
+                 {"latency_ms", static_cast<double>(std::max<std::int64_t>(0, now - m.ts_ms))}});
+    }
+    events_.push(MessageReceived{std::move(m)});
+  }
+  queue_delivered(channel, *up);
 }
 
 void Engine::note_own_event(const std::string& channel, std::uint64_t seq) {
@@ -139,6 +158,7 @@ void Engine::note_own_event(const std::string& channel, std::uint64_t seq) {
   auto info = cache_->channel(channel);
   if (info && *info && (*info)->read_to + 1 == seq) {
     cache_->advance_cursor(channel, seq);
+    queue_delivered(channel, seq);
     deliver(channel);  // events stored beyond it may now be contiguous
   } else if (info && *info && (*info)->read_to < seq) {
     fill_gap(channel);

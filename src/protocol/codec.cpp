@@ -52,6 +52,40 @@ void serialize(Ar& ar, ListChannels& m) {
   ar(make_nvp("rid", m.rid));
 }
 template <class Ar>
+void serialize(Ar& ar, Typing& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("active", m.active));
+}
+template <class Ar>
+void serialize(Ar& ar, Receipt& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("kind", m.kind),
+     make_nvp("seq", m.seq));
+}
+template <class Ar>
+void serialize(Ar& ar, ListReceipts& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel));
+}
+template <class Ar>
+void serialize(Ar& ar, TypingEvent& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("user", m.user), make_nvp("active", m.active));
+}
+template <class Ar>
+void serialize(Ar& ar, ReceiptEvent& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("user", m.user), make_nvp("kind", m.kind),
+     make_nvp("seq", m.seq));
+  optional_field(ar, "device", m.device);
+}
+template <class Ar>
+void serialize(Ar& ar, ReceiptCursor& m) {
+  ar(make_nvp("user", m.user));
+  optional_field(ar, "device", m.device);
+  ar(make_nvp("seq", m.seq));
+}
+template <class Ar>
+void serialize(Ar& ar, ReceiptList& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("members", m.members),
+     make_nvp("read", m.read), make_nvp("delivered", m.delivered));
+}
+template <class Ar>
 void serialize(Ar& ar, ChannelEvent& m) {
   ar(make_nvp("channel", m.channel), make_nvp("seq", m.seq), make_nvp("kind", m.kind),
      make_nvp("sender", m.sender), make_nvp("ts", m.ts));
@@ -118,6 +152,12 @@ template <> constexpr const char* kName<HistoryPage> = "history";
 template <> constexpr const char* kName<ChannelList> = "channels";
 template <> constexpr const char* kName<Error> = "error";
 template <> constexpr const char* kName<ChannelEvent> = "event";
+template <> constexpr const char* kName<Typing> = "typing";
+template <> constexpr const char* kName<Receipt> = "receipt";
+template <> constexpr const char* kName<ListReceipts> = "receipts";
+template <> constexpr const char* kName<TypingEvent> = "typing";
+template <> constexpr const char* kName<ReceiptEvent> = "receipt";
+template <> constexpr const char* kName<ReceiptList> = "receipts";
 
 template <class Variant>
 std::string encode_variant(const Variant& message) {

@@ -7,6 +7,7 @@
 
 #include "parley/events.hpp"
 #include "parley/status.hpp"
+#include "parley/sys/analytics.hpp"
 #include "parley/types.hpp"
 #include "parley/version.hpp"
 #include "protocol/codec.hpp"
@@ -58,6 +59,24 @@ const char* to_string(DeliveryState state) {
     case DeliveryState::failed: return "failed";
   }
   return "pending";
+}
+
+const char* to_string(ReceiptKind kind) {
+  return kind == ReceiptKind::read ? "read" : "delivered";
+}
+
+std::string sys::AnalyticsEvent::label(const std::string& key) const {
+  for (const auto& [k, v] : labels) {
+    if (k == key) return v;
+  }
+  return {};
+}
+
+double sys::AnalyticsEvent::value(const std::string& key) const {
+  for (const auto& [k, v] : values) {
+    if (k == key) return v;
+  }
+  return 0;
 }
 
 const char* to_string(LifecycleState state) {

@@ -56,8 +56,30 @@ struct ListChannels {
   std::uint64_t rid = 0;
 };
 
-using ClientMessage =
-    std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History, ListChannels>;
+// The user is typing (active) or stopped. Never stored; relayed to the
+// members connected now. No reply unless refused.
+struct Typing {
+  std::uint64_t rid = 0;
+  std::string channel;
+  bool active = true;
+};
+// A receipt cursor: kind "delivered" (this device has received the channel up
+// to seq) or "read" (this user has read it up to seq). Monotonic: the server
+// keeps the highest. Reply: ok with seq = the cursor now stored.
+struct Receipt {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string kind;
+  std::uint64_t seq = 0;
+};
+// The channel's members and their latest receipt cursors. Reply: receipts.
+struct ListReceipts {
+  std::uint64_t rid = 0;
+  std::string channel;
+};
+
+using ClientMessage = std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History,
+                                   ListChannels, Typing, Receipt, ListReceipts>;
 
 // ---- server to client -------------------------------------------------------
 
@@ -116,8 +138,36 @@ struct Error {
   std::optional<std::string> id;     // the message id, for a refused send
 };
 
-using ServerMessage =
-    std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent>;
+// Relayed typing signal (type "typing").
+struct TypingEvent {
+  std::string channel;
+  std::string user;
+  bool active = true;
+};
+// A receipt cursor moved (type "receipt"). device: for kind "delivered".
+struct ReceiptEvent {
+  std::string channel;
+  std::string user;
+  std::string kind;
+  std::uint64_t seq = 0;
+  std::optional<std::string> device;
+};
+struct ReceiptCursor {
+  std::string user;
+  std::optional<std::string> device;  // for delivered cursors
+  std::uint64_t seq = 0;
+};
+// Reply to receipts (type "receipts").
+struct ReceiptList {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::vector<std::string> members;
+  std::vector<ReceiptCursor> read;       // one per user
+  std::vector<ReceiptCursor> delivered;  // one per user and device
+};
+
+using ServerMessage = std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent,
+                                   TypingEvent, ReceiptEvent, ReceiptList>;
 
 // ---- error codes (docs/errors.md) -----------------------------------------
 
@@ -137,6 +187,8 @@ inline constexpr const char* kInvalidName = "invalid_name";
 inline constexpr const char* kInvalidId = "invalid_id";
 inline constexpr const char* kInvalidText = "invalid_text";
 inline constexpr const char* kInvalidLimit = "invalid_limit";
+inline constexpr const char* kInvalidKind = "invalid_kind";
+inline constexpr const char* kInvalidSeq = "invalid_seq";
 inline constexpr const char* kChannelExists = "channel_exists";
 inline constexpr const char* kNoSuchChannel = "no_such_channel";
 inline constexpr const char* kNotMember = "not_member";

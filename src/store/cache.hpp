@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "parley/events.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
 
@@ -27,7 +28,7 @@ class Cache {
   static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user);
   ~Cache();
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // ---- meta -------------------------------------------------------------
   // Stable device id, generated (32 hex digits) on first open unless set.
@@ -76,6 +77,31 @@ class Cache {
   Status outbox_fail(const std::string& id, const std::string& error);
   // Failed entries (newest last).
   Result<std::vector<OutboxEntry>> outbox_failed();
+
+  // ---- receipts -------------------------------------------------------------
+  // Raises another member's cursor (device is ignored for read cursors).
+  // Returns true if the stored cursor grew.
+  Result<bool> raise_receipt(const std::string& channel, const std::string& user,
+                             const std::string& device, ReceiptKind kind, std::uint64_t seq);
+  // The channel's members as the server last listed them, kept up to date by
+  // join and leave events.
+  Status set_members(const std::string& channel, const std::vector<std::string>& users);
+  Status add_member(const std::string& channel, const std::string& user);
+  Status remove_member(const std::string& channel, const std::string& user);
+  // Members other than `sender`, and how many of them have a delivered / read
+  // cursor at or above `seq`.
+  Result<ReceiptSummary> receipt_summary(const std::string& channel, std::uint64_t seq,
+                                         const std::string& sender);
+  // This user's own read cursor: monotonic; returns the cursor now stored.
+  Result<std::uint64_t> raise_my_read(const std::string& channel, std::uint64_t seq);
+  // The server stored our read cursor up to `seq`.
+  Status set_my_read_sent(const std::string& channel, std::uint64_t seq);
+  struct PendingRead {
+    std::string channel;
+    std::uint64_t seq = 0;
+  };
+  // Channels whose read cursor the server has not acknowledged yet.
+  Result<std::vector<PendingRead>> unsent_reads();
 
  private:
   struct Rep;

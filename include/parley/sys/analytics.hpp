@@ -1,0 +1,45 @@
+// parley/sys/analytics.hpp - the extension point for product analytics.
+//
+//   class MySink : public parley::sys::AnalyticsSink {
+//     void record(const parley::sys::AnalyticsEvent& e) override { queue_for_upload(e); }
+//   };
+//   options.analytics = std::make_shared<MySink>();
+//
+// Events describe what happened (a message was sent, acknowledged after so many
+// ms, delivered, read; typing started; the connection changed state and how long
+// it stayed in the previous one) and never carry message text or other content:
+// labels hold channel names, ids, states and reason codes only.
+//
+// Thread contract: record() is called on the client's internal thread, one event
+// at a time. It must return quickly and must not call the Client.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace parley::sys {
+
+struct AnalyticsEvent {
+  // "message_sent", "message_acknowledged", "message_failed", "message_delivered",
+  // "message_read", "typing_started", "connection_state" (docs/analytics.md).
+  std::string name;
+  std::int64_t ts_ms = 0;  // wall clock, ms since the Unix epoch
+  // e.g. {"channel","general"}, {"id","5d41..."}, {"state","ready"}, {"reason","connection_lost"}
+  std::vector<std::pair<std::string, std::string>> labels;
+  // e.g. {"rtt_ms", 12.5}, {"bytes", 42}, {"seq", 17}, {"duration_ms", 1500}
+  std::vector<std::pair<std::string, double>> values;
+
+  // The label or value of that name; empty / 0 when absent.
+  std::string label(const std::string& key) const;
+  double value(const std::string& key) const;
+};
+
+class AnalyticsSink {
+ public:
+  virtual ~AnalyticsSink() = default;
+  virtual void record(const AnalyticsEvent& event) = 0;
+};
+
+}  // namespace parley::sys
