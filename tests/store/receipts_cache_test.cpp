@@ -1,0 +1,109 @@
+// The cache's receipt cursors, members and the user's own read cursor.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "store/cache.hpp"
+#include "store/sqlite.hpp"
+
+namespace fs = std::filesystem;
+using parley::ReceiptKind;
+using parley::store::Cache;
+
+namespace {
+struct Dir {
+  Dir() {
+    std::string tmpl = (fs::temp_directory_path() / "parley-receipts-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~Dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path path;
+};
+}  // namespace
+
+TEST_CASE("receipt cursors only move up") {
+  Dir dir;
+  auto cache = Cache::open(dir.path.string(), "alice");
+  REQUIRE(cache.ok());
+  auto& c = **cache;
+  CHECK(*c.raise_receipt("g", "bob", "d1", ReceiptKind::delivered, 5));
+  CHECK_FALSE(*c.raise_receipt("g", "bob", "d1", ReceiptKind::delivered, 3));
+  CHECK_FALSE(*c.raise_receipt("g", "bob", "d1", ReceiptKind::delivered, 5));
+  CHECK(*c.raise_receipt("g", "bob", "d2", ReceiptKind::delivered, 2));  // another device
+  CHECK(*c.raise_receipt("g", "bob", "ignored", ReceiptKind::read, 4));
+  CHECK_FALSE(*c.raise_receipt("g", "bob", "other", ReceiptKind::read, 4));  // read is per user
+}
+
+TEST_CASE("receipt summary counts members other than the sender") {
+  Dir dir;
+  auto cache = Cache::open(dir.path.string(), "alice");
+  REQUIRE(cache.ok());
+  auto& c = **cache;
+  REQUIRE(c.set_members("g", {"alice", "bob", "carol", "dave"}).ok());
+  c.raise_receipt("g", "bob", "d1", ReceiptKind::delivered, 10);
+  c.raise_receipt("g", "carol", "d1", ReceiptKind::delivered, 7);
+  c.raise_receipt("g", "carol", "d2", ReceiptKind::delivered, 12);
+  c.raise_receipt("g", "bob", "", ReceiptKind::read, 10);
+  c.raise_receipt("g", "alice", "x", ReceiptKind::delivered, 99);  // the sender: not counted
+  c.raise_receipt("g", "erin", "x", ReceiptKind::delivered, 99);   // not a member
+  auto s = c.receipt_summary("g", 10, "alice");
+  REQUIRE(s.ok());
+  CHECK(s->members == 3);
+  CHECK(s->delivered == 2);  // bob, and carol through her second device
+  CHECK(s->read == 1);
+  auto later = c.receipt_summary("g", 11, "alice");
+  CHECK(later->delivered == 1);
+  CHECK(later->read == 0);
+  REQUIRE(c.remove_member("g", "carol").ok());
+  CHECK(c.receipt_summary("g", 10, "alice")->members == 2);
+}
+
+TEST_CASE("own read cursor is monotonic and remembered until the server has it") {
+  Dir dir;
+  {
+    auto cache = Cache::open(dir.path.string(), "alice");
+    REQUIRE(cache.ok());
+    auto& c = **cache;
+    CHECK(*c.raise_my_read("g", 8) == 8);
+    CHECK(*c.raise_my_read("g", 3) == 8);
+    auto unsent = c.unsent_reads();
+    REQUIRE(unsent.ok());
+    REQUIRE(unsent->size() == 1);
+    CHECK((*unsent)[0].seq == 8);
+  }
+  auto cache = Cache::open(dir.path.string(), "alice");  // survives a restart
+  REQUIRE(cache.ok());
+  CHECK((*cache)->unsent_reads()->size() == 1);
+  REQUIRE((*cache)->set_my_read_sent("g", 8).ok());
+  CHECK((*cache)->unsent_reads()->empty());
+}
+
+TEST_CASE("a version 1 cache migrates to version 2 keeping its data") {
+  Dir dir;
+  {
+    auto cache = Cache::open(dir.path.string(), "alice");
+    REQUIRE(cache.ok());
+    REQUIRE((*cache)->outbox_add("g", std::string(32, 'a'), "keep me", 1).ok());
+  }
+  {
+    // Roll the schema back to version 1 as an older library left it.
+    auto db = parley::store::Database::open((dir.path / "parley.db").string());
+    REQUIRE(db.ok());
+    REQUIRE(db->exec("DROP TABLE receipts; DROP TABLE members; "
+                     "ALTER TABLE channels DROP COLUMN my_read; "
+                     "ALTER TABLE channels DROP COLUMN my_read_sent; PRAGMA user_version = 1")
+                .ok());
+  }
+  auto cache = Cache::open(dir.path.string(), "alice");
+  REQUIRE_MESSAGE(cache.ok(), cache.status().to_string());
+  auto pending = (*cache)->outbox_pending();
+  REQUIRE(pending.ok());
+  REQUIRE(pending->size() == 1);
+  CHECK((*pending)[0].text == "keep me");
+  CHECK(*(*cache)->raise_my_read("g", 2) == 2);
+}
