@@ -19,8 +19,17 @@ Result<std::unique_ptr<Client>> Client::open(ClientOptions options) {
   if (options.data_dir.empty()) {
     return Status(StatusCode::invalid_argument, "data directory is empty");
   }
-  if (!options.transport && options.server_url.empty()) {
-    return Status(StatusCode::invalid_argument, "server url is empty");
+  if (!options.transport) {
+    // The WebSocket transport needs ws://HOST[:PORT][/PATH] or wss://...
+    const std::string& url = options.server_url;
+    auto scheme_end = url.find("://");
+    std::string scheme = scheme_end == std::string::npos ? "" : url.substr(0, scheme_end);
+    std::string rest = scheme_end == std::string::npos ? "" : url.substr(scheme_end + 3);
+    if ((scheme != "ws" && scheme != "wss") || rest.empty() || rest[0] == '/' || rest[0] == ':') {
+      return Status(StatusCode::invalid_argument,
+                    fmt::format("server url \"{}\": expected ws://host:port/ or wss://host:port/", url),
+                    "invalid_url");
+    }
   }
   if (options.request_timeout.count() <= 0 || options.reconnect_base.count() <= 0 ||
       options.reconnect_max < options.reconnect_base) {

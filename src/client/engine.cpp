@@ -143,6 +143,7 @@ void Engine::thread_main(std::promise<Status>* opened) {
 Clock::time_point Engine::next_deadline() const {
   auto t = Clock::now() + std::chrono::hours(1);
   if (reconnect_at_) t = std::min(t, *reconnect_at_);
+  if (outbox_retry_at_) t = std::min(t, *outbox_retry_at_);
   for (const auto& [rid, f] : in_flight_) t = std::min(t, f.deadline);
   for (const auto& w : waiting_) t = std::min(t, w.deadline);
   for (const auto& [key, expires] : typing_peers_) t = std::min(t, expires);
@@ -152,6 +153,10 @@ Clock::time_point Engine::next_deadline() const {
 void Engine::run_timers() {
   auto now = Clock::now();
   expire_typing(now);
+  if (outbox_retry_at_ && *outbox_retry_at_ <= now) {
+    outbox_retry_at_.reset();
+    if (state_ == LifecycleState::syncing || state_ == LifecycleState::ready) transmit_outbox();
+  }
   if (reconnect_at_ && *reconnect_at_ <= now) {
     reconnect_at_.reset();
     if (want_connected_ && !connected_ && !auth_refused_) start_connect();
@@ -300,11 +305,23 @@ void Engine::on_closed(const Status& reason) {
   for (auto& [rid, f] : flights) {
     if (f.resend) {
       waiting_.push_back(Waiting{f.resend, [reply = f.reply](const Status& s) { reply(nullptr, s); },
-                                 f.deadline});
+                                 f.deadline, false});
     } else if (rid != auth_rid_) {
       f.reply(nullptr, Status(StatusCode::offline, "connection lost", "connection_lost"));
     }
   }
+  // Work that can be answered offline (history from the cache) does not wait
+  // for the next connection attempt.
+  std::vector<Waiting> offline_now;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (it->answer_offline) {
+      offline_now.push_back(std::move(*it));
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& w : offline_now) w.fail(Status(StatusCode::offline, "no connection to the server"));
   if (auth_refused_) return;  // already reported as the state change
   Status why = reason;
   if (why.ok() && want_connected_ && !was_connected) {
@@ -319,11 +336,10 @@ void Engine::on_closed(const Status& reason) {
 
 void Engine::on_frame(std::string_view frame) {
   for (auto& item : wire::decode_server_frame(frame)) {
-    if (auto* err = std::get_if<wire::DecodeError>(&item)) {
-      // A server we cannot understand is a protocol problem, not a crash.
-      events_.push(StateChanged{state_.load(), Status(StatusCode::protocol_error,
-                                                      "bad frame from server: " + err->message,
-                                                      err->code)});
+    if (std::holds_alternative<wire::DecodeError>(item)) {
+      // Something this client cannot understand (a newer server's message, or
+      // garbage): skip it. A request it answered times out and is retried.
+      ++undecodable_frames_;
       continue;
     }
     auto& message = std::get<wire::ServerMessage>(item);
@@ -368,16 +384,22 @@ std::uint64_t Engine::request(wire::ClientMessage message, Reply reply,
   return rid;
 }
 
-void Engine::when_ready(std::function<void()> run, std::function<void(const Status&)> fail) {
+void Engine::when_ready(std::function<void()> run, std::function<void(const Status&)> fail,
+                        bool answer_offline) {
   if (state_ == LifecycleState::ready) return run();
   if (auth_refused_) {
     return fail(Status(StatusCode::unauthenticated, "authentication was refused", "unauthenticated"));
   }
-  waiting_.push_back(Waiting{std::move(run), std::move(fail), Clock::now() + options_.request_timeout});
+  if (answer_offline && (!want_connected_ || state_ == LifecycleState::disconnected)) {
+    return fail(Status(StatusCode::offline, "no connection to the server"));
+  }
+  waiting_.push_back(Waiting{std::move(run), std::move(fail),
+                             Clock::now() + options_.request_timeout, answer_offline});
 }
 
 void Engine::handle_welcome(const wire::Welcome& welcome) {
   attempt_ = 0;
+  server_max_frame_ = welcome.max_frame;
   set_state(LifecycleState::syncing);
   begin_sync(welcome.channels);
   transmit_outbox();
@@ -483,7 +505,23 @@ void Engine::transmit_outbox() {
 }
 
 void Engine::transmit(const OutboxEntry& entry) {
-  if (!outbox_in_flight_.insert(entry.id).second) return;
+  if (outbox_in_flight_.count(entry.id)) return;
+  if (server_max_frame_ != 0) {
+    std::size_t size = wire::encode(wire::ClientMessage(wire::Send{next_rid_, entry.channel, entry.id, entry.text})).size();
+    if (size > server_max_frame_) {
+      // The server would drop the frame without being able to answer it.
+      Status why(StatusCode::invalid_argument,
+                 fmt::format("message {}: {} bytes encoded, over the server's frame limit of {}",
+                             entry.id, size, server_max_frame_),
+                 wire::code::kFrameTooLarge);
+      cache_->outbox_fail(entry.id, why.reason());
+      analytics("message_failed", {{"channel", entry.channel}, {"id", entry.id},
+                                   {"reason", why.reason()}});
+      events_.push(MessageFailed{entry.channel, entry.id, why});
+      return;
+    }
+  }
+  outbox_in_flight_.insert(entry.id);
   auto started = send_started_.emplace(entry.id, Clock::now()).first->second;
   request(
       wire::Send{0, entry.channel, entry.id, entry.text},
@@ -494,9 +532,13 @@ void Engine::transmit(const OutboxEntry& entry) {
             // Still connected but no answer: try again; the server deduplicates.
             return transmit(entry);
           }
+          if (is_transient(error.reason())) {
+            // The server could not store it just now: try again shortly.
+            outbox_retry_at_ = Clock::now() + std::chrono::seconds(1);
+            return;
+          }
           if (error.reason() == "connection_lost" || error.code() == StatusCode::offline ||
-              error.code() == StatusCode::cancelled || error.code() == StatusCode::timeout ||
-              is_transient(error.reason())) {
+              error.code() == StatusCode::cancelled || error.code() == StatusCode::timeout) {
             return;  // stays in the outbox; sent again after reconnecting
           }
           cache_->outbox_fail(entry.id, error.reason());

@@ -84,6 +84,7 @@ class Engine : public sys::TransportHandler {
     std::function<void()> run;
     std::function<void(const Status&)> fail;
     Clock::time_point deadline;
+    bool answer_offline = false;  // fail at once when a connection attempt fails
   };
   struct HistoryJob;
 
@@ -99,7 +100,8 @@ class Engine : public sys::TransportHandler {
   // Sends a request; `reply` runs once with the answer, a timeout, or a lost connection.
   std::uint64_t request(wire::ClientMessage message, Reply reply, std::function<void()> resend = {});
   // Runs `run` once ready (at once if ready), or `fail` with offline after the request timeout.
-  void when_ready(std::function<void()> run, std::function<void(const Status&)> fail);
+  void when_ready(std::function<void()> run, std::function<void(const Status&)> fail,
+                  bool answer_offline = false);
   void membership_request(RequestId request, wire::ClientMessage message, const std::string& channel);
 
   // Outbox.
@@ -151,6 +153,9 @@ class Engine : public sys::TransportHandler {
   bool auth_refused_ = false;
   int attempt_ = 0;
   std::optional<Clock::time_point> reconnect_at_;
+  std::optional<Clock::time_point> outbox_retry_at_;  // after a transient refusal
+  std::uint64_t server_max_frame_ = 0;                // from welcome
+  std::uint64_t undecodable_frames_ = 0;
   std::uint64_t next_rid_ = 1;
   std::uint64_t auth_rid_ = 0;
   std::map<std::uint64_t, InFlight> in_flight_;

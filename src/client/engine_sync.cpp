@@ -15,7 +15,9 @@ namespace parley::client {
 namespace {
 constexpr std::uint32_t kCatchUpPage = 200;
 constexpr std::uint32_t kFirstSyncPage = 50;
-constexpr int kMaxHistoryRounds = 64;
+// A bound on server round trips for one load_history call; each round must
+// also make progress (the server's pages shrink for large messages).
+constexpr int kMaxHistoryRounds = 5000;
 
 EventKind kind_from(const std::string& s) {
   if (s == "create") return EventKind::create;
@@ -189,6 +191,8 @@ struct Engine::HistoryJob {
   std::uint64_t before = 0;  // 0: newest
   std::uint32_t limit = 0;
   int rounds = 0;
+  bool waited = false;                // waited once for a connection
+  std::uint64_t last_low = UINT64_MAX;  // progress check between rounds
 };
 
 void Engine::load_history(RequestId request, const std::string& channel, HistoryQuery query) {
@@ -232,13 +236,25 @@ void Engine::history_step(std::shared_ptr<HistoryJob> job) {
     return finish_history(job, Status(), false);
   }
 
-  if (!online || job->rounds >= kMaxHistoryRounds) return finish_history(job, Status(), false);
+  if (!online) {
+    if (job->waited) return finish_history(job, Status(), false);
+    // A connection is being made: wait for it (bounded by the request timeout)
+    // rather than answer from a cache that may be stale; with no server in
+    // reach, answer from the cache at once.
+    job->waited = true;
+    return when_ready([this, job] { history_step(job); },
+                      [this, job](const Status&) { finish_history(job, Status(), false); },
+                      /*answer_offline=*/true);
+  }
+  if (job->rounds >= kMaxHistoryRounds) return finish_history(job, Status(), false);
   ++job->rounds;
   // Ask for the page just below what the cache holds contiguously.
   std::optional<std::uint64_t> below;
   if (top > 0) {
     auto low = cache_->contiguous_down_from(job->channel, top);
     below = (low && *low <= top) ? *low : top + 1;
+    if (*below >= job->last_low) return finish_history(job, Status(), false);  // no progress
+    job->last_low = *below;
   } else if (job->before != 0) {
     below = job->before;
   }

@@ -339,4 +339,62 @@ TEST_CASE("client options are checked") {
   o.server_url = "ws://127.0.0.1:1";
   o.token = "garbage";
   CHECK(Client::open(o).status().reason() == "invalid_token");
+  TestServer server;
+  o.token = server.token("alice");
+  for (const char* bad : {"http://x", "notaurl", "ws://", "ws:///path", ""}) {
+    o.server_url = bad;
+    auto r = Client::open(o);
+    CHECK_MESSAGE(r.status().reason() == "invalid_url", bad);
+  }
+}
+
+TEST_CASE("a message too large for the server's frame limit fails instead of looping") {
+  TestServer server(false, 1024);
+  auto alice = open_client(server, "alice", temp_dir("alice"));
+  REQUIRE(wait_ready(*alice));
+  REQUIRE(request_status(*alice, alice->create_channel("c1")).ok());
+  auto big = alice->send("c1", std::string(2000, 'z'));
+  auto small = alice->send("c1", "small");
+  REQUIRE(big.ok());
+  REQUIRE(small.ok());
+  auto failed = wait_for<MessageFailed>(*alice);
+  REQUIRE(failed.has_value());
+  CHECK(failed->id == *big);
+  CHECK(failed->status.reason() == "frame_too_large");
+  CHECK(wait_sent(*alice, *small).seq == 2);
+}
+
+TEST_CASE("history issued while connecting waits for the server instead of an empty cache") {
+  TestServer server;
+  {
+    auto alice = open_client(server, "alice", temp_dir("alice"));
+    REQUIRE(wait_ready(*alice));
+    REQUIRE(request_status(*alice, alice->create_channel("general")).ok());
+    for (int i = 0; i < 3; ++i) alice->send("general", "h" + std::to_string(i));
+    for (int i = 0; i < 3; ++i) REQUIRE(wait_for<MessageSent>(*alice).has_value());
+  }
+  auto bob = open_client(server, "bob", temp_dir("bob"));
+  // At once, before the client is ready: bob is not a member, so the server
+  // must be asked (and refuses), rather than the empty cache answering.
+  auto h = history(*bob, "general", 3);
+  CHECK(h.status.reason() == "not_member");
+  REQUIRE(request_status(*bob, bob->join_channel("general")).ok());
+  auto again = history(*bob, "general", 3);
+  CHECK(again.messages.size() == 3);
+}
+
+TEST_CASE("history of large messages pages until the limit is met") {
+  TestServer server;
+  auto alice = open_client(server, "alice", temp_dir("alice"));
+  REQUIRE(wait_ready(*alice));
+  REQUIRE(request_status(*alice, alice->create_channel("big")).ok());
+  const int n = 300;
+  for (int i = 0; i < n; ++i) alice->send("big", std::to_string(i) + std::string(8000, 'x'));
+  for (int i = 0; i < n; ++i) REQUIRE(wait_for<MessageSent>(*alice).has_value());
+  auto bob = open_client(server, "bob", temp_dir("bob"));
+  REQUIRE(wait_ready(*bob));
+  REQUIRE(request_status(*bob, bob->join_channel("big")).ok());
+  auto h = history(*bob, "big", n);
+  CHECK(h.complete);
+  CHECK(h.messages.size() == static_cast<std::size_t>(n));
 }

@@ -36,10 +36,11 @@ inline std::int64_t now_seconds() {
 
 // A server running on its own thread, plus what clients need to reach it.
 struct TestServer {
-  explicit TestServer(bool listen = false) {
+  explicit TestServer(bool listen = false, std::size_t max_frame = 65536) {
     dir = temp_dir("server");
     key = token::generate_key();
     server::ServerOptions opts;
+    opts.max_frame = max_frame;
     opts.listen = listen;
     opts.port = 0;
     opts.data_dir = dir.string();
