@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <type_traits>
 #include <vector>
 
@@ -22,14 +23,6 @@ bool is_client_id(const std::string& id) {
          });
 }
 
-// A peer's string, shortened for an error message.
-std::string shown(const std::string& value) {
-  if (value.size() <= 64) return value;
-  std::size_t cut = 64;
-  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;  // utf-8
-  return value.substr(0, cut) + "...";
-}
-
 // The strings of a request. The codec validates UTF-8, but JSON escapes can
 // still spell a lone surrogate; nothing that is not UTF-8 is stored or echoed.
 std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
@@ -43,6 +36,8 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
           return out;
         } else if constexpr (std::is_same_v<T, wire::Send>) {
           return {&m.channel, &m.id, &m.text};
+        } else if constexpr (std::is_same_v<T, wire::Receipt>) {
+          return {&m.channel, &m.kind};
         } else if constexpr (std::is_same_v<T, wire::ListChannels>) {
           return {};
         } else {
@@ -56,11 +51,22 @@ std::uint64_t rid_of(const wire::ClientMessage& message) {
   return std::visit([](const auto& m) { return m.rid; }, message);
 }
 
-Encoded encoded(const wire::ServerMessage& message) {
-  return std::make_shared<const std::string>(wire::encode(message));
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
+
+std::string shown(const std::string& value) {
+  if (value.size() <= 64) return value;
+  std::size_t cut = 64;
+  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;  // utf-8
+  return value.substr(0, cut) + "...";
+}
+
+Encoded encoded(const wire::ServerMessage& message) {
+  return std::make_shared<const std::string>(wire::encode(message));
+}
 
 wire::ChannelEvent to_wire(const StoredEvent& event) {
   wire::ChannelEvent out;
@@ -103,6 +109,7 @@ void Hub::on_open(Session&) {
 
 void Hub::on_close(Session& session) {
   --metrics_.connections;
+  typing_relayed_at_.erase(&session);
   if (!session.authenticated()) return;
   auto it = sessions_of_user_.find(session.user());
   if (it != sessions_of_user_.end()) {
@@ -126,9 +133,9 @@ void Hub::on_bad_frame(Session& session, const char* error_code, std::string mes
 
 void Hub::on_frame(Session& session, std::string_view frame) {
   ++metrics_.frames_received_total;
-  metrics_.bytes_received_total += frame.size();
   if (session.closing()) return;
   auto items = wire::decode_client_frame(frame);
+  frame_decoded_at_ = std::chrono::steady_clock::now();
   for (auto& item : items) {
     if (session.closing()) break;
     if (auto* bad = std::get_if<wire::DecodeError>(&item)) {
@@ -295,7 +302,9 @@ void Hub::handle(Session& session, const wire::Send& request) {
   if (!original) return store_error(session, request.rid, original.status(), request.id);
   if (*original) {
     const StoredEvent& e = **original;
-    return reply(session, wire::Ack{request.rid, e.channel, request.id, e.seq, e.ts, true});
+    reply(session, wire::Ack{request.rid, e.channel, request.id, e.seq, e.ts, true});
+    metrics_.send_ack_seconds.observe(seconds_since(frame_decoded_at_));
+    return;
   }
   if (request.text.empty() || request.text.size() > wire::kMaxTextBytes) {
     return error(session, request.rid, code::kInvalidText,
@@ -323,7 +332,9 @@ void Hub::handle(Session& session, const wire::Send& request) {
       store_.append_message(request.channel, session.user(), request.id, request.text, now_ms());
   if (!event) return store_error(session, request.rid, event.status(), request.id);
   channel.last_seq = event->seq;
+  ++metrics_.messages_received_total;
   reply(session, wire::Ack{request.rid, request.channel, request.id, event->seq, event->ts, false});
+  metrics_.send_ack_seconds.observe(seconds_since(frame_decoded_at_));
   publish(*event, &session);
 }
 
@@ -410,7 +421,8 @@ void Hub::error(Session& session, std::optional<std::uint64_t> rid, const char* 
 void Hub::store_error(Session& session, std::uint64_t rid, const Status& status,
                       std::optional<std::string> id) {
   std::string reason = status.reason();
-  for (const char* known : {code::kChannelExists, code::kNoSuchChannel, code::kNotMember}) {
+  for (const char* known : {code::kChannelExists, code::kNoSuchChannel, code::kNotMember,
+                            code::kInvalidKind, code::kInvalidSeq}) {
     if (reason == known) return error(session, rid, known, status.message(), std::move(id));
   }
   log("error", "store failure for \"{}\": {}", session.user(), status.message());
@@ -429,16 +441,26 @@ void Hub::publish(const StoredEvent& event, const Session* origin) {
   ++metrics_.events_stored_total[to_string(event.kind)];
   auto channel = channels_.find(event.channel);
   if (channel == channels_.end()) return;
-  Encoded item = encoded(to_wire(event));
-  for (const std::string& member : channel->second.members) {
+  std::uint64_t queued = fan_out(channel->second, encoded(to_wire(event)), origin);
+  metrics_.events_delivered_total += queued;
+  if (event.kind == EventKind::message) metrics_.messages_delivered_total += queued;
+}
+
+std::uint64_t Hub::fan_out(const Channel& channel, const Encoded& item, const Session* origin,
+                           const std::string* skip_user) {
+  std::uint64_t queued = 0;
+  for (const std::string& member : channel.members) {
+    if (skip_user != nullptr && member == *skip_user) continue;
     auto sessions = sessions_of_user_.find(member);
     if (sessions == sessions_of_user_.end()) continue;
+    // enqueue may close a slow session but never removes it from the list.
     for (Session* s : sessions->second) {
       if (s == origin || s->closing()) continue;
-      ++metrics_.events_delivered_total;
+      ++queued;
       enqueue(*s, item);
     }
   }
+  return queued;
 }
 
 }  // namespace parley::server

@@ -1,12 +1,17 @@
 // The server's request handling: authenticates sessions, runs their requests
-// against the store, and fans new channel events out to the live sessions of
-// every member. Knows nothing of the transport: both the WebSocket and the
-// loopback backend hand it whole frames and drain what it queues on sessions.
+// against the store, and fans new channel events, typing signals and receipt
+// cursors out to the live sessions of every member. Knows nothing of the
+// transport: both the WebSocket and the loopback backend hand it whole frames
+// and drain what it queues on sessions.
+//
+// hub.cpp holds authentication, channels and messages; hub_receipts.cpp
+// typing and receipts.
 //
 // Use from one thread at a time (the server's loop thread).
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -51,6 +56,13 @@ class Hub {
   void handle(Session& session, const wire::Send& request);
   void handle(Session& session, const wire::History& request);
   void handle(Session& session, const wire::ListChannels& request);
+  void handle(Session& session, const wire::Typing& request);
+  void handle(Session& session, const wire::Receipt& request);
+  void handle(Session& session, const wire::ListReceipts& request);
+
+  // The channel `name` if `session`'s user is a member of it; else replies
+  // invalid_name, no_such_channel or not_member and returns null.
+  Channel* member_channel(Session& session, std::uint64_t rid, const std::string& name);
 
   // Queues a reply on `session`.
   void reply(Session& session, const wire::ServerMessage& message);
@@ -63,6 +75,11 @@ class Hub {
   // Records a stored event and sends it to every session of every member
   // except `origin`, which gets a reply instead.
   void publish(const StoredEvent& event, const Session* origin);
+  // Queues `item` on every open session of every member of `channel` except
+  // `origin` and, when `skip_user` is set, every session of that user.
+  // Returns how many sessions it was queued on.
+  std::uint64_t fan_out(const Channel& channel, const Encoded& item, const Session* origin,
+                        const std::string* skip_user = nullptr);
   std::vector<wire::ChannelState> memberships(const std::string& user) const;
 
   ServerStore& store_;
@@ -72,8 +89,19 @@ class Hub {
   std::unordered_map<std::string, Channel> channels_;
   std::unordered_map<std::string, std::set<std::string>> channels_of_user_;
   std::unordered_map<std::string, std::vector<Session*>> sessions_of_user_;
+  // When each session last had an active typing signal relayed, per channel:
+  // the throttle that bounds typing fan-out. Entries go with the session.
+  std::unordered_map<const Session*,
+                     std::unordered_map<std::string, std::chrono::steady_clock::time_point>>
+      typing_relayed_at_;
+  // When the frame being handled was decoded: the start of send-to-ack latency.
+  std::chrono::steady_clock::time_point frame_decoded_at_;
 };
 
 wire::ChannelEvent to_wire(const StoredEvent& event);
+// A peer's string, shortened to about 64 bytes for an error message.
+std::string shown(const std::string& value);
+// One message encoded once, to be queued on many sessions.
+Encoded encoded(const wire::ServerMessage& message);
 
 }  // namespace parley::server

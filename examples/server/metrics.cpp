@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 
 namespace parley::server {
@@ -44,11 +45,35 @@ void labelled(std::string* out, const char* name, const char* help, const char* 
 
 }  // namespace
 
+void LatencyHistogram::observe(double seconds) {
+  seconds = std::max(seconds, 0.0);
+  auto bucket = std::lower_bound(kBounds.begin(), kBounds.end(), seconds);  // le: bound >= value
+  if (bucket != kBounds.end()) ++buckets_[static_cast<std::size_t>(bucket - kBounds.begin())];
+  ++count_;
+  sum_ += seconds;
+}
+
+void LatencyHistogram::render(std::string* out, const char* name) const {
+  auto it = std::back_inserter(*out);
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += buckets_[i];
+    fmt::format_to(it, "{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[i], cumulative);
+  }
+  fmt::format_to(it, "{}_bucket{{le=\"+Inf\"}} {}\n", name, count_);
+  fmt::format_to(it, "{}_sum {:.9f}\n", name, sum_);
+  fmt::format_to(it, "{}_count {}\n", name, count_);
+}
+
 Metrics::Metrics() : started(std::chrono::steady_clock::now()) {
   // Known label values start at zero so that rates work from the first scrape.
   for (const char* kind : {"create", "join", "leave", "message"}) events_stored_total[kind] = 0;
   for (const char* reason : {"invalid_token", "token_expired", "not_authenticated"}) {
     auth_failures_total[reason] = 0;
+  }
+  for (const char* kind : {"delivered", "read"}) {
+    receipts_received_total[kind] = 0;
+    receipts_broadcast_total[kind] = 0;
   }
 }
 
@@ -61,12 +86,29 @@ std::string Metrics::render() const {
   scalar(&out, "parley_frames_received_total", "counter", "Complete frames received from clients.",
          frames_received_total);
   scalar(&out, "parley_frames_sent_total", "counter", "Frames sent to clients.", frames_sent_total);
-  scalar(&out, "parley_received_bytes_total", "counter", "Payload bytes received from clients.",
-         bytes_received_total);
-  scalar(&out, "parley_sent_bytes_total", "counter", "Payload bytes sent to clients.",
+  scalar(&out, "parley_bytes_received_total", "counter",
+         "WebSocket payload bytes received from clients.", bytes_received_total);
+  scalar(&out, "parley_bytes_sent_total", "counter", "WebSocket payload bytes sent to clients.",
          bytes_sent_total);
+  scalar(&out, "parley_messages_received_total", "counter",
+         "Messages accepted and stored (resends not counted).", messages_received_total);
+  scalar(&out, "parley_messages_delivered_total", "counter",
+         "Message events queued to client sessions.", messages_delivered_total);
   scalar(&out, "parley_events_delivered_total", "counter",
-         "Live channel events queued to client sessions.", events_delivered_total);
+         "Live channel events of every kind queued to client sessions.", events_delivered_total);
+  header(&out, "parley_send_ack_seconds", "histogram",
+         "Seconds from a send being decoded to its ack being queued, store write included.");
+  send_ack_seconds.render(&out, "parley_send_ack_seconds");
+  scalar(&out, "parley_typing_received_total", "counter",
+         "Typing signals accepted from channel members.", typing_received_total);
+  scalar(&out, "parley_typing_dropped_total", "counter",
+         "Typing signals dropped by the per-session throttle.", typing_dropped_total);
+  scalar(&out, "parley_typing_relayed_total", "counter", "Typing events queued to client sessions.",
+         typing_relayed_total);
+  labelled(&out, "parley_receipts_received_total", "Receipts accepted, by kind.", "kind",
+           receipts_received_total);
+  labelled(&out, "parley_receipts_broadcast_total",
+           "Receipt events queued to client sessions, by kind.", "kind", receipts_broadcast_total);
   scalar(&out, "parley_slow_consumers_total", "counter",
          "Sessions closed because their send queue was full.", slow_consumers_total);
   scalar(&out, "parley_http_requests_total", "counter", "Plain HTTP requests served.",

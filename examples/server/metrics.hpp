@@ -1,15 +1,34 @@
-// Counters and gauges of the reference server, rendered for /metrics in the
-// Prometheus text format (docs/server.md, "Metrics").
+// Counters, gauges and a histogram of the reference server, rendered for
+// /metrics in the Prometheus text format (docs/server.md, "Metrics").
 //
 // Use from one thread at a time (the server's loop thread).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
 
 namespace parley::server {
+
+// A Prometheus histogram with fixed buckets, in seconds.
+class LatencyHistogram {
+ public:
+  // Upper bounds of the buckets; +Inf is implicit.
+  static constexpr std::array<double, 13> kBounds = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+
+  void observe(double seconds);
+  std::uint64_t count() const { return count_; }
+  // Appends the _bucket, _sum and _count samples of `name` (no HELP or TYPE).
+  void render(std::string* out, const char* name) const;
+
+ private:
+  std::array<std::uint64_t, kBounds.size()> buckets_{};  // not cumulative
+  std::uint64_t count_ = 0;
+  double sum_ = 0;
+};
 
 struct Metrics {
   Metrics();
@@ -18,15 +37,23 @@ struct Metrics {
   std::uint64_t connections_total = 0;      // sessions ever opened
   std::uint64_t frames_received_total = 0;  // complete frames from clients
   std::uint64_t frames_sent_total = 0;      // frames written to clients
-  std::uint64_t bytes_received_total = 0;
+  std::uint64_t bytes_received_total = 0;   // WebSocket payload bytes (loopback: frame bytes)
   std::uint64_t bytes_sent_total = 0;
-  std::uint64_t events_delivered_total = 0;  // live events queued to sessions
-  std::uint64_t slow_consumers_total = 0;    // sessions closed for a full queue
+  std::uint64_t events_delivered_total = 0;    // live channel events queued to sessions
+  std::uint64_t messages_received_total = 0;   // sends stored (not resends)
+  std::uint64_t messages_delivered_total = 0;  // message events queued to sessions
+  std::uint64_t typing_received_total = 0;     // typing signals accepted from members
+  std::uint64_t typing_dropped_total = 0;      // of those, dropped by the throttle
+  std::uint64_t typing_relayed_total = 0;      // typing events queued to sessions
+  std::uint64_t slow_consumers_total = 0;      // sessions closed for a full queue
   std::uint64_t http_requests_total = 0;
   std::int64_t channels = 0;
-  std::map<std::string, std::uint64_t> events_stored_total;  // by kind
-  std::map<std::string, std::uint64_t> errors_total;         // by error code
-  std::map<std::string, std::uint64_t> auth_failures_total;  // by reason
+  std::map<std::string, std::uint64_t> events_stored_total;       // by kind
+  std::map<std::string, std::uint64_t> errors_total;              // by error code
+  std::map<std::string, std::uint64_t> auth_failures_total;       // by reason
+  std::map<std::string, std::uint64_t> receipts_received_total;   // accepted, by kind
+  std::map<std::string, std::uint64_t> receipts_broadcast_total;  // events queued, by kind
+  LatencyHistogram send_ack_seconds;                              // send decoded to ack queued
   std::chrono::steady_clock::time_point started;
 
   // The Prometheus text exposition (version 0.0.4).

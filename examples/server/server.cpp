@@ -337,6 +337,7 @@ void Server::Impl::on_established(lws* wsi, ConnectionData* data) {
 }
 
 void Server::Impl::on_receive(lws* wsi, WsSession& s, const char* in, std::size_t len) {
+  metrics_.bytes_received_total += len;  // every payload byte, kept or not
   switch (s.rx().add(in, len, lws_frame_is_binary(wsi) != 0, lws_is_final_fragment(wsi) != 0)) {
     case FrameAssembler::Outcome::partial:
       return;
@@ -467,6 +468,7 @@ void Server::Impl::poll_loopback(LoopbackSession& s) {
   std::vector<std::string> frames;
   bool open = s.link().take_from_client(&frames);
   for (const std::string& frame : frames) {
+    metrics_.bytes_received_total += frame.size();
     if (frame.size() > options.max_frame) {
       hub_->on_bad_frame(s, code::kFrameTooLarge,
                          fmt::format("frame is larger than {} bytes", options.max_frame));

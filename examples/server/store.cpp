@@ -48,6 +48,17 @@ CREATE TABLE events (
 -- Deduplication of sends: NULL client ids (membership events) never collide.
 CREATE UNIQUE INDEX events_by_client_id ON events(sender, client_id);
 )sql",
+    // 2: receipt cursors (issue 3). device is '' for read cursors, which are per user.
+    R"sql(
+CREATE TABLE receipts (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  user       TEXT NOT NULL,
+  device     TEXT NOT NULL,
+  kind       TEXT NOT NULL CHECK (kind IN ('delivered', 'read')),
+  seq        INTEGER NOT NULL CHECK (seq > 0),
+  PRIMARY KEY (channel_id, kind, user, device)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();
@@ -160,6 +171,20 @@ Status ServerStore::prepare_statements() {
       {&memberships_,
        "SELECT c.name, m.user FROM members m JOIN channels c ON c.id = m.channel_id "
        "ORDER BY c.name, m.user"},
+      {&channel_state_, "SELECT id, last_seq FROM channels WHERE name = ?1"},
+      // Monotonic: the update runs only for a higher seq, so changes() tells
+      // whether the cursor moved.
+      {&raise_receipt_,
+       "INSERT INTO receipts (channel_id, user, device, kind, seq) VALUES (?1, ?2, ?3, ?4, ?5) "
+       "ON CONFLICT (channel_id, kind, user, device) DO UPDATE SET seq = excluded.seq "
+       "WHERE excluded.seq > receipts.seq"},
+      {&receipt_,
+       "SELECT seq FROM receipts "
+       "WHERE channel_id = ?1 AND kind = ?2 AND user = ?3 AND device = ?4"},
+      {&receipts_,
+       "SELECT r.user, r.device, r.kind, r.seq FROM receipts r "
+       "WHERE r.channel_id = (SELECT id FROM channels WHERE name = ?1) "
+       "ORDER BY r.kind, r.user, r.device"},
   };
   for (const Entry& e : entries) {
     auto stmt = db_.prepare(e.sql);
@@ -360,6 +385,78 @@ Result<std::vector<StoredEvent>> ServerStore::history(const std::string& channel
   }
   if (!after) std::reverse(events.begin(), events.end());
   return events;
+}
+
+Result<ReceiptAdvance> ServerStore::raise_receipt(const std::string& channel,
+                                                  const std::string& user,
+                                                  const std::string& device,
+                                                  const std::string& kind, std::uint64_t seq) {
+  if (kind != "delivered" && kind != "read") {
+    return refused(StatusCode::invalid_argument,
+                   fmt::format("receipt kind \"{}\" is not \"delivered\" or \"read\"", kind),
+                   "invalid_kind");
+  }
+  store::Transaction tx(db_);
+  if (!tx.begin_status().ok()) return failure("receipt", tx.begin_status());
+  std::int64_t channel_id = 0;
+  std::uint64_t last_seq = 0;
+  {
+    ResetOnExit reset(channel_state_);
+    auto row = channel_state_.bind(1, channel).step();
+    if (!row) return failure("receipt", row.status());
+    if (!*row) {
+      return refused(StatusCode::not_found, fmt::format("channel \"{}\" does not exist", channel),
+                     "no_such_channel");
+    }
+    channel_id = channel_state_.column_int(0);
+    last_seq = static_cast<std::uint64_t>(channel_state_.column_int(1));
+  }
+  auto member = is_member(channel_id, user);
+  if (!member) return failure("receipt", member.status());
+  if (!*member) {
+    return refused(StatusCode::forbidden,
+                   fmt::format("\"{}\" is not a member of \"{}\"", user, channel), "not_member");
+  }
+  if (seq < 1 || seq > last_seq) {
+    return refused(
+        StatusCode::invalid_argument,
+        fmt::format("receipt seq {} of \"{}\" is not within 1-{}", seq, channel, last_seq),
+        "invalid_seq");
+  }
+  ReceiptAdvance out{seq, false};
+  {
+    ResetOnExit reset(raise_receipt_);
+    Status s = raise_receipt_.bind(1, channel_id)
+                   .bind(2, user)
+                   .bind(3, device)
+                   .bind(4, kind)
+                   .bind(5, seq)
+                   .run();
+    if (!s.ok()) return failure("receipt", s);
+    out.advanced = db_.changes() > 0;
+  }
+  if (!out.advanced) {
+    ResetOnExit reset(receipt_);
+    auto row = receipt_.bind(1, channel_id).bind(2, kind).bind(3, user).bind(4, device).step();
+    if (!row) return failure("receipt", row.status());
+    if (*row) out.seq = static_cast<std::uint64_t>(receipt_.column_int(0));
+  }
+  if (Status s = tx.commit(); !s.ok()) return failure("receipt", s);
+  return out;
+}
+
+Result<std::vector<StoredReceipt>> ServerStore::receipts(const std::string& channel) {
+  ResetOnExit reset(receipts_);
+  receipts_.bind(1, channel);
+  std::vector<StoredReceipt> out;
+  for (;;) {
+    auto row = receipts_.step();
+    if (!row) return failure("receipts", row.status());
+    if (!*row) break;
+    out.push_back({receipts_.column_text(0), receipts_.column_text(1), receipts_.column_text(2),
+                   static_cast<std::uint64_t>(receipts_.column_int(3))});
+  }
+  return out;
 }
 
 Result<std::vector<StoredChannel>> ServerStore::channels() {

@@ -1,5 +1,6 @@
-// The reference server's durable state in SQLite: users, channels, members and
-// each channel's gap-free event sequence (docs/server.md, "Store").
+// The reference server's durable state in SQLite: users, channels, members,
+// each channel's gap-free event sequence and the receipt cursors
+// (docs/server.md, "Store").
 //
 //   auto store = ServerStore::open(dir + "/server.db");
 //   auto event = (*store)->create_channel("general", "alice", now_ms);
@@ -40,9 +41,25 @@ struct StoredMembership {
   std::string user;
 };
 
+// A receipt cursor: kind "read" (per user, device empty) or "delivered" (per
+// user and device).
+struct StoredReceipt {
+  std::string user;
+  std::string device;
+  std::string kind;
+  std::uint64_t seq = 0;
+};
+
+// The outcome of raising a receipt cursor: the cursor now stored, and whether
+// this request moved it.
+struct ReceiptAdvance {
+  std::uint64_t seq = 0;
+  bool advanced = false;
+};
+
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -74,6 +91,17 @@ class ServerStore {
                                            std::optional<std::uint64_t> before,
                                            std::uint32_t limit);
 
+  // Raises the cursor (channel, user, device, kind) to `seq` unless it is
+  // already at or above it; `device` is empty for kind "read". Reasons:
+  // no_such_channel, not_member, invalid_kind, invalid_seq (seq not within
+  // 1..last_seq).
+  Result<ReceiptAdvance> raise_receipt(const std::string& channel, const std::string& user,
+                                       const std::string& device, const std::string& kind,
+                                       std::uint64_t seq);
+  // Every stored cursor of the channel, by kind, user and device. Rows of
+  // users who left are kept.
+  Result<std::vector<StoredReceipt>> receipts(const std::string& channel);
+
   Result<std::vector<StoredChannel>> channels();
   Result<std::vector<StoredMembership>> memberships();
 
@@ -100,6 +128,10 @@ class ServerStore {
   store::Statement history_desc_;
   store::Statement channels_;
   store::Statement memberships_;
+  store::Statement channel_state_;
+  store::Statement raise_receipt_;
+  store::Statement receipt_;
+  store::Statement receipts_;
 };
 
 }  // namespace parley::server

@@ -81,13 +81,20 @@ class Peer {
 
   RawWsClient& ws() { return *ws_; }
 
-  void send(const std::string& frame) { REQUIRE(ws_->send_text(frame)); }
+  void send(const std::string& frame) {
+    REQUIRE(ws_->send_text(frame));
+    bytes_sent_ += frame.size();
+  }
+  // Payload bytes of the frames sent and received so far.
+  std::size_t bytes_sent() const { return bytes_sent_; }
+  std::size_t bytes_received() const { return bytes_received_; }
 
   // The next message; fails the test if none arrives or it does not decode.
   wire::ServerMessage next(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     while (pending_.empty()) {
       auto frame = ws_->receive(timeout);
       REQUIRE_MESSAGE(frame.has_value(), "no message from the server");
+      bytes_received_ += frame->size();
       for (auto& item : wire::decode_server_frame(*frame)) {
         auto* message = std::get_if<wire::ServerMessage>(&item);
         REQUIRE_MESSAGE(message != nullptr, "undecodable frame from the server: " << *frame);
@@ -121,6 +128,7 @@ class Peer {
     if (!pending_.empty()) return false;
     auto frame = ws_->receive(wait);
     if (!frame) return true;
+    bytes_received_ += frame->size();
     for (auto& item : wire::decode_server_frame(*frame)) {
       if (auto* message = std::get_if<wire::ServerMessage>(&item)) {
         pending_.push_back(std::move(*message));
@@ -129,8 +137,12 @@ class Peer {
     return false;
   }
 
-  wire::Welcome auth(const std::string& token, std::uint64_t rid = 1) {
-    send(R"({"type":"auth","rid":)" + std::to_string(rid) + R"(,"token":")" + token + R"("})");
+  // `device`: the device id to announce, none if empty.
+  wire::Welcome auth(const std::string& token, std::uint64_t rid = 1,
+                     const std::string& device = "") {
+    std::string extra = device.empty() ? "" : R"(,"device":")" + device + "\"";
+    send(R"({"type":"auth","rid":)" + std::to_string(rid) + R"(,"token":")" + token + "\"" + extra +
+         "}");
     return expect<wire::Welcome>();
   }
 
@@ -145,6 +157,8 @@ class Peer {
  private:
   std::unique_ptr<RawWsClient> ws_;
   std::deque<wire::ServerMessage> pending_;
+  std::size_t bytes_sent_ = 0;
+  std::size_t bytes_received_ = 0;
 };
 
 inline std::string send_json(std::uint64_t rid, const std::string& channel, const std::string& id,

@@ -2,11 +2,17 @@
 // consumers, start/stop.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "metrics.hpp"
 #include "server_fixture.hpp"
 #include "transport/loopback.hpp"
 
@@ -286,4 +292,115 @@ TEST_CASE("server: create fails cleanly on a bad data directory or a taken port"
   options.data_dir = other.path.string();
   options.max_frame = 10;
   CHECK(server::Server::create(options).status().code() == StatusCode::invalid_argument);
+}
+
+TEST_CASE("server: /metrics counts bytes, messages, send-to-ack latency, typing and receipts") {
+  TestServer server;
+  Peer alice(server.port());
+  Peer bob(server.port());
+  alice.auth(server.token("alice"), 1, "a1");
+  bob.auth(server.token("bob"), 1, "b1");
+  alice.send(R"({"type":"create","rid":2,"channel":"m"})");
+  alice.expect<wire::Ok>();
+  bob.send(R"({"type":"join","rid":3,"channel":"m"})");
+  bob.expect<wire::Ok>();
+  alice.expect<wire::ChannelEvent>();
+
+  // Four sends (two in one frame), and a resend that stores nothing.
+  alice.send(send_json(4, "m", client_id(1), "one"));
+  alice.send("[" + send_json(5, "m", client_id(2), "two") + "," +
+             send_json(6, "m", client_id(3), "three") + "]");
+  for (int n = 0; n < 3; ++n) alice.expect<wire::Ack>();
+  for (int n = 0; n < 3; ++n) bob.expect<wire::ChannelEvent>();
+  bob.send(send_json(7, "m", client_id(4), "four"));
+  bob.expect<wire::Ack>();
+  alice.expect<wire::ChannelEvent>();  // seq 6
+  alice.send(send_json(8, "m", client_id(1), "one"));
+  CHECK(alice.expect<wire::Ack>().duplicate);
+
+  // Typing: two signals received, one dropped by the throttle, one relayed.
+  alice.send("[" + wire::encode(wire::ClientMessage{wire::Typing{9, "m", true}}) + "," +
+             wire::encode(wire::ClientMessage{wire::Typing{10, "m", true}}) + "]");
+  CHECK(bob.expect<wire::TypingEvent>().active);
+  // Receipts: read 6 moves (broadcast to alice), read 3 does not, delivered 6 moves.
+  bob.send(wire::encode(wire::ClientMessage{wire::Receipt{11, "m", "read", 6}}));
+  bob.expect<wire::Ok>();
+  alice.expect<wire::ReceiptEvent>();
+  bob.send(wire::encode(wire::ClientMessage{wire::Receipt{12, "m", "read", 3}}));
+  CHECK(bob.expect<wire::Ok>().seq == 6);
+  bob.send(wire::encode(wire::ClientMessage{wire::Receipt{13, "m", "delivered", 6}}));
+  bob.expect<wire::Ok>();
+  alice.expect<wire::ReceiptEvent>();
+  bob.send(wire::encode(wire::ClientMessage{wire::Receipt{14, "m", "seen", 6}}));
+  bob.expect_error("invalid_kind");
+  CHECK(alice.quiet());
+  CHECK(bob.quiet());
+
+  std::string text = body_of(http_get(server.port(), "/metrics"));
+  CAPTURE(text);
+  auto value = [&](const std::string& sample) {
+    std::size_t at = text.find("\n" + sample + " ");
+    REQUIRE_MESSAGE(at != std::string::npos, sample);
+    return std::stod(text.substr(at + sample.size() + 2));
+  };
+  CHECK(value("parley_messages_received_total") == 4);
+  CHECK(value("parley_messages_delivered_total") == 4);
+  CHECK(value("parley_events_delivered_total") == 5);  // the 4 messages and bob's join
+  CHECK(value("parley_send_ack_seconds_count") == 5);  // every ack, the resend's too
+  CHECK(value("parley_send_ack_seconds_bucket{le=\"+Inf\"}") == 5);
+  CHECK(value("parley_send_ack_seconds_bucket{le=\"1\"}") <= 5);
+  CHECK(value("parley_send_ack_seconds_sum") > 0);
+  CHECK(value("parley_typing_received_total") == 2);
+  CHECK(value("parley_typing_dropped_total") == 1);
+  CHECK(value("parley_typing_relayed_total") == 1);
+  CHECK(value("parley_receipts_received_total{kind=\"read\"}") == 2);
+  CHECK(value("parley_receipts_received_total{kind=\"delivered\"}") == 1);
+  CHECK(value("parley_receipts_broadcast_total{kind=\"read\"}") == 1);
+  CHECK(value("parley_receipts_broadcast_total{kind=\"delivered\"}") == 1);
+  CHECK(value("parley_errors_total{code=\"invalid_kind\"}") == 1);
+  CHECK(value("parley_connections") == 2);
+  CHECK(value("parley_connections_total") == 2);
+  CHECK(value("parley_bytes_received_total") == alice.bytes_sent() + bob.bytes_sent());
+  CHECK(value("parley_bytes_sent_total") == alice.bytes_received() + bob.bytes_received());
+  CHECK(value("parley_frames_received_total") == 13);
+
+  // Buckets are cumulative and end at the count.
+  double previous = 0;
+  for (double bound : server::LatencyHistogram::kBounds) {
+    double bucket = value(fmt::format("parley_send_ack_seconds_bucket{{le=\"{}\"}}", bound));
+    CHECK(bucket >= previous);
+    previous = bucket;
+  }
+  // One HELP and one TYPE per family, and every sample belongs to a family
+  // declared above it.
+  std::set<std::string> helped;
+  std::map<std::string, std::string> typed;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    CAPTURE(line);
+    if (line.rfind("# HELP ", 0) == 0) {
+      std::string name = line.substr(7, line.find(' ', 7) - 7);
+      CHECK(helped.insert(name).second);
+    } else if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream fields(line.substr(7));
+      std::string name, type;
+      fields >> name >> type;
+      CHECK(typed.emplace(name, type).second);
+      CHECK((type == "counter" || type == "gauge" || type == "histogram"));
+    } else {
+      std::string name = line.substr(0, line.find_first_of("{ "));
+      std::string family = name;
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        std::string s(suffix);
+        if (family.size() > s.size() && family.ends_with(s) &&
+            typed.count(family.substr(0, family.size() - s.size())) != 0) {
+          family = family.substr(0, family.size() - s.size());
+        }
+      }
+      CHECK(typed.count(family) == 1);
+      if (typed[family] == "counter") CHECK(name.ends_with("_total"));
+    }
+  }
+  CHECK(typed["parley_send_ack_seconds"] == "histogram");
+  CHECK(helped.size() == typed.size());
 }

@@ -190,3 +190,95 @@ TEST_CASE("store: a file that is not a database is refused, not overwritten") {
   std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(after == junk);
 }
+
+TEST_CASE("store: receipt cursors are monotonic, per device for delivered, per user for read") {
+  TempDir dir;
+  auto store = open_store(dir);
+  REQUIRE(store->create_channel("c", "alice", 1).ok());
+  REQUIRE(store->join("c", "bob", 2).ok());
+  for (int n = 0; n < 5; ++n) REQUIRE(store->append_message("c", "alice", id(n), "m", 3 + n).ok());
+  // last_seq is 7.
+
+  auto raise = [&](const std::string& user, const std::string& device, const std::string& kind,
+                   std::uint64_t seq) {
+    auto r = store->raise_receipt("c", user, device, kind, seq);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    return std::pair{r->seq, r->advanced};
+  };
+  using P = std::pair<std::uint64_t, bool>;
+  CHECK(raise("bob", "", "read", 5) == P{5, true});
+  CHECK(raise("bob", "", "read", 3) == P{5, false});
+  CHECK(raise("bob", "", "read", 5) == P{5, false});
+  CHECK(raise("bob", "", "read", 6) == P{6, true});
+  CHECK(raise("bob", "phone", "delivered", 7) == P{7, true});
+  CHECK(raise("bob", "laptop", "delivered", 2) == P{2, true});
+  CHECK(raise("bob", "laptop", "delivered", 1) == P{2, false});
+  CHECK(raise("alice", "", "read", 1) == P{1, true});
+
+  auto all = store->receipts("c");
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 4);
+  CHECK((*all)[0].kind == "delivered");
+  CHECK((*all)[0].user == "bob");
+  CHECK((*all)[0].device == "laptop");
+  CHECK((*all)[0].seq == 2);
+  CHECK((*all)[1].device == "phone");
+  CHECK((*all)[1].seq == 7);
+  CHECK((*all)[2].kind == "read");
+  CHECK((*all)[2].user == "alice");
+  CHECK((*all)[3].user == "bob");
+  CHECK((*all)[3].device.empty());
+  CHECK((*all)[3].seq == 6);
+
+  // Refusals change nothing.
+  auto reason = [&](const std::string& channel, const std::string& user, const std::string& kind,
+                    std::uint64_t seq) {
+    return store->raise_receipt(channel, user, "", kind, seq).status().reason();
+  };
+  CHECK(reason("c", "bob", "seen", 1) == "invalid_kind");
+  CHECK(reason("c", "bob", "read", 0) == "invalid_seq");
+  CHECK(reason("c", "bob", "read", 8) == "invalid_seq");
+  CHECK(reason("c", "bob", "read", UINT64_MAX) == "invalid_seq");
+  CHECK(reason("c", "carol", "read", 1) == "not_member");
+  CHECK(reason("nowhere", "bob", "read", 1) == "no_such_channel");
+  CHECK(store->receipts("c")->size() == 4);
+  CHECK(store->receipts("nowhere")->empty());
+
+  // Leaving keeps the rows.
+  REQUIRE(store->leave("c", "bob", 9).ok());
+  CHECK(store->receipts("c")->size() == 4);
+  CHECK(reason("c", "bob", "read", 8) == "not_member");
+}
+
+TEST_CASE("store: migration 1 to 2 adds receipts and keeps everything") {
+  TempDir dir;
+  std::string path = (dir.path / "server.db").string();
+  {
+    auto store = open_store(dir);
+    REQUIRE(store->create_channel("old", "alice", 1).ok());
+    REQUIRE(store->append_message("old", "alice", id(1), "from v1", 2).ok());
+  }
+  {
+    // Take the file back to what version 1 left.
+    auto db = store::Database::open(path);
+    REQUIRE(db.ok());
+    REQUIRE(db->exec("DROP TABLE receipts").ok());
+    REQUIRE(db->set_user_version(1).ok());
+  }
+  {
+    auto store = open_store(dir);
+    CHECK(store->history("old", 0, std::nullopt, 10)->size() == 2);
+    auto raised = store->raise_receipt("old", "alice", "", "read", 2);
+    REQUIRE(raised.ok());
+    CHECK(raised->advanced);
+  }
+  auto db = store::Database::open(path);
+  CHECK(*db->user_version() == 2);
+  auto row = db->prepare("SELECT channel_id, user, device, kind, seq FROM receipts");
+  REQUIRE(row.ok());
+  REQUIRE(*row->step());
+  CHECK(row->column_text(1) == "alice");
+  CHECK(row->column_text(2).empty());
+  CHECK(row->column_text(3) == "read");
+  CHECK(row->column_int(4) == 2);
+}
