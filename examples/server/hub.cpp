@@ -367,7 +367,7 @@ void Hub::handle(Session& session, const wire::History& request) {
   for (const StoredEvent& e : *events) page.events.push_back(to_wire(e));
   // Keep the page within about half a frame: the end nearest the cursor the
   // client paged from stays, and the client asks again for the rest.
-  std::size_t budget = max_frame_ / 2;
+  std::size_t budget = wire::kMaxHistoryPageBytes;
   std::size_t used = 0;
   std::size_t keep = 0;
   bool ascending = request.after.has_value();

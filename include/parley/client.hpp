@@ -53,6 +53,9 @@ class Client {
   void connect();
   // Closes the connection and stops reconnecting.
   void disconnect();
+  // Tells the client the network just came back (or the app returned to the
+  // foreground): skip the rest of the backoff wait and connect now.
+  void reconnect_now();
   // Replaces the token (for example after token_expired) and reconnects.
   void set_token(std::string token);
 

@@ -108,8 +108,16 @@ struct ReceiptUpdated {
   std::uint64_t seq = 0;
 };
 
+// Catching up on a channel after being offline: `fetched` events so far of
+// `total` missing (total is 0 when not known). The last one has fetched == total.
+struct SyncProgress {
+  std::string channel;
+  std::uint64_t fetched = 0;
+  std::uint64_t total = 0;
+};
+
 using Event = std::variant<StateChanged, MessageReceived, MessagePending, MessageSent,
                            MessageFailed, ChannelRequestDone, HistoryLoaded, TypingChanged,
-                           ReceiptUpdated>;
+                           ReceiptUpdated, SyncProgress>;
 
 }  // namespace parley

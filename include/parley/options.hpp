@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +44,13 @@ struct ClientOptions {
   // Reconnection: exponential backoff with full jitter between these bounds.
   std::chrono::milliseconds reconnect_base{500};
   std::chrono::milliseconds reconnect_max{30000};
+  // Heartbeats (WebSocket ping/pong): a ping after this long without traffic,
+  // and the connection is declared dead (and reconnected) after
+  // dead_connection_timeout without any answer. Whole seconds.
+  std::chrono::seconds heartbeat_interval{20};
+  std::chrono::seconds dead_connection_timeout{45};
+  // Events per history page when catching up after being offline.
+  std::uint32_t sync_page_size = 500;
   // Largest frame accepted from the server.
   std::size_t max_incoming_frame = 4u << 20;
   // Optional analytics sink (sys/analytics.hpp): structured events about

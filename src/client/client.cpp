@@ -31,6 +31,14 @@ Result<std::unique_ptr<Client>> Client::open(ClientOptions options) {
                     "invalid_url");
     }
   }
+  if (options.sync_page_size == 0 || options.sync_page_size > 500) {
+    return Status(StatusCode::invalid_argument, "sync_page_size must be 1-500");
+  }
+  if (options.heartbeat_interval.count() <= 0 ||
+      options.dead_connection_timeout <= options.heartbeat_interval) {
+    return Status(StatusCode::invalid_argument,
+                  "heartbeat_interval must be positive and below dead_connection_timeout");
+  }
   if (options.request_timeout.count() <= 0 || options.reconnect_base.count() <= 0 ||
       options.reconnect_max < options.reconnect_base) {
     return Status(StatusCode::invalid_argument, "timeouts must be positive and reconnect_max >= reconnect_base");
@@ -54,6 +62,10 @@ void Client::connect() {
 
 void Client::disconnect() {
   impl_->engine.post([e = &impl_->engine] { e->disconnect(); });
+}
+
+void Client::reconnect_now() {
+  impl_->engine.post([e = &impl_->engine] { e->reconnect_now(); });
 }
 
 void Client::set_token(std::string token) {

@@ -56,6 +56,8 @@ Engine::Engine(ClientOptions options, std::string user)
   if (!transport_) {
     transport::WebSocketOptions ws;
     ws.max_incoming_frame = options_.max_incoming_frame;
+    ws.ping_after_seconds = static_cast<unsigned>(options_.heartbeat_interval.count());
+    ws.hangup_after_seconds = static_cast<unsigned>(options_.dead_connection_timeout.count());
     transport_ = std::make_shared<transport::WebSocketTransport>(ws);
   }
 }
@@ -222,6 +224,14 @@ void Engine::connect() {
   start_connect();
 }
 
+void Engine::reconnect_now() {
+  want_connected_ = true;
+  attempt_ = 0;
+  if (connected_ || state_ != LifecycleState::disconnected || auth_refused_) return;
+  reconnect_at_.reset();
+  start_connect();
+}
+
 void Engine::disconnect() {
   want_connected_ = false;
   reconnect_at_.reset();
@@ -296,6 +306,7 @@ void Engine::on_closed(const Status& reason) {
   connected_ = false;
   syncing_ = false;
   filling_.clear();
+  fill_base_.clear();
   outbox_in_flight_.clear();
   delivered_sent_.clear();
   typing_sent_.clear();

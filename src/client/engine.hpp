@@ -55,6 +55,7 @@ class Engine : public sys::TransportHandler {
   // ---- engine thread: API operations ----
   void connect();
   void disconnect();
+  void reconnect_now();
   void set_token(std::string token);
   void create_channel(RequestId request, const std::string& name);
   void join_channel(RequestId request, const std::string& name);
@@ -176,6 +177,7 @@ class Engine : public sys::TransportHandler {
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight
+  std::map<std::string, std::uint64_t> fill_base_;  // cursor when the catch-up began
   std::set<std::string> sync_waiting_;  // channels still syncing after welcome
   bool syncing_ = false;
 };

@@ -13,7 +13,6 @@
 namespace parley::client {
 
 namespace {
-constexpr std::uint32_t kCatchUpPage = 200;
 constexpr std::uint32_t kFirstSyncPage = 50;
 // A bound on server round trips for one load_history call; each round must
 // also make progress (the server's pages shrink for large messages).
@@ -102,7 +101,8 @@ void Engine::fill_gap(const std::string& channel) {
   std::uint64_t cursor = (*info)->read_to;
   if (cursor >= (*info)->last_seq) return sync_done(channel);
   filling_.insert(channel);
-  request(wire::History{0, channel, std::nullopt, cursor, kCatchUpPage},
+  fill_base_.emplace(channel, cursor);  // where this catch-up started
+  request(wire::History{0, channel, std::nullopt, cursor, options_.sync_page_size},
           [this, channel, cursor](const wire::ServerMessage* reply, const Status& error) {
             filling_.erase(channel);
             bool progressed = false;
@@ -118,6 +118,13 @@ void Engine::fill_gap(const std::string& channel) {
             }
             auto now = cache_->channel(channel);
             bool done = !now || !*now || (*now)->read_to >= (*now)->last_seq;
+            if (now && *now && progressed) {
+              std::uint64_t base = fill_base_[channel];
+              std::uint64_t fetched = (*now)->read_to > base ? (*now)->read_to - base : 0;
+              std::uint64_t total = (*now)->last_seq > base ? (*now)->last_seq - base : 0;
+              events_.push(SyncProgress{channel, fetched, total});
+            }
+            if (done || !progressed || !connected_) fill_base_.erase(channel);
             if (!done && progressed && connected_) {
               fill_gap(channel);  // next page
               return;

@@ -14,8 +14,11 @@ namespace parley::wire {
 
 inline constexpr const char* kSubprotocol = "parley.v1";
 inline constexpr std::size_t kMaxTextBytes = 8192;
-inline constexpr std::uint32_t kMaxHistoryLimit = 200;
+inline constexpr std::uint32_t kMaxHistoryLimit = 500;
 inline constexpr std::size_t kDefaultMaxFrame = 64 * 1024;
+// A history reply is one frame of at most about this many bytes (clients
+// accept frames of several MiB; client-to-server frames stay small).
+inline constexpr std::size_t kMaxHistoryPageBytes = 1024 * 1024;
 
 // ---- client to server -------------------------------------------------------
 

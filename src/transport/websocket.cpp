@@ -40,9 +40,20 @@ struct LogInit {
 
 }  // namespace
 
+struct WebSocketTransport::Policy {
+  lws_retry_bo_t bo;
+};
+
 WebSocketTransport::WebSocketTransport(WebSocketOptions options)
-    : options_(options), timer_(std::make_unique<Timer>()) {
+    : options_(options), timer_(std::make_unique<Timer>()), policy_(std::make_unique<Policy>()) {
   std::memset(&timer_->sul, 0, sizeof timer_->sul);
+  std::memset(&policy_->bo, 0, sizeof policy_->bo);
+  // Only the idle part is used: lws pings after secs_since_valid_ping without
+  // traffic and hangs up after secs_since_valid_hangup. Reconnecting is the
+  // client's job (its own backoff), so no retry table.
+  policy_->bo.secs_since_valid_ping = static_cast<uint16_t>(std::min(options_.ping_after_seconds, 65535u));
+  policy_->bo.secs_since_valid_hangup =
+      static_cast<uint16_t>(std::min(options_.hangup_after_seconds, 65535u));
 }
 
 WebSocketTransport::~WebSocketTransport() {
@@ -122,6 +133,7 @@ void WebSocketTransport::connect(const std::string& url, const std::string& subp
   info.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
   info.opaque_user_data = this;
   info.pwsi = &wsi_;
+  info.retry_and_idle_policy = &policy_->bo;
   if (lws_client_connect_via_info(&info) == nullptr) {
     // The error callback may already have run and reported; if not, report here.
     if (!pending_failure_) {

@@ -17,6 +17,9 @@ namespace parley::transport {
 
 struct WebSocketOptions {
   std::size_t max_incoming_frame = 4u << 20;
+  // Ping after this many idle seconds; hang up after this many without traffic.
+  unsigned ping_after_seconds = 20;
+  unsigned hangup_after_seconds = 45;
 };
 
 class WebSocketTransport : public sys::Transport {
@@ -57,6 +60,8 @@ class WebSocketTransport : public sys::Transport {
   std::string peer_close_reason_;
   std::string host_;  // kept alive for the connect info
   std::string path_;
+  struct Policy;
+  std::unique_ptr<Policy> policy_;  // retry_and_idle_policy given to lws
   bool pending_failure_ = false;
   Status pending_failure_status_;
 };

@@ -139,7 +139,7 @@ TEST_CASE("bad input: refused requests") {
   CHECK(s.alice.expect<wire::Ack>().seq == 3);
 
   refused(R"({"type":"history","rid":40,"channel":"general","limit":0})", "invalid_limit");
-  refused(R"({"type":"history","rid":41,"channel":"general","limit":201})", "invalid_limit");
+  refused(R"({"type":"history","rid":41,"channel":"general","limit":501})", "invalid_limit");
   refused(R"({"type":"history","rid":42,"channel":"bobs","limit":10})", "not_member");
   refused(R"({"type":"history","rid":43,"channel":"nowhere","limit":10})", "no_such_channel");
   refused(R"({"type":"auth","rid":44,"token":"whatever"})", "already_authenticated");

@@ -224,39 +224,41 @@ TEST_CASE("chat: events arrive gap-free in seq order, packed several per frame")
   }
 }
 
-TEST_CASE("chat: history pages stay within about half a frame") {
+TEST_CASE("chat: history pages stay within the page byte budget") {
   TestServer server;
   Peer alice(server.port());
   alice.auth(server.token("alice"));
   alice.send(create("big", 1));
   alice.expect<wire::Ok>();
   std::string text(8000, 'x');
-  for (int n = 0; n < 30; ++n) {
+  const int count = 300;  // about 2.4 MB: more than one page of kMaxHistoryPageBytes
+  for (int n = 0; n < count; ++n) {
     alice.send(send_json(10 + n, "big", client_id(n), text));
     alice.expect<wire::Ack>();
   }
-  alice.send(history("big", 100, R"(,"after":0,"limit":200)"));
+  const std::uint64_t last = count + 1;
+  alice.send(history("big", 100, R"(,"after":0,"limit":500)"));
   auto first = alice.expect<wire::HistoryPage>();
-  CHECK(first.last_seq == 31);
+  CHECK(first.last_seq == last);
   CHECK(first.events.size() >= 2);
-  CHECK(first.events.size() < 31);
-  CHECK(wire::encode(wire::ServerMessage{first}).size() <= 65536 / 2 + 8200);
+  CHECK(first.events.size() < last);
+  CHECK(wire::encode(wire::ServerMessage{first}).size() <= wire::kMaxHistoryPageBytes + 8200);
   CHECK(first.events.front().seq == 1);
   // Paging by seq reaches the end without gaps.
   std::uint64_t cursor = first.events.back().seq;
-  while (cursor < 31) {
-    alice.send(history("big", 101, R"(,"after":)" + std::to_string(cursor) + R"(,"limit":200)"));
+  while (cursor < last) {
+    alice.send(history("big", 101, R"(,"after":)" + std::to_string(cursor) + R"(,"limit":500)"));
     auto page = alice.expect<wire::HistoryPage>();
     REQUIRE_FALSE(page.events.empty());
     CHECK(page.events.front().seq == cursor + 1);
     cursor = page.events.back().seq;
   }
   // Backwards from the end: the newest are kept.
-  alice.send(history("big", 102, R"(,"limit":200)"));
+  alice.send(history("big", 102, R"(,"limit":500)"));
   auto newest = alice.expect<wire::HistoryPage>();
   REQUIRE_FALSE(newest.events.empty());
-  CHECK(newest.events.back().seq == 31);
-  CHECK(newest.events.size() < 31);
+  CHECK(newest.events.back().seq == last);
+  CHECK(newest.events.size() < last);
 }
 
 TEST_CASE("chat: channels, members and messages survive a restart") {
