@@ -2,7 +2,7 @@
 //
 //   parley-server keygen --out FILE
 //   parley-server mint-token --key FILE --user NAME [--ttl SECONDS]
-//   parley-server --listen 127.0.0.1:PORT --data DIR --key FILE [--max-frame BYTES]
+//   parley-server --listen 127.0.0.1:PORT --data DIR --key FILE [--max-frame BYTES] [--sync normal|full]
 //
 // Exit codes: 0 done, 1 failure (cannot bind, open the store, read the key...),
 // 2 usage error.
@@ -84,7 +84,7 @@ int mint_token(const std::string& key_file, const std::string& user, std::int64_
 }
 
 int serve(const std::string& listen, const std::string& data_dir, const std::string& key_file,
-          std::size_t max_frame) {
+          std::size_t max_frame, const std::string& sync) {
   parley::server::ServerOptions options;
   if (!parse_listen(listen, &options.host, &options.port)) {
     std::fprintf(stderr, "parley-server: --listen \"%s\" is not HOST:PORT\n", listen.c_str());
@@ -99,6 +99,7 @@ int serve(const std::string& listen, const std::string& data_dir, const std::str
   sodium_memzero(key->secret, sizeof key->secret);
   options.data_dir = data_dir;
   options.max_frame = max_frame;
+  options.full_sync = sync == "full";
 
   // SIGINT and SIGTERM are taken by a thread of their own (sigwait), so no
   // code runs in a signal handler. Block them before any thread starts.
@@ -153,6 +154,11 @@ int main(int argc, char** argv) {
   app.add_option("--key", key_file, "signing key file (from keygen)");
   app.add_option("--max-frame", max_frame, "largest frame accepted, in bytes")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20));
+  std::string sync = "normal";
+  app.add_option("--sync", sync,
+                 "when an ack is durable: normal (survives a server crash) or full (fsync per "
+                 "commit: survives power loss)")
+      ->check(CLI::IsMember({"normal", "full"}));
 
   CLI::App* keygen_cmd = app.add_subcommand("keygen", "write a new signing key");
   std::string out;
@@ -181,5 +187,5 @@ int main(int argc, char** argv) {
                  app.help().c_str());
     return kExitUsage;
   }
-  return serve(listen, data_dir, key_file, max_frame);
+  return serve(listen, data_dir, key_file, max_frame, sync);
 }

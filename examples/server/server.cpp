@@ -179,7 +179,8 @@ Status Server::Impl::open() {
     return Status(StatusCode::io_error, fmt::format("cannot create data directory \"{}\": {}",
                                                     options.data_dir, ec.message()));
   }
-  auto store = ServerStore::open((std::filesystem::path(options.data_dir) / "server.db").string());
+  auto store = ServerStore::open((std::filesystem::path(options.data_dir) / "server.db").string(),
+                                 options.full_sync);
   if (!store) return store.status();
   store_ = std::move(*store);
   hub_ = std::make_unique<Hub>(*store_, metrics_, options.public_key, options.max_frame);

@@ -32,6 +32,7 @@ struct ServerOptions {
   std::string data_dir;                        // holds server.db; created if missing
   std::array<unsigned char, 32> public_key{};  // verifies the clients' tokens
   std::size_t max_frame = 65536;               // largest frame accepted and sent, in bytes
+  bool full_sync = false;                      // SQLite synchronous=FULL instead of NORMAL
   std::size_t max_queued_bytes = 16u << 20;    // per session; beyond: close 1008 slow_consumer
 };
 

@@ -98,7 +98,7 @@ Status seq_failure(const Status& status) {
 
 }  // namespace
 
-Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path) {
+Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path, bool full_sync) {
   auto db = store::Database::open(path);
   if (!db) return db.status();
   std::unique_ptr<ServerStore> store(new ServerStore());
@@ -108,7 +108,10 @@ Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path) 
   if (Status s = store->db_.exec("PRAGMA journal_mode = WAL"); !s.ok()) {
     return Status(s.code(), fmt::format("database \"{}\": {}", path, s.message()));
   }
-  if (Status s = store->db_.exec("PRAGMA synchronous = NORMAL"); !s.ok()) return s;
+  if (Status s = store->db_.exec(full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+      !s.ok()) {
+    return s;
+  }
   if (Status s = store->migrate(); !s.ok()) {
     return Status(s.code(), fmt::format("database \"{}\": {}", path, s.message()));
   }

@@ -64,7 +64,10 @@ class ServerStore {
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
   // io_error for a schema newer than this server knows.
-  static Result<std::unique_ptr<ServerStore>> open(const std::string& path);
+  // full_sync: PRAGMA synchronous = FULL (fsync at every commit: an ack
+  // survives power loss); otherwise NORMAL (an ack survives the server being
+  // killed, the OS keeps the WAL; see docs/reliability.md).
+  static Result<std::unique_ptr<ServerStore>> open(const std::string& path, bool full_sync = false);
 
   // Records that `user` was seen (first_seen is kept, last_seen updated).
   Status touch_user(const std::string& user, std::int64_t now_ms);
