@@ -439,6 +439,9 @@ Status migrate(Database& db, const std::string& path) {
                                 "schema version",
                                 path));
     }
+    // Must precede the first table: lets the cache give evicted pages back to
+    // the file system (PRAGMA incremental_vacuum) when it is kept to a budget.
+    if (Status s = db.exec("PRAGMA auto_vacuum = INCREMENTAL"); !s.ok()) return with_path(path, s);
   }
   // One transaction per step: a crash between steps leaves a consistent file
   // at the last completed version, and the next open resumes from there.

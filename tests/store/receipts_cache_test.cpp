@@ -107,3 +107,14 @@ TEST_CASE("a version 1 cache migrates to version 2 keeping its data") {
   CHECK((*pending)[0].text == "keep me");
   CHECK(*(*cache)->raise_my_read("g", 2) == 2);
 }
+
+TEST_CASE("a new cache is created with incremental auto-vacuum") {
+  Dir dir;
+  { REQUIRE(Cache::open(dir.path.string(), "alice").ok()); }
+  auto db = parley::store::Database::open((dir.path / "parley.db").string());
+  REQUIRE(db.ok());
+  auto st = db->prepare("PRAGMA auto_vacuum");
+  REQUIRE(st.ok());
+  REQUIRE(*st->step());
+  CHECK(st->column_int(0) == 2);  // INCREMENTAL
+}
