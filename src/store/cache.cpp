@@ -439,9 +439,6 @@ Status migrate(Database& db, const std::string& path) {
                                 "schema version",
                                 path));
     }
-    // Must precede the first table: lets the cache give evicted pages back to
-    // the file system (PRAGMA incremental_vacuum) when it is kept to a budget.
-    if (Status s = db.exec("PRAGMA auto_vacuum = INCREMENTAL"); !s.ok()) return with_path(path, s);
   }
   // One transaction per step: a crash between steps leaves a consistent file
   // at the last completed version, and the next open resumes from there.
@@ -494,6 +491,11 @@ Result<std::unique_ptr<Cache>> Cache::open(const std::string& data_dir, const st
   rep->db = std::move(*db);
 
   if (Status s = check_integrity(rep->db, path); !s.ok()) return s;
+  // Takes effect only on a new, empty file (before WAL mode writes its first
+  // page and before the first table): lets the cache give evicted pages back
+  // to the file system (PRAGMA incremental_vacuum) when it is kept to a budget.
+  // On an existing cache it changes nothing.
+  if (Status s = rep->db.exec("PRAGMA auto_vacuum = INCREMENTAL"); !s.ok()) return with_path(path, s);
   // WAL: readers don't block the writer, and a commit is one append. If the
   // file system cannot do WAL, SQLite keeps the rollback journal, which is
   // slower but just as safe, so the answer is not checked.
