@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
   libwebsockets-dev libsodium-dev libsqlite3-dev libcereal-dev rapidjson-dev
-  libfmt-dev doctest-dev libcli11-dev
+  libfmt-dev doctest-dev libcli11-dev libedit-dev
   python3 procps
 )
 

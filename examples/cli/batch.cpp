@@ -1,5 +1,6 @@
 #include "batch.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "command.hpp"
+#include "terminal.hpp"
 
 namespace parley_cli {
 namespace {
@@ -73,6 +75,9 @@ class CommandRunner {
   void handle(const parley::MessageFailed& e);
   void handle(const parley::ChannelRequestDone& e);
   void handle(const parley::HistoryLoaded& e);
+  void handle(const parley::TypingChanged& e) { out_.typing(e); }
+  void handle(const parley::ReceiptUpdated& e) { out_.receipt(e); }
+  void handle(const parley::SyncProgress& e) { out_.sync_progress(e); }
 
   void start(const std::string& line);
   void run_command(const Command& command);
@@ -87,10 +92,19 @@ class CommandRunner {
     return it == texts_.end() ? std::string() : it->second;
   }
 
+  // Interactive: where plain text goes.
+  void set_current(const std::string& channel);
+  void show_channels(bool only_if_any);
+  std::vector<std::string> member_channels();
+  // The line being edited changed (interactive, on a terminal).
+  void on_edit(const std::string& text);
+  void stop_typing();
+  void wait(Clock::time_point deadline, bool want_input);
+
   void begin_drain(bool quit);
   bool drained() const { return open_requests_.empty() && pending_ids_.empty(); }
   void poll_outbox();
-  void report_drain_timeout();
+  void report_drain_timeout(bool interrupted = false);
 
   parley::Client& client_;
   Inbox& inbox_;
@@ -109,6 +123,10 @@ class CommandRunner {
   std::optional<InFlight> current_;
   // Interactive: where plain text goes.
   std::string current_channel_;
+  // Interactive: the channel we told that we are typing in ("" for none).
+  std::string typing_in_;
+  // Interactive: a message of the current channel was shown; mark it read.
+  bool read_due_ = false;
 
   bool draining_ = false;
   bool quit_command_ = false;  // draining because of /quit (not end of input)
@@ -123,18 +141,35 @@ int CommandRunner::run() {
       if (e.state == parley::DeliveryState::pending) pending_ids_.insert(e.id);
     }
     if (!pending_ids_.empty()) {
-      std::fprintf(stderr, "parley-cli: %zu message(s) left in the outbox by an earlier run\n",
-                   pending_ids_.size());
+      out_.diagnostic(std::to_string(pending_ids_.size()) +
+                      " message(s) left in the outbox by an earlier run");
     }
   } else {
-    std::fprintf(stderr, "parley-cli: cannot read the outbox: %s\n",
-                 outbox.status().to_string().c_str());
+    out_.diagnostic("cannot read the outbox: " + outbox.status().to_string());
+  }
+  if (options_.interactive) {
+    const std::vector<std::string> channels = member_channels();
+    if (!channels.empty()) set_current(channels.front());
+    show_channels(true);
+  }
+  if (options_.terminal != nullptr) {
+    options_.terminal->set_on_edit([this](const std::string& text) { on_edit(text); });
+    options_.terminal->set_channel_names([this] { return member_channels(); });
   }
 
   for (;;) {
     while (auto event = inbox_.take_event()) {
       std::visit([this](const auto& e) { handle(e); }, *event);
       if (exit_code_) return *exit_code_;
+    }
+    if (read_due_) {
+      read_due_ = false;
+      if (!current_channel_.empty()) client_.mark_read(current_channel_);
+    }
+    if (draining_ && options_.terminal != nullptr && options_.terminal->take_interrupt()) {
+      if (drained()) return kExitOk;
+      report_drain_timeout(true);
+      return kExitDrainTimeout;
     }
     const Clock::time_point now = Clock::now();
     if (current_ && now >= current_->deadline) expire_current();
@@ -161,7 +196,15 @@ int CommandRunner::run() {
       }
       wake = std::min({wake, drain_deadline_, next_outbox_poll_});
     }
-    inbox_.wait(wake, !current_ && !draining_);
+    wait(wake, !current_ && !draining_);
+  }
+}
+
+void CommandRunner::wait(Clock::time_point deadline, bool want_input) {
+  if (options_.terminal != nullptr) {
+    options_.terminal->wait(deadline, inbox_, want_input);
+  } else {
+    inbox_.wait(deadline, want_input);
   }
 }
 
@@ -170,8 +213,8 @@ int CommandRunner::run() {
 void CommandRunner::handle(const parley::StateChanged& e) {
   state_ = e.state;
   out_.state(e.state, e.reason);
-  if (e.state == parley::LifecycleState::disconnected && !e.reason.ok()) {
-    std::fprintf(stderr, "parley-cli: disconnected: %s\n", e.reason.to_string().c_str());
+  if (e.state == parley::LifecycleState::disconnected && !e.reason.ok() && !options_.interactive) {
+    out_.diagnostic("disconnected: " + e.reason.to_string());  // interactive: state() says it
   }
   if (e.state == parley::LifecycleState::disconnected && is_auth_refusal(e.reason)) {
     out_.error(error_from(e.reason));
@@ -179,7 +222,10 @@ void CommandRunner::handle(const parley::StateChanged& e) {
   }
 }
 
-void CommandRunner::handle(const parley::MessageReceived& e) { out_.message(e.message); }
+void CommandRunner::handle(const parley::MessageReceived& e) {
+  out_.message(e.message);
+  if (options_.interactive && e.message.channel == current_channel_) read_due_ = true;
+}
 
 void CommandRunner::handle(const parley::MessagePending& e) {
   pending_ids_.insert(e.id);
@@ -207,8 +253,8 @@ void CommandRunner::handle(const parley::MessageFailed& e) {
 void CommandRunner::handle(const parley::ChannelRequestDone& e) {
   open_requests_.erase(e.request);
   if (!current_is(e.request)) {
-    std::fprintf(stderr, "parley-cli: late answer for channel %s: %s\n", e.channel.c_str(),
-                 e.status.ok() ? "ok" : e.status.to_string().c_str());
+    out_.diagnostic("late answer for channel " + e.channel + ": " +
+                    (e.status.ok() ? "ok" : e.status.to_string()));
     return;
   }
   const std::string command = current_->command;
@@ -217,18 +263,19 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
     out_.error(error_from(e.status));
     return;
   }
-  if (command == "leave") {
-    if (current_channel_ == e.channel) current_channel_.clear();
-  } else {
-    current_channel_ = e.channel;
-  }
   out_.result({.command = command, .channel = e.channel});
+  if (command != "leave") {
+    set_current(e.channel);
+  } else if (current_channel_ == e.channel) {
+    const std::vector<std::string> left = member_channels();
+    set_current(left.empty() ? "" : left.front());
+  }
 }
 
 void CommandRunner::handle(const parley::HistoryLoaded& e) {
   open_requests_.erase(e.request);
   if (!current_is(e.request)) {
-    std::fprintf(stderr, "parley-cli: late history for channel %s ignored\n", e.channel.c_str());
+    out_.diagnostic("late history for channel " + e.channel + " ignored");
     return;
   }
   const std::size_t wanted = current_->count;
@@ -238,9 +285,8 @@ void CommandRunner::handle(const parley::HistoryLoaded& e) {
     return;
   }
   if (!e.complete) {
-    std::fprintf(stderr,
-                 "parley-cli: history of %s: server not reachable; showing what the cache has\n",
-                 e.channel.c_str());
+    out_.diagnostic("history of " + e.channel +
+                    ": server not reachable; showing what the cache has");
   }
   // Only text messages, and no more than asked for (the latest ones).
   std::vector<const parley::Message*> texts;
@@ -249,6 +295,9 @@ void CommandRunner::handle(const parley::HistoryLoaded& e) {
   }
   const std::size_t skip = texts.size() > wanted ? texts.size() - wanted : 0;
   for (std::size_t i = skip; i < texts.size(); ++i) out_.message(*texts[i]);
+  if (options_.interactive && e.channel == current_channel_ && texts.size() > skip) {
+    read_due_ = true;
+  }
   out_.result({.command = "history",
                .channel = e.channel,
                .count = static_cast<std::uint64_t>(texts.size() - skip)});
@@ -266,9 +315,12 @@ void CommandRunner::start(const std::string& line) {
     }
     std::string text = line.substr(first);
     while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.pop_back();
+    if (typing_in_ == current_channel_) typing_in_.clear();  // sending stops typing there
+    stop_typing();
     run_command(SendCommand{current_channel_, std::move(text)});
     return;
   }
+  stop_typing();
   run_command(parse_command(line));
 }
 
@@ -300,6 +352,42 @@ void CommandRunner::run_command(const Command& command) {
                               .channel = c.channel,
                               .message_id = *id,
                               .deadline = Clock::now() + options_.command_timeout};
+        } else if constexpr (std::is_same_v<C, TypingCommand>) {
+          // Ephemeral: nothing is sent while offline, and no answer comes back.
+          const std::string why = parley::check_channel_name(c.channel);
+          if (!why.empty()) {
+            out_.error({.code = "invalid_name", .message = why});
+            return;
+          }
+          client_.set_typing(c.channel, true);
+          out_.result({.command = "typing", .channel = c.channel});
+        } else if constexpr (std::is_same_v<C, ReadCommand>) {
+          const parley::Status status = client_.mark_read(c.channel);
+          if (!status.ok()) {
+            out_.error(error_from(status));
+            return;
+          }
+          out_.result({.command = "read", .channel = c.channel});
+        } else if constexpr (std::is_same_v<C, SwitchCommand>) {
+          if (!options_.interactive) {
+            out_.error({.code = "bad_command", .message = "/switch is for interactive mode"});
+            return;
+          }
+          const std::vector<std::string> channels = member_channels();
+          if (std::find(channels.begin(), channels.end(), c.channel) == channels.end()) {
+            out_.error(
+                {.code = "not_member",
+                 .message = "you are not in channel " + quoted(c.channel) + "; /join it first"});
+            return;
+          }
+          set_current(c.channel);
+          out_.result({.command = "switch", .channel = c.channel});
+        } else if constexpr (std::is_same_v<C, ChannelsCommand>) {
+          if (!options_.interactive) {
+            out_.error({.code = "bad_command", .message = "/channels is for interactive mode"});
+            return;
+          }
+          show_channels(false);
         } else if constexpr (std::is_same_v<C, SleepCommand>) {
           current_ = InFlight{.command = "sleep",
                               .deadline = Clock::now() + std::chrono::milliseconds(c.ms)};
@@ -352,6 +440,51 @@ void CommandRunner::expire_current() {
   }
 }
 
+// ---- interactive ----------------------------------------------------------------
+
+void CommandRunner::set_current(const std::string& channel) {
+  if (channel == current_channel_) return;
+  stop_typing();
+  current_channel_ = channel;
+  out_.current_channel(channel);
+  // What is on the screen of the current channel counts as read.
+  if (options_.interactive && !channel.empty()) client_.mark_read(channel);
+}
+
+std::vector<std::string> CommandRunner::member_channels() {
+  std::vector<std::string> names;
+  if (auto channels = client_.channels()) {
+    for (const parley::ChannelInfo& c : *channels) {
+      if (c.member) names.push_back(c.name);
+    }
+  }
+  return names;
+}
+
+void CommandRunner::show_channels(bool only_if_any) {
+  std::vector<std::string> names = member_channels();
+  if (only_if_any && names.empty()) return;
+  out_.result({.command = "channels", .names = std::move(names)});
+}
+
+void CommandRunner::on_edit(const std::string& text) {
+  const std::size_t first = text.find_first_not_of(" \t");
+  const bool typing = first != std::string::npos && text[first] != '/';
+  if (!typing || current_channel_.empty()) {
+    stop_typing();
+    return;
+  }
+  if (typing_in_ != current_channel_) stop_typing();
+  client_.set_typing(current_channel_, true);  // the SDK sends one signal per 3 s at most
+  typing_in_ = current_channel_;
+}
+
+void CommandRunner::stop_typing() {
+  if (typing_in_.empty()) return;
+  client_.set_typing(typing_in_, false);
+  typing_in_.clear();
+}
+
 // ---- draining -----------------------------------------------------------------
 
 void CommandRunner::begin_drain(bool quit) {
@@ -388,17 +521,19 @@ void CommandRunner::poll_outbox() {
   }
 }
 
-void CommandRunner::report_drain_timeout() {
+void CommandRunner::report_drain_timeout(bool interrupted) {
   ErrorLine e;
   e.code = "drain_timeout";
+  const std::string gave_up =
+      interrupted ? "interrupted" : "gave up after " + seconds(options_.drain_timeout);
   if (!pending_ids_.empty()) {
-    e.message = "gave up after " + seconds(options_.drain_timeout) +
+    e.message = gave_up +
                 (state_ == parley::LifecycleState::ready ? "" : " (server not reachable)") +
                 "; still in the outbox: " + join(pending_ids_, " ");
     e.ids.assign(pending_ids_.begin(), pending_ids_.end());
   } else {
-    e.message = "gave up after " + seconds(options_.drain_timeout) + "; " +
-                std::to_string(open_requests_.size()) + " request(s) still unanswered";
+    e.message =
+        gave_up + "; " + std::to_string(open_requests_.size()) + " request(s) still unanswered";
   }
   out_.error(e);
 }
@@ -406,7 +541,12 @@ void CommandRunner::report_drain_timeout() {
 }  // namespace
 
 int run_commands(parley::Client& client, Inbox& inbox, Output& out, const RunOptions& options) {
-  return CommandRunner(client, inbox, out, options).run();
+  const int rc = CommandRunner(client, inbox, out, options).run();
+  if (options.terminal != nullptr) {  // they point into the runner, which is gone
+    options.terminal->set_on_edit(nullptr);
+    options.terminal->set_channel_names(nullptr);
+  }
+  return rc;
 }
 
 }  // namespace parley_cli

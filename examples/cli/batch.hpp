@@ -13,6 +13,8 @@
 
 namespace parley_cli {
 
+class Terminal;
+
 // Exit codes (docs/cli.md, "Exit codes").
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the cache could not be opened, and the like
@@ -25,14 +27,17 @@ struct RunOptions {
   std::chrono::milliseconds command_timeout{10000};
   // How long /quit and end of input wait for the outbox to empty.
   std::chrono::milliseconds drain_timeout{30000};
-  // Interactive extras: /help, and plain text sent to the last channel
-  // created or joined.
+  // Interactive extras: /help, /switch, /channels, plain text sent to the
+  // current channel, and what is shown of it marked read.
   bool interactive = false;
+  // Interactive on a terminal: the line editor, which then feeds the inbox's
+  // lines and signals typing as the user types. Otherwise null.
+  Terminal* terminal = nullptr;
 };
 
 // Runs until /quit, end of input, or refused authentication; returns the
-// process's exit code. `inbox` must be fed by the client's listener and by
-// start_stdin_reader(). Use from one thread.
+// process's exit code. `inbox` must be fed by the client's listener, and by
+// start_stdin_reader() unless `options.terminal` is set. Use from one thread.
 int run_commands(parley::Client& client, Inbox& inbox, Output& out, const RunOptions& options);
 
 }  // namespace parley_cli

@@ -1,7 +1,6 @@
 #include "command.hpp"
 
 #include <charconv>
-#include <vector>
 
 namespace parley_cli {
 namespace {
@@ -44,6 +43,19 @@ bool take_words(std::string_view rest, std::size_t n, std::vector<std::string_vi
 
 bool is_blank(std::string_view line) { return trim(line).empty(); }
 
+const std::vector<std::string_view>& command_names() {
+  static const std::vector<std::string_view> names = {
+      "/channel", "/channels", "/create", "/help",  "/history", "/join",  "/leave",
+      "/quit",    "/read",     "/send",   "/sleep", "/switch",  "/typing"};
+  return names;
+}
+
+bool takes_channel(std::string_view name) {
+  return name == "/create" || name == "/join" || name == "/leave" || name == "/send" ||
+         name == "/history" || name == "/typing" || name == "/read" || name == "/switch" ||
+         name == "/channel";
+}
+
 Command parse_command(std::string_view line) {
   std::string_view rest = trim(line);
   if (rest.empty() || rest.front() != '/') {
@@ -58,14 +70,18 @@ Command parse_command(std::string_view line) {
   }
 
   std::vector<std::string_view> args;
-  if (name == "/create" || name == "/join" || name == "/leave") {
+  if (name == "/create" || name == "/join" || name == "/leave" || name == "/typing" ||
+      name == "/read" || name == "/switch" || name == "/channel") {
     if (!take_words(rest, 1, &args)) {
       return BadCommand{"usage: " + std::string(name) + " CHANNEL"};
     }
     std::string channel(args[0]);
     if (name == "/create") return CreateCommand{std::move(channel)};
     if (name == "/join") return JoinCommand{std::move(channel)};
-    return LeaveCommand{std::move(channel)};
+    if (name == "/leave") return LeaveCommand{std::move(channel)};
+    if (name == "/typing") return TypingCommand{std::move(channel)};
+    if (name == "/read") return ReadCommand{std::move(channel)};
+    return SwitchCommand{std::move(channel)};
   }
   if (name == "/history") {
     HistoryCommand cmd;
@@ -86,9 +102,10 @@ Command parse_command(std::string_view line) {
     }
     return cmd;
   }
-  if (name == "/quit" || name == "/help") {
+  if (name == "/quit" || name == "/help" || name == "/channels") {
     if (!rest.empty()) return BadCommand{std::string(name) + " takes no arguments"};
     if (name == "/quit") return QuitCommand{};
+    if (name == "/channels") return ChannelsCommand{};
     return HelpCommand{};
   }
   return BadCommand{"unknown command " + quoted(name)};

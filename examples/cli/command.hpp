@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace parley_cli {
 
@@ -25,6 +26,20 @@ struct HistoryCommand {
   std::string channel;
   std::uint32_t count = 0;
 };
+// Signals that the user is typing in `channel` (Client::set_typing).
+struct TypingCommand {
+  std::string channel;
+};
+// Marks everything received in `channel` as read (Client::mark_read).
+struct ReadCommand {
+  std::string channel;
+};
+// Interactive: makes `channel` the one plain text goes to (/switch, /channel).
+struct SwitchCommand {
+  std::string channel;
+};
+// Interactive: lists the channels the cache knows this user is in.
+struct ChannelsCommand {};
 struct SleepCommand {
   std::uint32_t ms = 0;
 };
@@ -36,6 +51,7 @@ struct BadCommand {
 };
 
 using Command = std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
+                             TypingCommand, ReadCommand, SwitchCommand, ChannelsCommand,
                              SleepCommand, QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.
@@ -48,5 +64,10 @@ Command parse_command(std::string_view line);
 
 // True if the line holds nothing but white space.
 bool is_blank(std::string_view line);
+
+// Every command's name ("/create", ...), for completion.
+const std::vector<std::string_view>& command_names();
+// True for the commands whose first argument is a channel.
+bool takes_channel(std::string_view name);
 
 }  // namespace parley_cli

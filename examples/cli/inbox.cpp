@@ -12,6 +12,7 @@ void Inbox::push_event(parley::Event event) {
   {
     std::lock_guard lock(mu_);
     events_.push_back(std::move(event));
+    if (notify_) notify_();
   }
   cv_.notify_one();
 }
@@ -20,6 +21,7 @@ void Inbox::push_line(std::string line) {
   {
     std::lock_guard lock(mu_);
     lines_.push_back(std::move(line));
+    if (notify_) notify_();
   }
   cv_.notify_one();
 }
@@ -28,8 +30,24 @@ void Inbox::push_end_of_input() {
   {
     std::lock_guard lock(mu_);
     end_of_input_ = true;
+    if (notify_) notify_();
   }
   cv_.notify_one();
+}
+
+void Inbox::set_notify(std::function<void()> notify) {
+  std::lock_guard lock(mu_);
+  notify_ = std::move(notify);
+}
+
+bool Inbox::has_event() {
+  std::lock_guard lock(mu_);
+  return !events_.empty();
+}
+
+bool Inbox::has_input() {
+  std::lock_guard lock(mu_);
+  return !lines_.empty() || end_of_input_;
 }
 
 void Inbox::wait(Clock::time_point deadline, bool want_input) {

@@ -1,111 +1,354 @@
 // Readable rendering of parley-cli's output, for a person at a terminal:
 //
-//   [general #12] alice: hi
-//   [general #13] * bob joined
-//   -- ready
-#include <cstdio>
+//   09:30 bob: hi alice                  a message in the current channel
+//   09:30 [random] carol: lunch?         a message in another channel
+//   09:31 alice: hello bob …             yours, until the server has it
+//   09:31 * dave joined general
+//   -- connected
+//   bob is typing… · ✓ read by bob       status line (dim), above the prompt
+//   [general]> _
+//
+// Typing and receipts only show on a terminal (Screen::live()); piped, the
+// lines are the same minus colours, pending markers and the status line.
+#include <algorithm>
+#include <cstdint>
+#include <ctime>
+#include <iterator>
+#include <map>
+#include <set>
 #include <string>
 #include <utility>
 
 #include "output.hpp"
+#include "parley/client.hpp"
+#include "screen.hpp"
 
 namespace parley_cli {
 namespace {
 
-void line(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
+// ANSI SGR codes.
+constexpr const char* kBold = "1";
+constexpr const char* kDim = "2";
+constexpr const char* kRed = "31";
+constexpr const char* kYellow = "33";
+// Other people's names, picked by a hash of the name so each keeps its colour.
+constexpr const char* kNameColors[] = {"36", "32", "35", "34", "96", "92", "95", "94"};
+
+std::string clock_of(std::int64_t ts_ms) {
+  const std::time_t t = static_cast<std::time_t>(ts_ms / 1000);
+  std::tm tm{};
+  char buf[16] = "--:--";
+  if (::localtime_r(&t, &tm) != nullptr) std::strftime(buf, sizeof buf, "%H:%M", &tm);
+  return buf;
 }
 
-std::string short_id(const std::string& id) { return id.substr(0, 8); }
+std::int64_t now_ms() { return static_cast<std::int64_t>(std::time(nullptr)) * 1000; }
+
+// "bob", "bob and carol", "bob, carol and dave".
+std::string name_list(const std::set<std::string>& names) {
+  std::string out;
+  std::size_t i = 0;
+  for (const std::string& n : names) {
+    if (i > 0) out += i + 1 == names.size() ? " and " : ", ";
+    out += n;
+    ++i;
+  }
+  return out;
+}
 
 class HumanOutput final : public Output {
  public:
-  explicit HumanOutput(std::string user) : user_(std::move(user)) {}
+  HumanOutput(parley::Client& client, Screen& screen, bool color)
+      : client_(client), screen_(screen), color_(color), user_(client.user()) {
+    current_channel("");
+  }
 
   void message(const parley::Message& m) override {
-    const std::string where = "[" + m.channel + " #" + std::to_string(m.seq) + "] ";
-    switch (m.kind) {
-      case parley::EventKind::message:
-        line(where + m.sender + ": " + m.text);
-        break;
-      case parley::EventKind::create:
-        line(where + "* " + m.sender + " created the channel");
-        break;
-      case parley::EventKind::join:
-        line(where + "* " + m.sender + " joined");
-        break;
-      case parley::EventKind::leave:
-        line(where + "* " + m.sender + " left");
-        break;
+    const std::string when = style(kDim, clock_of(m.ts_ms)) + " ";
+    if (m.kind != parley::EventKind::message) {
+      const char* what = m.kind == parley::EventKind::create ? " created "
+                         : m.kind == parley::EventKind::join ? " joined "
+                                                             : " left ";
+      screen_.print(when + style(kDim, "* " + printable(m.sender) + what + m.channel));
+      return;
+    }
+    screen_.print(when + where(m.channel) + name(m.sender) + ": " + body(m.text));
+    if (m.sender != user_) {
+      auto it = last_own_.find(m.channel);
+      if (it != last_own_.end() && m.seq > it->second) {
+        last_own_.erase(it);  // someone answered: the receipts of ours matter less now
+        refresh_status();
+      }
     }
   }
 
   void pending(const std::string& channel, const std::string& id,
                const std::string& text) override {
-    if (text.empty()) line("   (" + channel + ": " + short_id(id) + " queued)");
-    // Otherwise quiet: the message shows once the server has stored it.
+    if (text.empty()) {
+      screen_.print(style(kDim, "-- " + channel + ": " + id.substr(0, 8) +
+                                    " is still in the outbox from an earlier run"));
+      return;
+    }
+    if (!screen_.live()) return;  // piped: shown once, when sent
+    const std::string line = own_line(channel, text, now_ms());
+    pending_[id] = Pending{screen_.print(line + style(kDim, " …")), line};
   }
 
   void sent(const std::string& channel, const std::string& id, std::uint64_t seq,
             const std::string& text) override {
-    if (text.empty()) {
-      line("   (" + channel + ": " + short_id(id) + " sent as #" + std::to_string(seq) + ")");
+    auto it = pending_.find(id);
+    if (it != pending_.end()) {
+      if (!screen_.replace(it->second.handle, it->second.line)) {
+        screen_.print(style(kDim, "   ✓ sent: " + excerpt(text)));
+      }
+      pending_.erase(it);
+    } else if (!text.empty()) {
+      screen_.print(own_line(channel, text, now_ms()));
     } else {
-      line("[" + channel + " #" + std::to_string(seq) + "] " + user_ + ": " + text);
+      screen_.print(
+          style(kDim, "-- " + channel + ": " + id.substr(0, 8) + " from an earlier run is sent"));
     }
+    std::uint64_t& last = last_own_[channel];
+    last = std::max(last, seq);
+    refresh_status();
   }
 
   void state(parley::LifecycleState state, const parley::Status& reason) override {
-    std::string text = std::string("-- ") + parley::to_string(state);
-    if (!reason.ok()) text += " (" + reason.reason() + ")";
-    line(text);
+    if (state == parley::LifecycleState::ready && !syncing_.empty()) {
+      syncing_.clear();  // caught up
+      refresh_status();
+    }
+    if (state == parley::LifecycleState::ready) {
+      screen_.print(style(kDim, connected_once_ ? "-- reconnected" : "-- connected"));
+      connected_once_ = true;
+      lost_ = false;
+    } else if (state == parley::LifecycleState::disconnected && !reason.ok() && !lost_) {
+      lost_ = true;
+      screen_.print(style(kDim, "-- " + std::string(connected_once_ ? "disconnected" : "offline") +
+                                    " (" + printable(reason.reason()) +
+                                    "); messages wait in the outbox, reconnecting…"));
+    }
+  }
+
+  void typing(const parley::TypingChanged& e) override {
+    if (e.user == user_) return;
+    if (e.active) {
+      typing_[e.channel].insert(e.user);
+    } else {
+      auto it = typing_.find(e.channel);
+      if (it != typing_.end()) {
+        it->second.erase(e.user);
+        if (it->second.empty()) typing_.erase(it);
+      }
+    }
+    refresh_status();
+  }
+
+  void sync_progress(const parley::SyncProgress& e) override {
+    if (e.fetched >= e.total && (e.total != 0 || e.fetched == 0)) {
+      syncing_.erase(e.channel);
+    } else {
+      syncing_[e.channel] = {e.fetched, e.total};
+    }
+    refresh_status();
+  }
+
+  void receipt(const parley::ReceiptUpdated& e) override {
+    if (e.user == user_) return;
+    auto& cursors = e.kind == parley::ReceiptKind::read ? read_ : delivered_;
+    std::uint64_t& seq = cursors[e.channel][e.user];
+    seq = std::max(seq, e.seq);
+    refresh_status();
   }
 
   void error(const ErrorLine& e) override {
-    std::string text = "!! " + e.code + ": " + e.message;
+    std::string text = style(kRed, "error: ") + printable(e.message);
     if (!e.id.empty() && e.message.find(e.id) == std::string::npos) text += " [" + e.id + "]";
-    line(text);
+    text += style(kDim, " (" + e.code + ")");
+    if (e.code == "bad_command") text += style(kDim, "; /help lists the commands");
+    screen_.print(text);
   }
 
   void result(const CommandResult& r) override {
-    if (r.command == "create") {
-      line("-- created " + r.channel + "; type to talk there");
-    } else if (r.command == "join") {
-      line("-- joined " + r.channel + "; type to talk there");
+    const std::string c = r.channel;
+    if (r.command == "create" || r.command == "join") {
+      info((r.command == "create" ? "created " : "joined ") + c + "; plain text goes there now");
     } else if (r.command == "leave") {
-      line("-- left " + r.channel);
+      info("left " + c);
+    } else if (r.command == "switch") {
+      info("plain text goes to " + c + " now");
     } else if (r.command == "history") {
-      line("-- " + std::to_string(r.count.value_or(0)) + " message(s) of " + r.channel);
+      info(std::to_string(r.count.value_or(0)) + " message(s) of " + c);
+    } else if (r.command == "typing") {
+      info("told " + c + " that you are typing");
+    } else if (r.command == "read") {
+      info("marked " + c + " as read");
+    } else if (r.command == "channels") {
+      std::string list;
+      for (const std::string& n : r.names) list += (list.empty() ? "" : ", ") + n;
+      info(list.empty() ? "you are in no channel yet; /join or /create one"
+                        : "your channels: " + list);
     } else if (r.command == "quit") {
-      line("-- bye");
+      info("bye");
     }
-    // /send shows its pending line; /sleep needs no echo.
+    // /send shows the message itself; /sleep needs no echo.
+  }
+
+  void diagnostic(const std::string& text) override { screen_.print(style(kDim, printable(text))); }
+
+  void current_channel(const std::string& channel) override {
+    current_ = channel;
+    screen_.set_prompt(channel.empty() ? style(kBold, "(no channel)") + "> "
+                                       : style(kBold, "[" + channel + "]") + "> ");
+    refresh_status();
   }
 
   void help() override {
-    line(
-        "commands:\n"
-        "  /create CHANNEL        create a channel and join it\n"
-        "  /join CHANNEL          join a channel\n"
-        "  /leave CHANNEL         leave a channel\n"
-        "  /send CHANNEL TEXT...  send a message\n"
-        "  TEXT...                send to the channel last created or joined\n"
-        "  /history CHANNEL N     show the latest N messages\n"
-        "  /sleep MS              wait\n"
-        "  /help                  this list\n"
-        "  /quit                  send what is queued, then exit (also Ctrl-D)");
+    const std::pair<const char*, const char*> commands[] = {
+        {"TEXT", "send TEXT to the current channel (the one in the prompt)"},
+        {"/send CHANNEL TEXT", "send TEXT to CHANNEL"},
+        {"/switch CHANNEL", "make CHANNEL the current channel (also /channel)"},
+        {"/channels", "list the channels you are in"},
+        {"/create CHANNEL", "create a channel, join it and make it current"},
+        {"/join CHANNEL", "join a channel and make it current"},
+        {"/leave CHANNEL", "leave a channel"},
+        {"/history CHANNEL N", "show the latest N messages of CHANNEL"},
+        {"/typing CHANNEL", "tell CHANNEL you are typing (typing text does it for you)"},
+        {"/read CHANNEL", "mark all of CHANNEL as read (shown messages of the current one are)"},
+        {"/sleep MS", "wait MS milliseconds"},
+        {"/help", "this list"},
+        {"/quit", "send what is still queued, then exit (also Ctrl-D)"},
+    };
+    std::string text = "commands:";
+    for (const auto& [usage, what] : commands) {
+      std::string u = usage;
+      u.resize(std::max<std::size_t>(u.size(), 20), ' ');
+      text += "\n  " + style(kBold, u) + " " + what;
+    }
+    text +=
+        "\nkeys: Up/Down history, Ctrl-R search it, Tab completes, Ctrl-A/Ctrl-E line start/end,";
+    text += "\n      Ctrl-W/Ctrl-U delete a word/the line, Ctrl-C clear the line (quit when empty)";
+    screen_.print(text);
   }
 
  private:
-  std::string user_;
+  struct Pending {
+    std::uint64_t handle = 0;  // the Screen's, for replace()
+    std::string line;          // the line without the pending marker
+  };
+
+  std::string style(const char* code, const std::string& s) const {
+    return color_ ? "\033[" + std::string(code) + "m" + s + "\033[0m" : s;
+  }
+
+  std::string name(const std::string& user) const {
+    if (user == user_) return style(kBold, printable(user));
+    std::size_t h = 2166136261u;
+    for (unsigned char c : user) h = (h ^ c) * 16777619u;
+    return style(kNameColors[h % std::size(kNameColors)], printable(user));
+  }
+
+  // "[random] " for a channel other than the current one.
+  std::string where(const std::string& channel) const {
+    return channel == current_ ? "" : style(kYellow, "[" + printable(channel) + "]") + " ";
+  }
+
+  // Message text; continuation lines indented under the first.
+  static std::string body(const std::string& text) {
+    std::string out;
+    for (char c : printable(text)) {
+      out += c;
+      if (c == '\n') out += "      ";
+    }
+    return out;
+  }
+
+  static std::string excerpt(const std::string& text) {
+    std::string p = printable(text);
+    for (char& c : p) {
+      if (c == '\n') c = ' ';
+    }
+    if (p.size() <= 40) return p;
+    std::size_t cut = 40;
+    while (cut > 0 && (static_cast<unsigned char>(p[cut]) & 0xc0) == 0x80) --cut;
+    return p.substr(0, cut) + "…";
+  }
+
+  std::string own_line(const std::string& channel, const std::string& text,
+                       std::int64_t ts_ms) const {
+    return style(kDim, clock_of(ts_ms)) + " " + where(channel) + name(user_) + ": " + body(text);
+  }
+
+  void info(const std::string& text) { screen_.print(style(kDim, "-- " + printable(text))); }
+
+  // The status line: who is typing, and how far our latest message in the
+  // current channel has got.
+  void refresh_status() {
+    if (!screen_.live()) return;
+    std::string status;
+    auto add = [&status](const std::string& part) {
+      status += (status.empty() ? "" : " · ") + part;
+    };
+    for (const auto& [channel, progress] : syncing_) {
+      add("catching up on " + printable(channel) + ": " + std::to_string(progress.first) +
+          (progress.second != 0 ? " of " + std::to_string(progress.second) : "") + "…");
+    }
+    for (const auto& [channel, users] : typing_) {
+      const bool one = users.size() == 1;
+      std::string who =
+          users.size() > 3 ? std::to_string(users.size()) + " people" : name_list(users);
+      add(printable(who) + (one ? " is typing" : " are typing") +
+          (channel == current_ ? "" : " in " + printable(channel)) + "…");
+    }
+    auto own = last_own_.find(current_);
+    if (own != last_own_.end()) {
+      const std::uint64_t seq = own->second;
+      std::set<std::string> readers;
+      for (const auto& [user, to] : read_[current_]) {
+        if (to >= seq) readers.insert(user);
+      }
+      std::size_t delivered = 0;
+      for (const auto& [user, to] : delivered_[current_]) {
+        if (to >= seq) ++delivered;
+      }
+      if (!readers.empty()) {
+        add("✓ read by " + printable(readers.size() > 3
+                                         ? std::to_string(readers.size()) + " members"
+                                         : name_list(readers)));
+      } else if (delivered > 0) {
+        std::string of;
+        if (auto summary = client_.receipt_summary(current_, seq);
+            summary && summary->members > 0) {
+          of = " to " + std::to_string(summary->delivered) + " of " +
+               std::to_string(summary->members);
+        }
+        add("✓ delivered" + of);
+      }
+    }
+    screen_.set_status(status.empty() ? "" : style(kDim, status));
+  }
+
+  parley::Client& client_;
+  Screen& screen_;
+  const bool color_;
+  const std::string user_;
+  std::string current_;
+  bool connected_once_ = false;
+  bool lost_ = false;                       // a disconnect was shown since the last ready
+  std::map<std::string, Pending> pending_;  // by message id
+  // Per channel: catch-up progress, who is typing, our latest sent message,
+  // members' cursors.
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> syncing_;  // fetched, total
+  std::map<std::string, std::set<std::string>> typing_;
+  std::map<std::string, std::uint64_t> last_own_;
+  std::map<std::string, std::map<std::string, std::uint64_t>> read_;
+  std::map<std::string, std::map<std::string, std::uint64_t>> delivered_;
 };
 
 }  // namespace
 
-std::unique_ptr<Output> make_human_output(std::string user) {
-  return std::make_unique<HumanOutput>(std::move(user));
+std::unique_ptr<Output> make_human_output(parley::Client& client, Screen& screen, bool color) {
+  return std::make_unique<HumanOutput>(client, screen, color);
 }
 
 }  // namespace parley_cli

@@ -3,8 +3,12 @@
 // line). docs/cli.md describes flags, commands, events and exit codes.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -12,6 +16,8 @@
 #include "inbox.hpp"
 #include "output.hpp"
 #include "parley/parley.hpp"
+#include "screen.hpp"
+#include "terminal.hpp"
 
 namespace {
 
@@ -32,6 +38,15 @@ int exit_code_for(const parley::Status& s) {
     default:
       return kExitFailure;
   }
+}
+
+// ANSI colours: on a terminal, unless NO_COLOR is set (no-color.org) or the
+// terminal says it cannot.
+bool want_color() {
+  const char* no_color = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDOUT_FILENO) != 0 && (no_color == nullptr || *no_color == '\0') &&
+         !(term != nullptr && std::string(term) == "dumb");
 }
 
 }  // namespace
@@ -89,19 +104,41 @@ int main(int argc, char** argv) {
     return exit_code_for(s);
   }
 
-  std::unique_ptr<parley_cli::Output> out =
-      batch ? parley_cli::make_json_output() : parley_cli::make_human_output((*client)->user());
   parley_cli::RunOptions run;
   run.command_timeout = to_ms(command_timeout);
   run.drain_timeout = to_ms(drain_timeout);
   run.interactive = !batch;
+
+  // Interactive on a terminal: the line editor reads stdin. Anywhere else a
+  // thread reads it line by line.
+  std::unique_ptr<parley_cli::Terminal> terminal;
+  std::unique_ptr<parley_cli::Screen> plain;
+  const bool color = run.interactive && want_color();
   if (run.interactive) {
-    std::printf("parley-cli %s: signed in as %s; /help lists the commands\n", parley::version(),
-                (*client)->user().c_str());
-    std::fflush(stdout);
+    std::string why;
+    terminal = parley_cli::Terminal::open(
+        (std::filesystem::path(data_dir) / "cli_history").string(), color, &why);
   }
-  parley_cli::start_stdin_reader(inbox);
+  if (terminal) {
+    inbox->set_notify([t = terminal.get()] { t->wake(); });
+    run.terminal = terminal.get();
+  } else {
+    parley_cli::start_stdin_reader(inbox);
+  }
+  std::unique_ptr<parley_cli::Output> out;
+  if (batch) {
+    out = parley_cli::make_json_output();
+  } else {
+    if (!terminal) plain = parley_cli::make_plain_screen();
+    parley_cli::Screen& screen = terminal ? *terminal : *plain;
+    out = parley_cli::make_human_output(**client, screen, color);
+    screen.print(std::string("parley-cli ") + parley::version() + ": signed in as " +
+                 parley_cli::printable((*client)->user()) + "; /help lists the commands");
+  }
+
   const int rc = parley_cli::run_commands(**client, *inbox, *out, run);
-  client->reset();  // closes the connection before the process exits
+  out.reset();
+  client->reset();   // closes the connection; no more events, so no more wake-ups
+  terminal.reset();  // the terminal as it was; what went to stderr meanwhile follows
   return rc;
 }

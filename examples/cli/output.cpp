@@ -56,6 +56,11 @@ class JsonLine {
     writer_.Uint64(value);
     return *this;
   }
+  JsonLine& field(const char* key, bool value) {
+    writer_.Key(key);
+    writer_.Bool(value);
+    return *this;
+  }
   JsonLine& field(const char* key, const std::vector<std::string>& values) {
     writer_.Key(key);
     writer_.StartArray();
@@ -115,6 +120,32 @@ class JsonOutput final : public Output {
 
   void state(parley::LifecycleState state, const parley::Status& /*reason*/) override {
     JsonLine("state").field("state", parley::to_string(state)).emit();
+  }
+
+  void typing(const parley::TypingChanged& e) override {
+    JsonLine("typing")
+        .field("channel", e.channel)
+        .field("user", e.user)
+        .field("active", e.active)
+        .emit();
+  }
+
+  // The schema has no device; "device" is added for delivered
+  // receipts when the server named one, since each device has its own cursor.
+  void receipt(const parley::ReceiptUpdated& e) override {
+    JsonLine line("receipt");
+    line.field("channel", e.channel)
+        .field("user", e.user)
+        .field("kind", parley::to_string(e.kind))
+        .field("seq", e.seq);
+    if (e.kind == parley::ReceiptKind::delivered && !e.device.empty()) {
+      line.field("device", e.device);
+    }
+    line.emit();
+  }
+
+  void diagnostic(const std::string& text) override {
+    std::fprintf(stderr, "parley-cli: %s\n", text.c_str());
   }
 
   void error(const ErrorLine& e) override {

@@ -1,6 +1,7 @@
 // What parley-cli prints, as one interface with two renderings: JSON lines
 // for --batch (output.cpp, schema in docs/cli.md) and readable lines for a
-// terminal (interactive.cpp). Use from one thread at a time.
+// person (interactive.cpp), drawn above the line editor's prompt when stdin
+// and stdout are a terminal (terminal.hpp). Use from one thread at a time.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,13 @@
 #include "parley/events.hpp"
 #include "parley/types.hpp"
 
+namespace parley {
+class Client;
+}
+
 namespace parley_cli {
+
+class Screen;
 
 // The closing line of a command that succeeded. (Members have "{}" so that
 // designated initializers may leave them out without a warning.)
@@ -21,6 +28,7 @@ struct CommandResult {
   std::string channel{};                 // empty: the command has none
   std::string id{};                      // /send: the message id
   std::optional<std::uint64_t> count{};  // /history: how many messages were printed
+  std::vector<std::string> names{};      // /channels (interactive): the channels
 };
 
 // An error line. `code` is a Status::reason() or one of the CLI's own codes
@@ -48,16 +56,29 @@ class Output {
   virtual void sent(const std::string& channel, const std::string& id, std::uint64_t seq,
                     const std::string& text) = 0;
   virtual void state(parley::LifecycleState state, const parley::Status& reason) = 0;
+  // Another user started or stopped typing.
+  virtual void typing(const parley::TypingChanged& e) = 0;
+  // A member's delivered or read cursor moved.
+  virtual void receipt(const parley::ReceiptUpdated& e) = 0;
   virtual void error(const ErrorLine& e) = 0;
   virtual void result(const CommandResult& r) = 0;
+  // A note for people (late answers, an unreachable server): stderr in batch
+  // mode, a dim line in interactive mode.
+  virtual void diagnostic(const std::string& text) = 0;
+  // Catching up on a channel after being offline. Interactive only: batch
+  // mode prints no line for it (issue 2 fixed its events).
+  virtual void sync_progress(const parley::SyncProgress& /*e*/) {}
+  // Interactive: the channel plain text goes to changed ("" for none).
+  virtual void current_channel(const std::string& /*channel*/) {}
   // The list of commands (/help; interactive only).
   virtual void help() = 0;
 };
 
 // JSON lines on stdout, flushed after each line.
 std::unique_ptr<Output> make_json_output();
-// Readable lines on stdout for a person at a terminal signed in as `user`.
-std::unique_ptr<Output> make_human_output(std::string user);
+// Readable lines on `screen` for a person signed in as `user`; `client`
+// answers receipt summaries. Colours when `color`. Both must outlive it.
+std::unique_ptr<Output> make_human_output(parley::Client& client, Screen& screen, bool color);
 
 // `s` with every byte sequence that is not UTF-8 replaced by U+FFFD, so that
 // what reaches the JSON writer is always valid.

@@ -95,6 +95,8 @@ std::optional<JsonLine> parse_json_line(const std::string& line, std::string* wh
       out.fields[key] = std::string(m.value.GetString(), m.value.GetStringLength());
     } else if (m.value.IsUint64()) {
       out.fields[key] = std::to_string(m.value.GetUint64());
+    } else if (m.value.IsBool()) {
+      out.fields[key] = m.value.GetBool() ? "true" : "false";
     } else if (m.value.IsArray() && key == "ids") {
       for (const auto& v : m.value.GetArray()) {
         if (!v.IsString()) {

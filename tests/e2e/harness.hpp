@@ -35,8 +35,9 @@ class TempDir {
 // One line of parley-cli --batch output.
 struct JsonLine {
   std::string raw;
-  std::map<std::string, std::string> fields;  // strings as they are, numbers in decimal
-  std::vector<std::string> ids;               // the "ids" array, when present
+  // Strings as they are, numbers in decimal, booleans as "true" or "false".
+  std::map<std::string, std::string> fields;
+  std::vector<std::string> ids;  // the "ids" array, when present
 
   bool has(const std::string& key) const { return fields.count(key) != 0; }
   std::string get(const std::string& key) const;
@@ -48,7 +49,8 @@ struct JsonLine {
 };
 
 // Parses a line that must be one JSON object (valid UTF-8) of strings,
-// unsigned numbers and arrays of strings; nullopt and `*why` otherwise.
+// unsigned numbers, booleans and arrays of strings; nullopt and `*why`
+// otherwise.
 std::optional<JsonLine> parse_json_line(const std::string& line, std::string* why);
 
 // `parley-server keygen --out path`; empty on success, else why not.
