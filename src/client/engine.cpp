@@ -415,7 +415,10 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   begin_sync(welcome.channels);
   transmit_outbox();
   if (auto reads = cache_->unsent_reads()) {
-    for (const auto& r : *reads) send_read(r.channel, r.seq);
+    for (const auto& r : *reads) {
+      read_sent_[r.channel] = r.seq;
+      send_read(r.channel, r.seq);
+    }
   }
 }
 

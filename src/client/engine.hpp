@@ -170,6 +170,7 @@ class Engine : public sys::TransportHandler {
   // Receipts (engine thread).
   std::map<std::string, std::uint64_t> delivered_pending_;  // channel -> cursor to send
   std::map<std::string, std::uint64_t> delivered_sent_;     // on this connection
+  std::map<std::string, std::uint64_t> read_sent_;          // read cursor sent or known
   // Analytics (engine thread).
   std::shared_ptr<sys::AnalyticsSink> analytics_;
   Clock::time_point state_since_ = Clock::now();

@@ -112,8 +112,13 @@ Status Engine::mark_read(const std::string& channel, std::uint64_t seq) {
   if (seq == 0) return Status();                    // nothing received yet
   auto stored = cache_->raise_my_read(channel, seq);
   if (!stored) return stored.status();
+  auto& sent = read_sent_[channel];
+  if (*stored <= sent) return Status();  // nothing new to tell
   analytics("message_read", {{"channel", channel}}, {{"seq", static_cast<double>(*stored)}});
-  if (authenticated(state_)) send_read(channel, *stored);
+  if (authenticated(state_)) {
+    sent = *stored;
+    send_read(channel, *stored);
+  }
   return Status();
 }
 
@@ -148,6 +153,8 @@ void Engine::handle_receipt(const wire::ReceiptEvent& event) {
   if (event.user == user_ && kind == ReceiptKind::read) {
     cache_->raise_my_read(event.channel, event.seq);  // read on another device
     cache_->set_my_read_sent(event.channel, event.seq);
+    auto& sent = read_sent_[event.channel];
+    sent = std::max(sent, event.seq);
   }
   auto grew = cache_->raise_receipt(event.channel, event.user, device, kind, event.seq);
   if (grew && *grew) {
