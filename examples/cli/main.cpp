@@ -77,6 +77,11 @@ int main(int argc, char** argv) {
                  "seconds a command waits for the server, connecting included")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  long reconnect_max_ms = 30000;
+  app.add_option("--reconnect-max-ms", reconnect_max_ms,
+                 "longest wait between reconnection attempts, in ms (backoff with jitter)")
+      ->check(CLI::Range(500L, 3600L * 1000))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -95,6 +100,7 @@ int main(int argc, char** argv) {
   options.token = token;
   options.data_dir = data_dir;
   options.request_timeout = to_ms(command_timeout);
+  options.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
   options.listener = [inbox](const parley::Event& event) { inbox->push_event(event); };
   parley::Result<std::unique_ptr<parley::Client>> client = parley::Client::open(options);
   if (!client) {

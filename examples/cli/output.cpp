@@ -56,6 +56,11 @@ class JsonLine {
     writer_.Uint64(value);
     return *this;
   }
+  JsonLine& null_field(const char* key) {
+    writer_.Key(key);
+    writer_.Null();
+    return *this;
+  }
   JsonLine& field(const char* key, bool value) {
     writer_.Key(key);
     writer_.Bool(value);
@@ -120,6 +125,18 @@ class JsonOutput final : public Output {
 
   void state(parley::LifecycleState state, const parley::Status& /*reason*/) override {
     JsonLine("state").field("state", parley::to_string(state)).emit();
+  }
+
+  // Catching up after being offline: {"event":"sync","channel":C,"fetched":N,"total":M|null}.
+  void sync_progress(const parley::SyncProgress& e) override {
+    JsonLine line("sync");
+    line.field("channel", e.channel).field("fetched", e.fetched);
+    if (e.total != 0) {
+      line.field("total", e.total);
+    } else {
+      line.null_field("total");
+    }
+    line.emit();
   }
 
   void typing(const parley::TypingChanged& e) override {
