@@ -40,20 +40,9 @@ struct LogInit {
 
 }  // namespace
 
-struct WebSocketTransport::Policy {
-  lws_retry_bo_t bo;
-};
-
 WebSocketTransport::WebSocketTransport(WebSocketOptions options)
-    : options_(options), timer_(std::make_unique<Timer>()), policy_(std::make_unique<Policy>()) {
+    : options_(options), timer_(std::make_unique<Timer>()) {
   std::memset(&timer_->sul, 0, sizeof timer_->sul);
-  std::memset(&policy_->bo, 0, sizeof policy_->bo);
-  // Only the idle part is used: lws pings after secs_since_valid_ping without
-  // traffic and hangs up after secs_since_valid_hangup. Reconnecting is the
-  // client's job (its own backoff), so no retry table.
-  policy_->bo.secs_since_valid_ping = static_cast<uint16_t>(std::min(options_.ping_after_seconds, 65535u));
-  policy_->bo.secs_since_valid_hangup =
-      static_cast<uint16_t>(std::min(options_.hangup_after_seconds, 65535u));
 }
 
 WebSocketTransport::~WebSocketTransport() {
@@ -133,7 +122,6 @@ void WebSocketTransport::connect(const std::string& url, const std::string& subp
   info.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
   info.opaque_user_data = this;
   info.pwsi = &wsi_;
-  info.retry_and_idle_policy = &policy_->bo;
   if (lws_client_connect_via_info(&info) == nullptr) {
     // The error callback may already have run and reported; if not, report here.
     if (!pending_failure_) {
@@ -171,6 +159,7 @@ void WebSocketTransport::poll(std::chrono::milliseconds max_wait) {
     if (!ensure_context()) std::this_thread::sleep_for(std::min(max_wait, std::chrono::milliseconds(1000)));
     return;
   }
+  max_wait = std::min(max_wait, heartbeat());
   // A zero delay would not be scheduled at all (and lws would sleep until its
   // own next timer), so wait at least 1 ms.
   lws_usec_t wait_us = std::max<lws_usec_t>(static_cast<lws_usec_t>(max_wait.count()) * LWS_US_PER_MS, 1000);
@@ -181,6 +170,33 @@ void WebSocketTransport::poll(std::chrono::milliseconds max_wait) {
     pending_failure_ = false;
     if (handler_ != nullptr) handler_->on_closed(pending_failure_status_);
   }
+}
+
+std::chrono::milliseconds WebSocketTransport::heartbeat() {
+  using namespace std::chrono;
+  constexpr milliseconds kIdle(3600 * 1000);
+  if (!open_ || wsi_ == nullptr || closing_) return kIdle;
+  auto now = steady_clock::now();
+  auto silent = now - last_rx_;
+  auto ping_after = seconds(options_.ping_after_seconds);
+  auto hangup_after = seconds(options_.hangup_after_seconds);
+  if (silent >= hangup_after) {
+    // Nothing heard, not even a pong: the peer or the path is dead. Drop the
+    // connection now rather than wait for TCP or a close handshake.
+    lws_set_opaque_user_data(wsi_, nullptr);
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    finish(Status(StatusCode::offline,
+                  fmt::format("no answer from the server for {} s", options_.hangup_after_seconds),
+                  "heartbeat_timeout"));
+    return milliseconds(0);
+  }
+  if (silent >= ping_after && !ping_outstanding_) {
+    ping_outstanding_ = true;
+    ping_due_ = true;
+    lws_callback_on_writable(wsi_);
+  }
+  auto next = silent < ping_after ? ping_after - silent : hangup_after - silent;
+  return duration_cast<milliseconds>(next) + milliseconds(1);
 }
 
 void WebSocketTransport::wake() {
@@ -212,10 +228,18 @@ int WebSocketTransport::on_lws_event(struct lws* wsi, int reason_int, void* in, 
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
       open_ = true;
+      last_rx_ = std::chrono::steady_clock::now();
+      ping_outstanding_ = false;
       if (handler_ != nullptr) handler_->on_open();
       if (!outgoing_.empty() || closing_) lws_callback_on_writable(wsi);
       return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+      last_rx_ = std::chrono::steady_clock::now();
+      ping_outstanding_ = false;
+      return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE: {
+      last_rx_ = std::chrono::steady_clock::now();
+      ping_outstanding_ = false;
       if (lws_is_first_fragment(wsi)) {
         incoming_.clear();
         incoming_overflow_ = false;
@@ -254,6 +278,13 @@ int WebSocketTransport::on_lws_event(struct lws* wsi, int reason_int, void* in, 
                          reinterpret_cast<unsigned char*>(close_reason_.data()),
                          close_reason_.size());
         return -1;
+      }
+      if (ping_due_) {
+        ping_due_ = false;
+        unsigned char ping[LWS_PRE + 1];
+        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+        if (!outgoing_.empty()) lws_callback_on_writable(wsi);
+        return 0;
       }
       if (outgoing_.empty()) return 0;
       std::string& frame = outgoing_.front();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -60,8 +61,12 @@ class WebSocketTransport : public sys::Transport {
   std::string peer_close_reason_;
   std::string host_;  // kept alive for the connect info
   std::string path_;
-  struct Policy;
-  std::unique_ptr<Policy> policy_;  // retry_and_idle_policy given to lws
+  // Heartbeat: ping after ping_after_seconds without hearing anything, drop
+  // the connection after hangup_after_seconds. Returns how long poll() may wait.
+  std::chrono::milliseconds heartbeat();
+  std::chrono::steady_clock::time_point last_rx_;
+  bool ping_outstanding_ = false;
+  bool ping_due_ = false;
   bool pending_failure_ = false;
   Status pending_failure_status_;
 };

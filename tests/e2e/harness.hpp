@@ -69,6 +69,8 @@ class Server {
   // SIGTERM, then waits; the exit status, or -1 if it had to be killed.
   int stop();
   int port() const { return port_; }
+  // Sends a signal to the server process (SIGSTOP/SIGCONT to freeze it); false if not running.
+  bool signal(int sig) { return process_ && process_->signal(sig); }
   std::string url() const { return "ws://127.0.0.1:" + std::to_string(port_); }
 
  private:
