@@ -122,6 +122,7 @@ void WebSocketTransport::connect(const std::string& url, const std::string& subp
   info.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
   info.opaque_user_data = this;
   info.pwsi = &wsi_;
+  connect_started_ = std::chrono::steady_clock::now();
   if (lws_client_connect_via_info(&info) == nullptr) {
     // The error callback may already have run and reported; if not, report here.
     if (!pending_failure_) {
@@ -175,8 +176,23 @@ void WebSocketTransport::poll(std::chrono::milliseconds max_wait) {
 std::chrono::milliseconds WebSocketTransport::heartbeat() {
   using namespace std::chrono;
   constexpr milliseconds kIdle(3600 * 1000);
-  if (!open_ || wsi_ == nullptr || closing_) return kIdle;
+  if (wsi_ == nullptr || closing_) return kIdle;
   auto now = steady_clock::now();
+  if (!open_) {
+    // Connecting: libwebsockets has its own timeouts, but bound the attempt
+    // here too, so that no path through lws can leave the client connecting
+    // forever.
+    auto limit = seconds(options_.hangup_after_seconds);
+    if (now - connect_started_ >= limit) {
+      lws_set_opaque_user_data(wsi_, nullptr);
+      lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      finish(Status(StatusCode::offline,
+                    fmt::format("cannot connect: no answer in {} s", options_.hangup_after_seconds),
+                    "connect_failed"));
+      return milliseconds(0);
+    }
+    return duration_cast<milliseconds>(limit - (now - connect_started_)) + milliseconds(1);
+  }
   auto silent = now - last_rx_;
   auto ping_after = seconds(options_.ping_after_seconds);
   auto hangup_after = seconds(options_.hangup_after_seconds);
@@ -304,6 +320,18 @@ int WebSocketTransport::on_lws_event(struct lws* wsi, int reason_int, void* in, 
       }
       return 0;
     }
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+    case LWS_CALLBACK_WSI_DESTROY:
+      // libwebsockets 4.1 closes a client whose handshake request could not be
+      // written ("cws") with only these two callbacks, never CONNECTION_ERROR
+      // nor CLIENT_CLOSED. Those clear the opaque pointer, so after them
+      // nothing arrives here: this is a connect that failed silently.
+      lws_set_opaque_user_data(wsi, nullptr);
+      if (wsi == wsi_) {
+        finish(Status(StatusCode::offline, "cannot connect: connection closed during the handshake",
+                      "connect_failed"));
+      }
+      return 0;
     case LWS_CALLBACK_CLIENT_CLOSED: {
       lws_set_opaque_user_data(wsi, nullptr);
       Status why;

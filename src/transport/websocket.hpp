@@ -65,6 +65,7 @@ class WebSocketTransport : public sys::Transport {
   // the connection after hangup_after_seconds. Returns how long poll() may wait.
   std::chrono::milliseconds heartbeat();
   std::chrono::steady_clock::time_point last_rx_;
+  std::chrono::steady_clock::time_point connect_started_;
   bool ping_outstanding_ = false;
   bool ping_due_ = false;
   bool pending_failure_ = false;
