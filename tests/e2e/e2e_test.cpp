@@ -309,3 +309,41 @@ TEST_CASE("parley-server answers /healthz and /metrics over HTTP") {
 }
 
 }  // namespace parley_e2e
+
+namespace parley_e2e {
+
+TEST_CASE("catching up after being offline prints sync progress, then every message in order") {
+  World w;
+  {
+    Cli alice(w.server.url(), w.alice, w.data("alice"));
+    Cli bob(w.server.url(), w.bob, w.data("bob"));
+    ok(alice, "/create general", "create");
+    ok(bob, "/join general", "join");
+    CHECK(bob.finish() == 0);  // bob goes offline
+    const int missed = 1100;
+    for (int i = 0; i < missed; ++i) alice.send("/send general m" + std::to_string(i));
+    alice.send("/quit");
+    CHECK(alice.finish(120s) == 0);  // the outbox drained: all stored
+  }
+  Cli bob(w.server.url(), w.bob, w.data("bob"), {"--reconnect-max-ms", "1000"});
+  const JsonLine last = need(
+      bob, [](const JsonLine& l) { return l.is("sync") && l.num("fetched") == 1100; },
+      "the last sync line", 60s);
+  CHECK(last.num("total") == 1100);
+  bob.send("/quit");
+  CHECK(bob.finish() == 0);
+  std::vector<std::uint64_t> fetched;
+  int texts = 0;
+  for (const JsonLine& l : bob.lines()) {
+    if (l.is("sync")) fetched.push_back(l.num("fetched"));
+    if (l.is("message")) {
+      CHECK(l.get("text") == "m" + std::to_string(texts));
+      ++texts;
+    }
+  }
+  CHECK(texts == 1100);
+  REQUIRE(fetched.size() >= 3);  // pages of at most 500
+  CHECK(strictly_increasing(fetched));
+}
+
+}  // namespace parley_e2e
