@@ -16,9 +16,18 @@
 //     history paged with load_history to the beginning of each channel.
 //
 //   parley-bench-cold-sync [--messages 100000] [--channels 10] [--runs 3] [--data DIR]
+//                          [--timeout-s 120] [--client-prefix "CMD ARGS"] [--no-what-if]
 //
 // --data DIR keeps the server's data in DIR and reuses it when present, so
 // that the sync can be rerun (or profiled) without writing it again.
+//
+// --client-prefix "CMD ARGS" runs the client under CMD (a profiler: e.g.
+// "valgrind --tool=callgrind --callgrind-out-file=/tmp/sync.cg", with a larger
+// --timeout-s).
+//
+// Then, unless --no-what-if, the same runs again with fsync made a no-op in
+// the client (LD_PRELOAD of parley-bench-no-fsync.so): the difference is the
+// time the sync spends waiting for the disk.
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -83,19 +92,29 @@ std::string self_dir() {
 }
 
 // Runs the sync client to completion and returns its JSON line.
+// `prefix`: words run before the client (a profiler, e.g. valgrind); empty:
+// none. `preload`: a library for LD_PRELOAD in the client (empty: none).
 std::string run_client(const std::string& url, const std::string& dir, const std::string& token,
-                       int timeout_s) {
+                       int timeout_s, const std::vector<std::string>& prefix,
+                       const std::string& preload = {}) {
   std::string exe = self_dir() + "/parley-bench-sync-client";
   std::string timeout = std::to_string(timeout_s);
-  std::vector<std::string> argv_s = {exe, "--url", url, "--dir", dir, "--timeout-s", timeout};
+  std::vector<std::string> argv_s = prefix;
+  for (std::string a : {exe, std::string("--url"), url, std::string("--dir"), dir,
+                        std::string("--timeout-s"), timeout}) {
+    argv_s.push_back(a);
+  }
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::vector<std::string> env_s;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "PARLEY_BENCH_TOKEN=", 19) != 0) env_s.emplace_back(*e);
+    if (std::strncmp(*e, "PARLEY_BENCH_TOKEN=", 19) == 0) continue;
+    if (!preload.empty() && std::strncmp(*e, "LD_PRELOAD=", 11) == 0) continue;
+    env_s.emplace_back(*e);
   }
   env_s.push_back("PARLEY_BENCH_TOKEN=" + token);
+  if (!preload.empty()) env_s.push_back("LD_PRELOAD=" + preload);
   std::vector<char*> envp;
   for (auto& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -107,10 +126,10 @@ std::string run_client(const std::string& url, const std::string& dir, const std
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_addclose(&actions, out[0]);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), envp.data());
+  int rc = posix_spawnp(&pid, argv_s[0].c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
-  if (rc != 0) die("cannot start " + exe + ": " + std::strerror(rc));
+  if (rc != 0) die("cannot start " + argv_s[0] + ": " + std::strerror(rc));
 
   std::string output;
   auto deadline = Clock::now() + std::chrono::seconds(timeout_s + 10);
@@ -151,6 +170,17 @@ int main(int argc, char** argv) {
   int channels = static_cast<int>(args.num("channels", 10));
   int runs = static_cast<int>(args.num("runs", 3));
   int timeout_s = static_cast<int>(args.num("timeout-s", 120));
+  std::vector<std::string> prefix;  // --client-prefix "valgrind --tool=callgrind ..."
+  {
+    std::string words = args.str("client-prefix");
+    std::size_t at = 0;
+    while (at < words.size()) {
+      std::size_t end = words.find(' ', at);
+      if (end == std::string::npos) end = words.size();
+      if (end > at) prefix.push_back(words.substr(at, end - at));
+      at = end + 1;
+    }
+  }
   if (channels < 1 || messages < channels || runs < 1 || messages > 10000000) {
     std::fprintf(stderr, "usage: parley-bench-cold-sync [--messages N] [--channels C] [--runs R]\n");
     return 2;
@@ -191,7 +221,7 @@ int main(int argc, char** argv) {
   for (int r = 0; r < runs; ++r) {
     std::string client_dir = (root / fmt::format("client-{}", r)).string();
     std::filesystem::remove_all(client_dir);
-    std::string line = run_client(url, client_dir, token, timeout_s);
+    std::string line = run_client(url, client_dir, token, timeout_s, prefix);
     ready.push_back(number(line, "ready_ms"));
     all.push_back(number(line, "all_ms"));
     rss.push_back(number(line, "peak_rss_kb") / 1024);
@@ -204,6 +234,18 @@ int main(int argc, char** argv) {
     if (cached != static_cast<double>(messages / channels * channels) || complete != channels) {
       die(fmt::format("the client cached {} messages ({} channels complete), expected {}", cached,
                       complete, messages / channels * channels));
+    }
+  }
+  // What-if: the same sync with fsync turned into a no-op in the client, to
+  // show how much of it waits for the disk (--no-what-if to skip).
+  std::vector<double> all_no_fsync;
+  if (!args.flag("no-what-if")) {
+    std::string preload = self_dir() + "/parley-bench-no-fsync.so";
+    for (int r = 0; r < runs; ++r) {
+      std::string client_dir = (root / fmt::format("client-nofsync-{}", r)).string();
+      std::filesystem::remove_all(client_dir);
+      std::string line = run_client(url, client_dir, token, timeout_s, prefix, preload);
+      all_no_fsync.push_back(number(line, "all_ms"));
     }
   }
   srv->stop();
@@ -222,6 +264,10 @@ int main(int argc, char** argv) {
   report.at_most("to all messages cached (+ load_history to the start)", median(all), "ms",
                  kGoalMs, 1);
   report.info("client CPU time (user + system), to all cached", median(cpu), "ms", 0);
+  if (!all_no_fsync.empty()) {
+    report.info("what-if: all cached with fsync a no-op in the client", median(all_no_fsync), "ms",
+                1);
+  }
   report.info("load_history calls (1,000 messages each)", median(calls), "", 0);
   report.at_most("client peak RSS (VmHWM), all messages cached", median(rss), "MB", kGoalRssMb,
                  1);
@@ -234,6 +280,7 @@ int main(int argc, char** argv) {
   report.field("all_cached_ms_min", *std::min_element(all.begin(), all.end()));
   report.field("all_cached_ms_max", *std::max_element(all.begin(), all.end()));
   report.field("client_cpu_ms", median(cpu));
+  if (!all_no_fsync.empty()) report.field("all_cached_no_fsync_ms", median(all_no_fsync));
   report.field("peak_rss_mb", median(rss));
   report.field("peak_rss_ready_mb", median(rss_ready));
   report.field("populate_ms", populate_ms);
