@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,11 +37,20 @@ struct HistoryQuery {
   std::uint32_t limit = 50;
 };
 
+// How much the cache holds (Client::cache_usage).
+struct CacheUsage {
+  std::uint64_t file_bytes = 0;  // DATA_DIR/parley.db
+  std::uint64_t wal_bytes = 0;   // DATA_DIR/parley.db-wal
+  std::uint64_t events = 0;      // channel events stored
+  std::uint64_t evicted = 0;     // events evicted since open (to stay within budget)
+};
+
 class Client {
  public:
   // Opens (or creates) the cache in options.data_dir and starts the client's
   // thread. Fails with invalid_argument for bad options, corrupt or io_error
-  // for a cache that cannot be used. The caller owns the returned client.
+  // for a cache that cannot be used (unless options.rebuild_corrupt_cache:
+  // then a corrupt cache is rebuilt). The caller owns the returned client.
   static Result<std::unique_ptr<Client>> open(ClientOptions options);
 
   // Closes the connection and stops the thread. Outbox entries stay in the
@@ -95,6 +105,8 @@ class Client {
   // What the cache knows, without the server.
   Result<std::vector<ChannelInfo>> channels();
   Result<std::vector<OutboxEntry>> outbox();
+  // The cache's size against its budget (ClientOptions::cache_max_bytes).
+  Result<CacheUsage> cache_usage();
 
   // The next event, waiting at most `timeout`; nullopt on timeout or when a
   // listener is set.

@@ -28,9 +28,26 @@ struct ClientOptions {
   std::string server_url;
   // A token minted by the app's backend (see docs/protocol.md, "Tokens").
   std::string token;
-  // Directory of this account's and device's cache; created if missing. The
-  // cache file is DATA_DIR/parley.db. One Client per directory at a time.
+  // Directory of this account's and device's cache; created if missing. It
+  // holds DATA_DIR/parley.db (the cache, refetchable from the server) and
+  // DATA_DIR/outbox.db (unsent messages and the device id, never evicted).
+  // One Client per directory at a time. See docs/cache.md.
   std::string data_dir;
+  // The cache's budget: parley.db plus its WAL, in bytes (0: no limit; else
+  // at least 1 MiB), and in stored channel events (0: no limit). Past either,
+  // the oldest history is evicted (the newest 200 delivered events of each
+  // channel, and anything not yet delivered, stay) and is fetched again from
+  // the server when load_history reaches it.
+  std::uint64_t cache_max_bytes = 256u << 20;
+  std::uint64_t cache_max_messages = 0;
+  // A corrupt parley.db (found at open, by the check that then runs in the
+  // background, or by any later read) is moved aside as
+  // parley.db.corrupt-<UTC time> and rebuilt from the server, keeping the
+  // outbox and the channel cursors it can still read; the app gets a
+  // StateChanged with reason "cache_rebuilt". When false, Client::open fails
+  // with code corrupt instead, and damage found later disconnects the client
+  // with reason "cache_corrupt" until it is opened again with this set.
+  bool rebuild_corrupt_cache = false;
   // Stable id of this device (1-64 characters); empty: generated once and kept
   // in the cache.
   std::string device_id;

@@ -43,6 +43,12 @@ Result<std::unique_ptr<Client>> Client::open(ClientOptions options) {
       options.reconnect_max < options.reconnect_base) {
     return Status(StatusCode::invalid_argument, "timeouts must be positive and reconnect_max >= reconnect_base");
   }
+  constexpr std::uint64_t kMinCacheBytes = 1u << 20;
+  if (options.cache_max_bytes != 0 && options.cache_max_bytes < kMinCacheBytes) {
+    return Status(StatusCode::invalid_argument,
+                  fmt::format("cache_max_bytes {}: must be 0 (no limit) or at least {}",
+                              options.cache_max_bytes, kMinCacheBytes));
+  }
   if (!options.device_id.empty() && (options.device_id.size() > 64)) {
     return Status(StatusCode::invalid_argument, "device id is longer than 64 characters");
   }
@@ -121,6 +127,15 @@ Result<ReceiptSummary> Client::receipt_summary(const std::string& channel, std::
 Result<std::vector<ChannelInfo>> Client::channels() {
   auto* e = &impl_->engine;
   return e->call<Result<std::vector<ChannelInfo>>>([e] { return e->cache().channels(); });
+}
+
+Result<CacheUsage> Client::cache_usage() {
+  auto* e = &impl_->engine;
+  return e->call<Result<CacheUsage>>([e]() -> Result<CacheUsage> {
+    auto u = e->cache().usage();
+    if (!u) return u.status();
+    return CacheUsage{u->file_bytes, u->wal_bytes, u->events, u->evicted};
+  });
 }
 
 Result<std::vector<OutboxEntry>> Client::outbox() {

@@ -89,14 +89,44 @@ void Engine::post(std::function<void()> fn) {
 }
 
 void Engine::thread_main(std::promise<Status>* opened) {
-  auto cache = store::Cache::open(options_.data_dir, user_);
+  store::Cache::Options cache_options;
+  cache_options.budget.max_bytes = options_.cache_max_bytes;
+  cache_options.budget.max_messages = options_.cache_max_messages;
+  cache_options.rebuild_corrupt = options_.rebuild_corrupt_cache;
+  cache_options.on_check_done = [t = transport_] { t->wake(); };
+  auto cache = store::Cache::open(options_.data_dir, user_, std::move(cache_options));
   if (!cache) {
     opened->set_value(cache.status());
     return;
   }
   cache_ = std::move(*cache);
   device_id_ = options_.device_id.empty() ? cache_->device_id() : options_.device_id;
+  if (const auto& rebuilt = cache_->last_rebuild()) {
+    set_state(LifecycleState::disconnected,
+              Status(StatusCode::corrupt, rebuilt->describe(), "cache_rebuilt"));
+  }
   opened->set_value(Status());
+  // Damage found after open (by the background check or a failed statement):
+  // rebuild and resync, or stop and say so. See docs/cache.md.
+  bool cache_failed = false;
+  auto watch_cache = [this, &cache_failed] {
+    Status bad = cache_->corruption();
+    if (bad.ok() || cache_failed) return;
+    Status reason(StatusCode::corrupt, bad.message(), "cache_corrupt");
+    if (options_.rebuild_corrupt_cache) {
+      cache_->rebuild(bad);
+      reason = Status(StatusCode::corrupt, cache_->last_rebuild()->describe(), "cache_rebuilt");
+    } else {
+      cache_failed = true;
+      want_connected_ = false;
+      reconnect_at_.reset();
+    }
+    // With a rebuilt cache, the welcome of the next connection resyncs.
+    if (connected_ || state_ != LifecycleState::disconnected) {
+      transport_->close(1000, "cache rebuilt");
+    }
+    set_state(LifecycleState::disconnected, reason);
+  };
   if (options_.auto_connect) connect();
 
   while (!stopping_) {
@@ -108,6 +138,7 @@ void Engine::thread_main(std::promise<Status>* opened) {
     for (auto& fn : work) fn();
     run_timers();
     flush_receipts();
+    watch_cache();
     if (stopping_) break;
     {
       std::lock_guard lock(mu_);

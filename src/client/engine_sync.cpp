@@ -199,6 +199,7 @@ struct Engine::HistoryJob {
   std::uint32_t limit = 0;
   int rounds = 0;
   bool waited = false;                // waited once for a connection
+  bool pinned = false;                // the channel is pinned in the cache (no eviction)
   std::uint64_t last_low = UINT64_MAX;  // progress check between rounds
 };
 
@@ -219,6 +220,9 @@ void Engine::load_history(RequestId request, const std::string& channel, History
                                  "invalid_limit"),
                           false);
   }
+  // What this job fetches from the server stays in the cache until it answers.
+  cache_->pin(channel);
+  job->pinned = true;
   history_step(job);
 }
 
@@ -305,6 +309,10 @@ void Engine::finish_history(std::shared_ptr<HistoryJob> job, Status status, bool
     }
   }
   done.status = std::move(status);
+  if (job->pinned) {
+    cache_->unpin(job->channel);
+    job->pinned = false;
+  }
   events_.push(std::move(done));
 }
 

@@ -1,19 +1,27 @@
-// The client cache on SQLite. Schema and decisions:
+// The client cache on SQLite: two files in DATA_DIR.
 //
-// - meta(key, value): 'user' (the owner, fixed at first open) and 'device_id'.
-// - channels(name, member, last_seq, read_to): a row is created by whichever
-//   call first mentions a channel; rows created implicitly (by store_events,
-//   advance_cursor, outbox_acknowledge) start with member = 1, since the
-//   client only receives events and acks for channels it is in.
+// parley.db, the cache proper (it can be rebuilt from the server):
+// - meta(key, value): 'user' (the owner, fixed at first open).
+// - channels(name, member, last_seq, read_to, my_read, my_read_sent): a row
+//   is created by whichever call first mentions a channel; rows created
+//   implicitly (by store_events, advance_cursor, outbox_acknowledge) start
+//   with member = 1, since the client only receives events and acks for
+//   channels it is in.
 // - messages(channel, seq, ...): every channel event, keyed by (channel, seq).
 // - message_runs(channel, lo, hi): the stored seqs of each channel as maximal
 //   runs of consecutive numbers, kept in the same transaction as messages.
 //   It makes contiguous_down_from / contiguous_up_from one index lookup each,
 //   however long the channel (a count over messages would read every row of
-//   the run). Anything that deletes messages (eviction, later) must split runs.
+//   the run). Eviction (cache_budget.cpp) trims runs as it deletes.
+// - receipts, members (cache_receipts.cpp).
+//
+// outbox.db, what must never be lost (schema of its own, kOutboxMigrations):
+// - meta(key, value): 'user', 'device_id', and 'cache_corrupt' while parley.db
+//   is known to be damaged.
 // - outbox(ord, id, channel, text, created_ms, state, error): our messages not
 //   yet acknowledged ('pending') or refused for good ('failed'); `ord` keeps
 //   insertion order (AUTOINCREMENT: never reused, even after deletes).
+// Until schema 3 the outbox lived in parley.db; migration 3 moves its rows.
 #include "store/cache.hpp"
 
 #include <fmt/format.h>
@@ -21,20 +29,18 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <limits>
-#include <map>
 #include <system_error>
 #include <utility>
 
-#include "store/sqlite.hpp"
+#include "store/cache_rep.hpp"
 
 namespace parley::store {
 namespace {
 
 // ---- schema ---------------------------------------------------------------
 
-// Migration N (1-based) brings user_version from N-1 to N. Append only; never
-// edit a step that has shipped.
+// Migration N (1-based) brings parley.db's user_version from N-1 to N. Append
+// only; never edit a step that has shipped.
 constexpr const char* kMigrations[] = {
     // 1: the initial schema.
     R"sql(
@@ -95,9 +101,37 @@ CREATE TABLE members(
   PRIMARY KEY(channel, user)
 ) WITHOUT ROWID;
 )sql",
+    // 3: the outbox moves to outbox.db (issue 5), so that a damaged cache can
+    // be rebuilt without it. Its rows are copied (and committed) there first:
+    // see move_outbox_out().
+    R"sql(
+DROP TABLE IF EXISTS outbox;
+)sql",
 };
 static_assert(std::size(kMigrations) == Cache::kSchemaVersion,
               "one migration step per schema version");
+
+// outbox.db's own schema, keyed by its own user_version.
+constexpr const char* kOutboxMigrations[] = {
+    R"sql(
+CREATE TABLE meta(
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE outbox(
+  ord        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  channel    TEXT NOT NULL,
+  text       TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  state      TEXT NOT NULL DEFAULT 'pending' CHECK(state IN ('pending', 'failed')),
+  error      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX outbox_by_state ON outbox(state, ord);
+)sql",
+};
+static_assert(std::size(kOutboxMigrations) == Cache::kOutboxSchemaVersion,
+              "one migration step per outbox schema version");
 
 // ---- statements -------------------------------------------------------------
 
@@ -144,26 +178,22 @@ constexpr const char* kInsertRun = "INSERT INTO message_runs(channel, lo, hi) VA
 constexpr const char* kSetRunHi = "UPDATE message_runs SET hi = ?3 WHERE channel = ?1 AND lo = ?2";
 constexpr const char* kDeleteRun = "DELETE FROM message_runs WHERE channel = ?1 AND lo = ?2";
 
+// On outbox.db.
 constexpr const char* kOutboxAdd =
     "INSERT INTO outbox(id, channel, text, created_ms) VALUES(?1, ?2, ?3, ?4)";
 constexpr const char* kOutboxByState =
     "SELECT channel, id, text, error FROM outbox WHERE state = ?1 ORDER BY ord";
 constexpr const char* kOutboxPendingOne =
     "SELECT channel, text FROM outbox WHERE id = ?1 AND state = 'pending'";
-constexpr const char* kOutboxDelete = "DELETE FROM outbox WHERE id = ?1";
+constexpr const char* kOutboxDelete = "DELETE FROM outbox WHERE id = ?1 AND state = 'pending'";
 constexpr const char* kOutboxFail =
     "UPDATE outbox SET state = 'failed', error = ?2 WHERE id = ?1 AND state = 'pending'";
 constexpr const char* kOutboxState = "SELECT state FROM outbox WHERE id = ?1";
+constexpr const char* kOutboxCopy =
+    "INSERT OR IGNORE INTO outbox(ord, id, channel, text, created_ms, state, error) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 // ---- helpers ----------------------------------------------------------------
-
-constexpr std::int64_t kMaxSeqValue = std::numeric_limits<std::int64_t>::max();
-
-// SQLite integers are signed 64-bit; sequence numbers never get near the top.
-std::int64_t clamp_seq(std::uint64_t seq) {
-  return seq > static_cast<std::uint64_t>(kMaxSeqValue) ? kMaxSeqValue
-                                                        : static_cast<std::int64_t>(seq);
-}
 
 const char* kind_name(EventKind kind) {
   switch (kind) {
@@ -189,64 +219,94 @@ bool parse_kind(const std::string& name, EventKind* out) {
   return false;
 }
 
-// Resets a cached statement when the scope ends, so that no statement keeps a
-// read transaction open between calls.
-class Scoped {
- public:
-  explicit Scoped(Statement& stmt) : stmt_(stmt) {}
-  ~Scoped() { stmt_.reset(); }
-  Scoped(const Scoped&) = delete;
-  Scoped& operator=(const Scoped&) = delete;
-  Statement* operator->() { return &stmt_; }
-  Statement& operator*() { return stmt_; }
+// A conservative guess at the bytes an event takes in parley.db: the row, its
+// index entry and b-tree slack. Only decides when to measure the real size.
+std::uint64_t estimate_bytes(const Message& m) {
+  std::uint64_t row = m.channel.size() * 2 + m.sender.size() + m.id.size() + m.text.size() + 48;
+  return row + row / 2;
+}
 
- private:
-  Statement& stmt_;
-};
+}  // namespace
 
 Status with_path(const std::string& path, const Status& s) {
   return Status(s.code(), fmt::format("cache \"{}\": {}", path, s.message()));
 }
 
-}  // namespace
+Result<std::string> query_text(Database& db, const char* sql) {
+  auto stmt = db.prepare(sql);
+  if (!stmt) return stmt.status();
+  auto row = stmt->step();
+  if (!row) return row.status();
+  return *row ? stmt->column_text(0) : std::string();
+}
 
-struct Cache::Rep {
-  std::string path;
-  Database db;
-  std::string device_id;
-  // Prepared once, keyed by the address of the SQL constants above.
-  std::map<const char*, Statement> statements;
-
-  Result<Statement*> stmt(const char* sql) {
-    auto it = statements.find(sql);
-    if (it == statements.end()) {
-      auto prepared = db.prepare(sql);
-      if (!prepared) return prepared.status();
-      it = statements.emplace(sql, std::move(*prepared)).first;
-    }
-    return &it->second;
+Status copy_outbox_rows(Database& odb, const std::vector<OutboxRow>& rows) {
+  if (rows.empty()) return Status();
+  Transaction tx(odb);
+  if (!tx.begin_status().ok()) return tx.begin_status();
+  auto q = odb.prepare(kOutboxCopy);
+  if (!q) return q.status();
+  for (const OutboxRow& r : rows) {
+    std::string state = r.state == "failed" ? "failed" : "pending";
+    Status s = q->bind(1, r.ord)
+                   .bind(2, r.id)
+                   .bind(3, r.channel)
+                   .bind(4, r.text)
+                   .bind(5, r.created_ms)
+                   .bind(6, state)
+                   .bind(7, r.error)
+                   .run();
+    if (!s.ok()) return s;
   }
+  return tx.commit();
+}
 
-  // Reads one text value; nullopt when absent.
-  Result<std::optional<std::string>> get_meta(const std::string& key) {
-    auto st = stmt(kGetMeta);
-    if (!st) return st.status();
-    Scoped q(**st);
-    q->bind(1, key);
-    auto row = q->step();
+// ---- Rep ----------------------------------------------------------------------
+
+Result<Statement*> Cache::Rep::stmt(const char* sql) {
+  auto it = statements.find(sql);
+  if (it == statements.end()) {
+    auto prepared = db.prepare(sql);
+    if (!prepared) return prepared.status();
+    it = statements.emplace(sql, std::move(*prepared)).first;
+  }
+  return &it->second;
+}
+
+Result<Statement*> Cache::Rep::ostmt(const char* sql) {
+  auto it = ostatements.find(sql);
+  if (it == ostatements.end()) {
+    auto prepared = odb.prepare(sql);
+    if (!prepared) return prepared.status();
+    it = ostatements.emplace(sql, std::move(*prepared)).first;
+  }
+  return &it->second;
+}
+
+Result<std::optional<std::string>> Cache::Rep::get_meta(Database& on, const std::string& key) {
+  auto st = &on == &odb ? ostmt(kGetMeta) : stmt(kGetMeta);
+  if (!st) return st.status();
+  Scoped q(**st);
+  q->bind(1, key);
+  auto row = q->step();
+  if (!row) return row.status();
+  if (!*row) return std::optional<std::string>();
+  return std::optional<std::string>(q->column_text(0));
+}
+
+Status Cache::Rep::set_meta(Database& on, const std::string& key, const std::string& value) {
+  auto st = &on == &odb ? ostmt(kSetMeta) : stmt(kSetMeta);
+  if (!st) return st.status();
+  Scoped q(**st);
+  return q->bind(1, key).bind(2, value).run();
+}
+
+Result<std::vector<Message>> Cache::Rep::read_events(Statement& q) {
+  std::vector<Message> out;
+  for (;;) {
+    auto row = q.step();
     if (!row) return row.status();
-    if (!*row) return std::optional<std::string>();
-    return std::optional<std::string>(q->column_text(0));
-  }
-
-  Status set_meta(const std::string& key, const std::string& value) {
-    auto st = stmt(kSetMeta);
-    if (!st) return st.status();
-    Scoped q(**st);
-    return q->bind(1, key).bind(2, value).run();
-  }
-
-  Result<Message> read_event(Statement& q) {
+    if (!*row) break;
     Message m;
     m.channel = q.column_text(0);
     m.seq = static_cast<std::uint64_t>(q.column_int(1));
@@ -261,177 +321,140 @@ struct Cache::Rep {
     m.text = q.column_text(5);
     m.ts_ms = q.column_int(6);
     m.state = DeliveryState::sent;
-    return m;
+    out.push_back(std::move(m));
   }
+  return out;
+}
 
-  Result<std::vector<Message>> read_events(Statement& q) {
-    std::vector<Message> out;
-    for (;;) {
-      auto row = q.step();
-      if (!row) return row.status();
-      if (!*row) break;
-      auto m = read_event(q);
-      if (!m) return m.status();
-      out.push_back(std::move(*m));
-    }
-    return out;
-  }
+Result<std::optional<std::pair<std::int64_t, std::int64_t>>> Cache::Rep::run_at(
+    const std::string& channel, std::int64_t seq) {
+  auto st = stmt(kRunAtOrBefore);
+  if (!st) return st.status();
+  Scoped q(**st);
+  q->bind(1, channel).bind(2, seq);
+  auto row = q->step();
+  if (!row) return row.status();
+  using Run = std::optional<std::pair<std::int64_t, std::int64_t>>;
+  if (!*row || q->column_int(1) < seq) return Run();
+  return Run(std::pair(q->column_int(0), q->column_int(1)));
+}
 
-  // The run of stored seqs containing `seq`, if any.
-  Result<std::optional<std::pair<std::int64_t, std::int64_t>>> run_at(const std::string& channel,
-                                                                      std::int64_t seq) {
+// Records that `seq` (newly stored) is present: joins it to the run ending at
+// seq-1 and the run starting at seq+1. Inside the caller's transaction.
+Status Cache::Rep::add_to_runs(const std::string& channel, std::int64_t seq) {
+  std::optional<std::int64_t> prev_lo;  // run ending at seq-1
+  {
     auto st = stmt(kRunAtOrBefore);
     if (!st) return st.status();
     Scoped q(**st);
     q->bind(1, channel).bind(2, seq);
     auto row = q->step();
     if (!row) return row.status();
-    using Run = std::optional<std::pair<std::int64_t, std::int64_t>>;
-    if (!*row || q->column_int(1) < seq) return Run();
-    return Run(std::pair(q->column_int(0), q->column_int(1)));
+    if (*row) {
+      std::int64_t hi = q->column_int(1);
+      if (hi >= seq) return Status();  // already covered
+      if (hi == seq - 1) prev_lo = q->column_int(0);
+    }
   }
-
-  // Records that `seq` (newly stored) is present: joins it to the run ending
-  // at seq-1 and the run starting at seq+1. Inside the caller's transaction.
-  Status add_to_runs(const std::string& channel, std::int64_t seq) {
-    std::optional<std::int64_t> prev_lo;  // run ending at seq-1
-    {
-      auto st = stmt(kRunAtOrBefore);
-      if (!st) return st.status();
-      Scoped q(**st);
-      q->bind(1, channel).bind(2, seq);
-      auto row = q->step();
-      if (!row) return row.status();
-      if (*row) {
-        std::int64_t hi = q->column_int(1);
-        if (hi >= seq) return Status();  // already covered
-        if (hi == seq - 1) prev_lo = q->column_int(0);
-      }
-    }
-    std::optional<std::int64_t> next_hi;  // hi of the run starting at seq+1
-    if (seq < kMaxSeqValue) {
-      auto st = stmt(kRunStartingAt);
-      if (!st) return st.status();
-      Scoped q(**st);
-      q->bind(1, channel).bind(2, seq + 1);
-      auto row = q->step();
-      if (!row) return row.status();
-      if (*row) next_hi = q->column_int(0);
-    }
-    if (next_hi) {
-      auto st = stmt(kDeleteRun);
-      if (!st) return st.status();
-      Scoped q(**st);
-      if (Status s = q->bind(1, channel).bind(2, seq + 1).run(); !s.ok()) return s;
-    }
-    std::int64_t hi = next_hi.value_or(seq);
-    if (prev_lo) {
-      auto st = stmt(kSetRunHi);
-      if (!st) return st.status();
-      Scoped q(**st);
-      return q->bind(1, channel).bind(2, *prev_lo).bind(3, hi).run();
-    }
-    auto st = stmt(kInsertRun);
+  std::optional<std::int64_t> next_hi;  // hi of the run starting at seq+1
+  if (seq < kMaxSeqValue) {
+    auto st = stmt(kRunStartingAt);
     if (!st) return st.status();
     Scoped q(**st);
-    return q->bind(1, channel).bind(2, seq).bind(3, hi).run();
+    q->bind(1, channel).bind(2, seq + 1);
+    auto row = q->step();
+    if (!row) return row.status();
+    if (*row) next_hi = q->column_int(0);
   }
-
-  Status raise_last_seq(const std::string& channel, std::int64_t seq) {
-    auto st = stmt(kRaiseLastSeq);
+  if (next_hi) {
+    auto st = stmt(kDeleteRun);
     if (!st) return st.status();
     Scoped q(**st);
-    return q->bind(1, channel).bind(2, seq).run();
+    if (Status s = q->bind(1, channel).bind(2, seq + 1).run(); !s.ok()) return s;
   }
-
-  // Inserts one event unless (channel, seq) is stored; true if it was new.
-  // The channel row must exist (foreign key). Inside the caller's transaction.
-  Result<bool> insert_event(const Message& m) {
-    auto st = stmt(kInsertEvent);
-    if (!st) return st.status();
-    {
-      Scoped q(**st);
-      q->bind(1, m.channel)
-          .bind(2, m.seq)
-          .bind(3, kind_name(m.kind))
-          .bind(4, m.sender)
-          .bind(5, m.id)
-          .bind(6, m.text)
-          .bind(7, m.ts_ms);
-      if (Status s = q->run(); !s.ok()) return s;
-    }
-    if (db.changes() == 0) return false;
-    if (Status s = add_to_runs(m.channel, static_cast<std::int64_t>(m.seq)); !s.ok()) return s;
-    return true;
-  }
-
-  Result<std::vector<OutboxEntry>> outbox_in_state(const char* state, DeliveryState as) {
-    auto st = stmt(kOutboxByState);
+  std::int64_t hi = next_hi.value_or(seq);
+  if (prev_lo) {
+    auto st = stmt(kSetRunHi);
     if (!st) return st.status();
     Scoped q(**st);
-    q->bind(1, state);
-    std::vector<OutboxEntry> out;
-    for (;;) {
-      auto row = q->step();
-      if (!row) return row.status();
-      if (!*row) break;
-      OutboxEntry e;
-      e.channel = q->column_text(0);
-      e.id = q->column_text(1);
-      e.text = q->column_text(2);
-      e.error = q->column_text(3);
-      e.state = as;
-      out.push_back(std::move(e));
-    }
-    return out;
+    return q->bind(1, channel).bind(2, *prev_lo).bind(3, hi).run();
   }
-};
+  auto st = stmt(kInsertRun);
+  if (!st) return st.status();
+  Scoped q(**st);
+  return q->bind(1, channel).bind(2, seq).bind(3, hi).run();
+}
+
+Status Cache::Rep::raise_last_seq(const std::string& channel, std::int64_t seq) {
+  auto st = stmt(kRaiseLastSeq);
+  if (!st) return st.status();
+  Scoped q(**st);
+  return q->bind(1, channel).bind(2, seq).run();
+}
+
+// Inserts one event unless (channel, seq) is stored; true if it was new.
+// The channel row must exist (foreign key). Inside the caller's transaction.
+Result<bool> Cache::Rep::insert_event(const Message& m) {
+  auto st = stmt(kInsertEvent);
+  if (!st) return st.status();
+  {
+    Scoped q(**st);
+    q->bind(1, m.channel)
+        .bind(2, m.seq)
+        .bind(3, kind_name(m.kind))
+        .bind(4, m.sender)
+        .bind(5, m.id)
+        .bind(6, m.text)
+        .bind(7, m.ts_ms);
+    if (Status s = q->run(); !s.ok()) return s;
+  }
+  if (db.changes() == 0) return false;
+  if (Status s = add_to_runs(m.channel, static_cast<std::int64_t>(m.seq)); !s.ok()) return s;
+  return true;
+}
+
+Result<std::vector<OutboxEntry>> Cache::Rep::outbox_in_state(const char* state, DeliveryState as) {
+  auto st = ostmt(kOutboxByState);
+  if (!st) return st.status();
+  Scoped q(**st);
+  q->bind(1, state);
+  std::vector<OutboxEntry> out;
+  for (;;) {
+    auto row = q->step();
+    if (!row) return row.status();
+    if (!*row) break;
+    OutboxEntry e;
+    e.channel = q->column_text(0);
+    e.id = q->column_text(1);
+    e.text = q->column_text(2);
+    e.error = q->column_text(3);
+    e.state = as;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
 
 Cache::Cache(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 Cache::~Cache() = default;
 
+// ---- open -----------------------------------------------------------------------
+
 namespace {
 
-// Runs `sql` and returns the first column of its first row ("" if no row).
-Result<std::string> pragma_text(Database& db, const char* sql) {
-  auto stmt = db.prepare(sql);
-  if (!stmt) return stmt.status();
-  auto row = stmt->step();
-  if (!row) return row.status();
-  return *row ? stmt->column_text(0) : std::string();
-}
-
-// Refuses a file that is not a database or whose pages don't hold together.
-// (An empty file is a valid, empty database to SQLite: it is simply migrated.)
-Status check_integrity(Database& db, const std::string& path) {
-  // quick_check reads every page, so a truncated or scribbled file is found
-  // here rather than by some later query.
-  auto result = pragma_text(db, "PRAGMA quick_check(1)");
-  if (!result) {
-    if (result.status().code() != StatusCode::corrupt) return with_path(path, result.status());
-    return Status(StatusCode::corrupt,
-                  fmt::format("cache \"{}\" is corrupt: {}", path, sqlite3_errmsg(db.handle())));
-  }
-  if (*result != "ok") {
-    std::string detail = *result;
-    std::replace(detail.begin(), detail.end(), '\n', ' ');
-    return Status(StatusCode::corrupt,
-                  fmt::format("cache \"{}\" is corrupt: quick_check: {}", path, detail));
-  }
-  return Status();
-}
-
-Status migrate(Database& db, const std::string& path) {
+// Runs `steps` from the file's user_version up. A version-0 file with tables
+// is some other program's database and is left alone. `before_step(v)` runs
+// ahead of step v's transaction.
+Status migrate(Database& db, const std::string& path, const char* const* steps, int count,
+               const std::function<Status(int)>& before_step = nullptr) {
   auto version = db.user_version();
   if (!version) return with_path(path, version.status());
-  if (*version > Cache::kSchemaVersion) {
+  if (*version > count) {
     return Status(StatusCode::invalid_argument,
                   fmt::format("cache \"{}\" has schema version {}, newer than this library's {}",
-                              path, *version, Cache::kSchemaVersion));
+                              path, *version, count));
   }
   if (*version == 0) {
-    // A version-0 file with tables is some other program's database: leave it be.
-    auto tables = pragma_text(db, "SELECT count(*) FROM sqlite_schema");
+    auto tables = query_text(db, "SELECT count(*) FROM sqlite_schema");
     if (!tables) return with_path(path, tables.status());
     if (*tables != "0") {
       return Status(StatusCode::invalid_argument,
@@ -442,15 +465,90 @@ Status migrate(Database& db, const std::string& path) {
   }
   // One transaction per step: a crash between steps leaves a consistent file
   // at the last completed version, and the next open resumes from there.
-  for (int v = *version + 1; v <= Cache::kSchemaVersion; ++v) {
+  for (int v = *version + 1; v <= count; ++v) {
+    if (before_step) {
+      if (Status s = before_step(v); !s.ok()) {
+        return Status(s.code(), fmt::format("cache \"{}\": migration to schema version {}: {}",
+                                            path, v, s.message()));
+      }
+    }
     Transaction tx(db);
     if (!tx.begin_status().ok()) return with_path(path, tx.begin_status());
-    if (Status s = db.exec(kMigrations[v - 1]); !s.ok()) {
+    if (Status s = db.exec(steps[v - 1]); !s.ok()) {
       return Status(s.code(), fmt::format("cache \"{}\": migration to schema version {}: {}", path,
                                           v, s.message()));
     }
     if (Status s = db.set_user_version(v); !s.ok()) return with_path(path, s);
     if (Status s = tx.commit(); !s.ok()) return with_path(path, s);
+  }
+  return Status();
+}
+
+// Migration 3, first half: copies the outbox rows and the device id from
+// parley.db into outbox.db and commits them there. Only then does the step
+// drop the table, so a crash in between just copies again (INSERT OR IGNORE).
+Status move_outbox_out(Cache::Rep& rep) {
+  std::vector<OutboxRow> rows;
+  auto has = query_text(rep.db, "SELECT count(*) FROM sqlite_schema WHERE name = 'outbox'");
+  if (!has) return has.status();
+  if (*has != "0") {
+    auto q = rep.db.prepare(
+        "SELECT ord, id, channel, text, created_ms, state, error FROM outbox ORDER BY ord");
+    if (!q) return q.status();
+    for (;;) {
+      auto row = q->step();
+      if (!row) return row.status();
+      if (!*row) break;
+      rows.push_back(OutboxRow{q->column_int(0), q->column_text(1), q->column_text(2),
+                               q->column_text(3), q->column_text(5), q->column_text(6),
+                               q->column_int(4)});
+    }
+  }
+  if (Status s = copy_outbox_rows(rep.odb, rows); !s.ok()) return s;
+  auto device = query_text(rep.db, "SELECT value FROM meta WHERE key = 'device_id'");
+  if (!device) return device.status();
+  if (!device->empty()) {
+    auto have = rep.get_meta(rep.odb, "device_id");
+    if (!have) return have.status();
+    if (!*have) return rep.set_meta(rep.odb, "device_id", *device);
+  }
+  return Status();
+}
+
+// Shared by both files: WAL (readers don't block the writer, and a commit is
+// one append; if the file system cannot do WAL, SQLite keeps the rollback
+// journal, which is slower but just as safe, so the answer is not checked),
+// and synchronous = FULL: in WAL mode NORMAL syncs only at checkpoints, so a
+// commit survives a killed process but may be rolled back by a power loss or
+// OS crash. FULL syncs the WAL at every commit: an outbox entry whose send()
+// returned is on stable storage, and a cursor once moved stays moved.
+Status set_common_pragmas(Database& db, const std::string& path) {
+  if (auto mode = query_text(db, "PRAGMA journal_mode = WAL"); !mode) {
+    return with_path(path, mode.status());
+  }
+  if (Status s = db.exec("PRAGMA synchronous = FULL"); !s.ok()) return with_path(path, s);
+  return Status();
+}
+
+Status open_outbox_file(Cache::Rep& rep) {
+  const std::string& path = rep.outbox_path;
+  auto db = Database::open(path);
+  if (!db) return db.status();
+  rep.odb = std::move(*db);
+  // Small (pending messages and a few keys): the full check costs little.
+  if (Status s = full_check(rep.odb, path); !s.ok()) return s;
+  if (Status s = set_common_pragmas(rep.odb, path); !s.ok()) return s;
+  if (Status s = migrate(rep.odb, path, kOutboxMigrations, Cache::kOutboxSchemaVersion); !s.ok()) {
+    return s;
+  }
+  auto owner = rep.get_meta(rep.odb, "user");
+  if (!owner) return with_path(path, owner.status());
+  if (!*owner) {
+    if (Status s = rep.set_meta(rep.odb, "user", rep.user); !s.ok()) return with_path(path, s);
+  } else if (**owner != rep.user) {
+    return Status(
+        StatusCode::invalid_argument,
+        fmt::format("cache \"{}\" belongs to user \"{}\", not \"{}\"", path, **owner, rep.user));
   }
   return Status();
 }
@@ -463,9 +561,70 @@ std::string new_device_id() {
   return std::string(hex);
 }
 
+// parley.db's owner (set on a new file) and the device id (outbox.db's, or
+// one made now).
+Status claim(Cache::Rep& rep) {
+  const std::string& path = rep.path;
+  {
+    Transaction tx(rep.db);
+    if (!tx.begin_status().ok()) return with_path(path, tx.begin_status());
+    auto owner = rep.get_meta(rep.db, "user");
+    if (!owner) return with_path(path, owner.status());
+    if (!*owner) {
+      if (Status s = rep.set_meta(rep.db, "user", rep.user); !s.ok()) return with_path(path, s);
+    } else if (**owner != rep.user) {
+      return Status(
+          StatusCode::invalid_argument,
+          fmt::format("cache \"{}\" belongs to user \"{}\", not \"{}\"", path, **owner, rep.user));
+    }
+    if (Status s = tx.commit(); !s.ok()) return with_path(path, s);
+  }
+  auto device = rep.get_meta(rep.odb, "device_id");
+  if (!device) return with_path(rep.outbox_path, device.status());
+  if (*device) {
+    rep.device_id = **device;
+  } else {
+    std::string id = new_device_id();
+    if (Status s = rep.set_meta(rep.odb, "device_id", id); !s.ok()) {
+      return with_path(rep.outbox_path, s);
+    }
+    rep.device_id = id;
+  }
+  return Status();
+}
+
 }  // namespace
 
-Result<std::unique_ptr<Cache>> Cache::open(const std::string& data_dir, const std::string& user) {
+Status Cache::Rep::open_cache_file() {
+  statements.clear();
+  auto opened = Database::open(path);
+  if (!opened) return opened.status();  // names the path already
+  db = std::move(*opened);
+  // Nothing here deletes or rewrites a file that fails a check: a corrupt
+  // cache stays where it is until rebuild() moves it aside.
+  if (Status s = check_on_open(*this); !s.ok()) return s;
+  // Takes effect only on a new, empty file (before WAL mode writes its first
+  // page and before the first table): lets the cache give evicted pages back
+  // to the file system (PRAGMA incremental_vacuum) when it is kept to a budget.
+  // Asked only of an empty file: on an existing one SQLite rewrites page 1
+  // even when nothing changes, which would cost every open a commit.
+  auto pages = query_text(db, "PRAGMA page_count");
+  if (!pages) return with_path(path, pages.status());
+  if (*pages == "0") {
+    if (Status s = db.exec("PRAGMA auto_vacuum = INCREMENTAL"); !s.ok()) return with_path(path, s);
+  }
+  if (Status s = set_common_pragmas(db, path); !s.ok()) return s;
+  // Zero deleted content inside pages that are written anyway, but don't
+  // write freed pages just to zero them (Debian builds SQLite with
+  // secure_delete on, which would make every eviction write what it frees).
+  if (Status s = db.exec("PRAGMA secure_delete = FAST"); !s.ok()) return with_path(path, s);
+  configure_wal();
+  return migrate(db, path, kMigrations, Cache::kSchemaVersion,
+                 [this](int v) { return v == 3 ? move_outbox_out(*this) : Status(); });
+}
+
+Result<std::unique_ptr<Cache>> Cache::open(const std::string& data_dir, const std::string& user,
+                                           Options options) {
   if (data_dir.empty()) {
     return Status(StatusCode::invalid_argument, "cache: data directory may not be empty");
   }
@@ -481,59 +640,37 @@ Result<std::unique_ptr<Cache>> Cache::open(const std::string& data_dir, const st
         fmt::format("cache: cannot create data directory \"{}\": {}", data_dir, ec.message()));
   }
   auto rep = std::make_unique<Rep>();
+  rep->dir = data_dir;
   rep->path = (std::filesystem::path(data_dir) / "parley.db").string();
-  const std::string& path = rep->path;
+  rep->outbox_path = (std::filesystem::path(data_dir) / "outbox.db").string();
+  rep->user = user;
+  rep->budget = options.budget;
+  rep->options = std::move(options);
 
-  // Nothing below deletes or rewrites a file that fails a check: a corrupt
-  // cache stays where it is for the app (or a person) to inspect.
-  auto db = Database::open(path);
-  if (!db) return db.status();  // names the path already
-  rep->db = std::move(*db);
-
-  if (Status s = check_integrity(rep->db, path); !s.ok()) return s;
-  // Takes effect only on a new, empty file (before WAL mode writes its first
-  // page and before the first table): lets the cache give evicted pages back
-  // to the file system (PRAGMA incremental_vacuum) when it is kept to a budget.
-  // On an existing cache it changes nothing.
-  if (Status s = rep->db.exec("PRAGMA auto_vacuum = INCREMENTAL"); !s.ok()) return with_path(path, s);
-  // WAL: readers don't block the writer, and a commit is one append. If the
-  // file system cannot do WAL, SQLite keeps the rollback journal, which is
-  // slower but just as safe, so the answer is not checked.
-  if (auto mode = pragma_text(rep->db, "PRAGMA journal_mode = WAL"); !mode) {
-    return with_path(path, mode.status());
+  if (Status s = open_outbox_file(*rep); !s.ok()) return s;
+  Status cache_ok = rep->open_cache_file();
+  if (cache_ok.ok()) {
+    // Damage found by an earlier run (its background check or a failed
+    // statement), which this open's quicker checks may not see.
+    auto marker = rep->get_meta(rep->odb, "cache_corrupt");
+    if (!marker) return with_path(rep->outbox_path, marker.status());
+    if (*marker) cache_ok = Status(StatusCode::corrupt, **marker);
   }
-  // FULL, not NORMAL: in WAL mode NORMAL syncs only at checkpoints, so a commit
-  // survives a killed process but may be rolled back by a power loss or OS
-  // crash. FULL syncs the WAL at every commit, so an outbox entry whose send()
-  // returned is on stable storage; the cost is one fsync per commit.
-  if (Status s = rep->db.exec("PRAGMA synchronous = FULL"); !s.ok()) return with_path(path, s);
-  if (Status s = migrate(rep->db, path); !s.ok()) return s;
-
-  {
-    Transaction tx(rep->db);
-    if (!tx.begin_status().ok()) return with_path(path, tx.begin_status());
-    auto owner = rep->get_meta("user");
-    if (!owner) return with_path(path, owner.status());
-    if (!*owner) {
-      if (Status s = rep->set_meta("user", user); !s.ok()) return with_path(path, s);
-    } else if (**owner != user) {
-      return Status(
-          StatusCode::invalid_argument,
-          fmt::format("cache \"{}\" belongs to user \"{}\", not \"{}\"", path, **owner, user));
-    }
-    auto device = rep->get_meta("device_id");
-    if (!device) return with_path(path, device.status());
-    if (*device) {
-      rep->device_id = **device;
-    } else {
-      std::string id = new_device_id();
-      if (Status s = rep->set_meta("device_id", id); !s.ok()) return with_path(path, s);
-      rep->device_id = id;
-    }
-    if (Status s = tx.commit(); !s.ok()) return with_path(path, s);
+  if (!cache_ok.ok()) {
+    if (cache_ok.code() != StatusCode::corrupt || !rep->options.rebuild_corrupt) return cache_ok;
+    rep->rebuild(cache_ok);  // on failure the cache runs in memory: see last_rebuild()
   }
+  if (Status s = claim(*rep); !s.ok()) return s;
+  rep->reset_budget_state();
+  rep->start_background_check();
   return std::unique_ptr<Cache>(new Cache(std::move(rep)));
 }
+
+Result<std::unique_ptr<Cache>> Cache::open(const std::string& data_dir, const std::string& user) {
+  return open(data_dir, user, Options());
+}
+
+const std::string& Cache::path() const { return rep_->path; }
 
 // ---- meta -------------------------------------------------------------------
 
@@ -552,7 +689,7 @@ Status Cache::set_device_id(const std::string& id) {
     return Status(StatusCode::invalid_argument,
                   fmt::format("device id \"{}\": must be 1-128 characters", id));
   }
-  if (Status s = rep_->set_meta("device_id", id); !s.ok()) return s;
+  if (Status s = rep_->set_meta(rep_->odb, "device_id", id); !s.ok()) return s;
   rep_->device_id = id;
   return Status();
 }
@@ -560,17 +697,21 @@ Status Cache::set_device_id(const std::string& id) {
 // ---- channels and cursors ---------------------------------------------------
 
 Status Cache::upsert_channel(const std::string& channel, std::uint64_t last_seq, bool member) {
-  auto st = rep_->stmt(kUpsertChannel);
-  if (!st) return st.status();
-  Scoped q(**st);
-  return q->bind(1, channel).bind(2, member ? 1 : 0).bind(3, clamp_seq(last_seq)).run();
+  return rep_->note([&]() -> Status {
+    auto st = rep_->stmt(kUpsertChannel);
+    if (!st) return st.status();
+    Scoped q(**st);
+    return q->bind(1, channel).bind(2, member ? 1 : 0).bind(3, clamp_seq(last_seq)).run();
+  }());
 }
 
 Status Cache::set_member(const std::string& channel, bool member) {
-  auto st = rep_->stmt(kSetMember);
-  if (!st) return st.status();
-  Scoped q(**st);
-  return q->bind(1, channel).bind(2, member ? 1 : 0).run();
+  return rep_->note([&]() -> Status {
+    auto st = rep_->stmt(kSetMember);
+    if (!st) return st.status();
+    Scoped q(**st);
+    return q->bind(1, channel).bind(2, member ? 1 : 0).run();
+  }());
 }
 
 namespace {
@@ -585,35 +726,41 @@ ChannelInfo read_channel(Statement& q) {
 }  // namespace
 
 Result<std::vector<ChannelInfo>> Cache::channels() {
-  auto st = rep_->stmt(kAllChannels);
-  if (!st) return st.status();
-  Scoped q(**st);
-  std::vector<ChannelInfo> out;
-  for (;;) {
-    auto row = q->step();
-    if (!row) return row.status();
-    if (!*row) break;
-    out.push_back(read_channel(*q));
-  }
-  return out;
+  return rep_->note([&]() -> Result<std::vector<ChannelInfo>> {
+    auto st = rep_->stmt(kAllChannels);
+    if (!st) return st.status();
+    Scoped q(**st);
+    std::vector<ChannelInfo> out;
+    for (;;) {
+      auto row = q->step();
+      if (!row) return row.status();
+      if (!*row) break;
+      out.push_back(read_channel(*q));
+    }
+    return out;
+  }());
 }
 
 Result<std::optional<ChannelInfo>> Cache::channel(const std::string& channel) {
-  auto st = rep_->stmt(kOneChannel);
-  if (!st) return st.status();
-  Scoped q(**st);
-  q->bind(1, channel);
-  auto row = q->step();
-  if (!row) return row.status();
-  if (!*row) return std::optional<ChannelInfo>();
-  return std::optional<ChannelInfo>(read_channel(*q));
+  return rep_->note([&]() -> Result<std::optional<ChannelInfo>> {
+    auto st = rep_->stmt(kOneChannel);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel);
+    auto row = q->step();
+    if (!row) return row.status();
+    if (!*row) return std::optional<ChannelInfo>();
+    return std::optional<ChannelInfo>(read_channel(*q));
+  }());
 }
 
 Status Cache::advance_cursor(const std::string& channel, std::uint64_t seq) {
-  auto st = rep_->stmt(kAdvanceCursor);
-  if (!st) return st.status();
-  Scoped q(**st);
-  return q->bind(1, channel).bind(2, clamp_seq(seq)).run();
+  return rep_->note([&]() -> Status {
+    auto st = rep_->stmt(kAdvanceCursor);
+    if (!st) return st.status();
+    Scoped q(**st);
+    return q->bind(1, channel).bind(2, clamp_seq(seq)).run();
+  }());
 }
 
 // ---- messages -----------------------------------------------------------------
@@ -621,6 +768,7 @@ Status Cache::advance_cursor(const std::string& channel, std::uint64_t seq) {
 Result<int> Cache::store_events(const std::vector<Message>& events) {
   // Checked before anything is written, so a bad batch stores nothing.
   std::map<std::string, std::int64_t> top;  // channel -> highest seq in the batch
+  std::uint64_t bytes = 0;
   for (const Message& m : events) {
     if (m.channel.empty()) {
       return Status(StatusCode::invalid_argument,
@@ -632,52 +780,64 @@ Result<int> Cache::store_events(const std::vector<Message>& events) {
     }
     auto& t = top[m.channel];
     t = std::max(t, static_cast<std::int64_t>(m.seq));
+    bytes += estimate_bytes(m);
   }
   if (events.empty()) return 0;
 
-  Transaction tx(rep_->db);
-  if (!tx.begin_status().ok()) return tx.begin_status();
-  for (const auto& [channel, seq] : top) {
-    if (Status s = rep_->raise_last_seq(channel, seq); !s.ok()) return s;
-  }
-  int added = 0;
-  for (const Message& m : events) {
-    auto fresh = rep_->insert_event(m);
-    if (!fresh) return fresh.status();
-    if (*fresh) ++added;
-  }
-  if (Status s = tx.commit(); !s.ok()) return s;
+  // Room first, so that the file does not outgrow the budget even briefly.
+  // A failure to evict is not the caller's: the events are stored anyway.
+  rep_->before_store(bytes, events.size());
+  auto added = rep_->note([&]() -> Result<int> {
+    Transaction tx(rep_->db);
+    if (!tx.begin_status().ok()) return tx.begin_status();
+    for (const auto& [channel, seq] : top) {
+      if (Status s = rep_->raise_last_seq(channel, seq); !s.ok()) return s;
+    }
+    int n = 0;
+    for (const Message& m : events) {
+      auto fresh = rep_->insert_event(m);
+      if (!fresh) return fresh.status();
+      if (*fresh) ++n;
+    }
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return n;
+  }());
+  if (added) rep_->after_store(bytes, *added);
   return added;
 }
 
 Result<std::vector<Message>> Cache::events(const std::string& channel, std::uint64_t from,
                                            std::uint64_t to) {
   if (from > to) return std::vector<Message>();
-  auto st = rep_->stmt(kEventRange);
-  if (!st) return st.status();
-  Scoped q(**st);
-  q->bind(1, channel).bind(2, clamp_seq(from)).bind(3, clamp_seq(to));
-  return rep_->read_events(*q);
+  return rep_->note([&]() -> Result<std::vector<Message>> {
+    auto st = rep_->stmt(kEventRange);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel).bind(2, clamp_seq(from)).bind(3, clamp_seq(to));
+    return rep_->read_events(*q);
+  }());
 }
 
 Result<std::vector<Message>> Cache::latest_messages(const std::string& channel,
                                                     std::uint64_t before, std::uint32_t limit) {
   if (limit == 0) return std::vector<Message>();
-  auto st = rep_->stmt(kLatestMessages);
-  if (!st) return st.status();
-  Scoped q(**st);
-  q->bind(1, channel)
-      .bind(2, before == 0 ? kMaxSeqValue : clamp_seq(before))
-      .bind(3, static_cast<std::int64_t>(limit));
-  auto out = rep_->read_events(*q);
-  if (!out) return out;
-  std::reverse(out->begin(), out->end());
-  return out;
+  return rep_->note([&]() -> Result<std::vector<Message>> {
+    auto st = rep_->stmt(kLatestMessages);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel)
+        .bind(2, before == 0 ? kMaxSeqValue : clamp_seq(before))
+        .bind(3, static_cast<std::int64_t>(limit));
+    auto out = rep_->read_events(*q);
+    if (!out) return out;
+    std::reverse(out->begin(), out->end());
+    return out;
+  }());
 }
 
 Result<std::uint64_t> Cache::contiguous_down_from(const std::string& channel, std::uint64_t to) {
   if (to == 0 || to > static_cast<std::uint64_t>(kMaxSeqValue)) return to + 1;
-  auto run = rep_->run_at(channel, static_cast<std::int64_t>(to));
+  auto run = rep_->note(rep_->run_at(channel, static_cast<std::int64_t>(to)));
   if (!run) return run.status();
   if (!*run) return to + 1;
   return static_cast<std::uint64_t>((*run)->first);
@@ -687,23 +847,25 @@ Result<std::uint64_t> Cache::contiguous_up_from(const std::string& channel, std:
   // Seq 0 never exists: from 0 means from 1 (and "none" is then 0).
   if (from == 0) from = 1;
   if (from > static_cast<std::uint64_t>(kMaxSeqValue)) return from - 1;
-  auto run = rep_->run_at(channel, static_cast<std::int64_t>(from));
+  auto run = rep_->note(rep_->run_at(channel, static_cast<std::int64_t>(from)));
   if (!run) return run.status();
   if (!*run) return from - 1;
   return static_cast<std::uint64_t>((*run)->second);
 }
 
 Result<std::uint64_t> Cache::max_seq(const std::string& channel) {
-  auto st = rep_->stmt(kMaxSeq);
-  if (!st) return st.status();
-  Scoped q(**st);
-  q->bind(1, channel);
-  auto row = q->step();
-  if (!row) return row.status();
-  return static_cast<std::uint64_t>(*row ? q->column_int(0) : 0);  // NULL reads as 0
+  return rep_->note([&]() -> Result<std::uint64_t> {
+    auto st = rep_->stmt(kMaxSeq);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel);
+    auto row = q->step();
+    if (!row) return row.status();
+    return static_cast<std::uint64_t>(*row ? q->column_int(0) : 0);  // NULL reads as 0
+  }());
 }
 
-// ---- outbox -------------------------------------------------------------------
+// ---- outbox (outbox.db) ---------------------------------------------------------
 
 Status Cache::outbox_add(const std::string& channel, const std::string& id, const std::string& text,
                          std::int64_t created_ms) {
@@ -715,12 +877,12 @@ Status Cache::outbox_add(const std::string& channel, const std::string& id, cons
     return Status(StatusCode::invalid_argument,
                   fmt::format("outbox message for channel \"{}\": id may not be empty", channel));
   }
-  auto st = rep_->stmt(kOutboxAdd);
+  auto st = rep_->ostmt(kOutboxAdd);
   if (!st) return st.status();
   Scoped q(**st);
   // Autocommit: with synchronous = FULL the row is on disk when this returns.
   Status s = q->bind(1, id).bind(2, channel).bind(3, text).bind(4, created_ms).run();
-  if (!s.ok() && sqlite3_extended_errcode(rep_->db.handle()) == SQLITE_CONSTRAINT_UNIQUE) {
+  if (!s.ok() && sqlite3_extended_errcode(rep_->odb.handle()) == SQLITE_CONSTRAINT_UNIQUE) {
     return Status(StatusCode::already_exists,
                   fmt::format("outbox message \"{}\" already exists", id));
   }
@@ -737,17 +899,15 @@ Result<bool> Cache::outbox_acknowledge(const std::string& id, std::uint64_t seq,
     return Status(StatusCode::invalid_argument,
                   fmt::format("outbox message \"{}\": seq {} out of range", id, seq));
   }
-  Transaction tx(rep_->db);
-  if (!tx.begin_status().ok()) return tx.begin_status();
   Message m;
   {
-    auto st = rep_->stmt(kOutboxPendingOne);
+    auto st = rep_->ostmt(kOutboxPendingOne);
     if (!st) return st.status();
     Scoped q(**st);
     q->bind(1, id);
     auto row = q->step();
     if (!row) return row.status();
-    if (!*row) return false;  // the transaction rolls back: nothing written
+    if (!*row) return false;
     m.channel = q->column_text(0);
     m.text = q->column_text(1);
   }
@@ -756,33 +916,42 @@ Result<bool> Cache::outbox_acknowledge(const std::string& id, std::uint64_t seq,
   m.sender = sender;
   m.id = id;
   m.ts_ms = ts_ms;
-  {
-    auto st = rep_->stmt(kOutboxDelete);
-    if (!st) return st.status();
-    Scoped q(**st);
-    if (Status s = q->bind(1, id).run(); !s.ok()) return s;
-  }
-  if (Status s = rep_->raise_last_seq(m.channel, static_cast<std::int64_t>(seq)); !s.ok()) {
-    return s;
-  }
-  // If the event at seq arrived first (live, or in a history page), the stored
-  // copy from the server stands.
-  if (auto fresh = rep_->insert_event(m); !fresh) return fresh.status();
-  if (Status s = tx.commit(); !s.ok()) return s;
-  return true;
+  // The message into the cache first, then out of the outbox: a crash in
+  // between resends it, and the server deduplicates.
+  auto fresh = rep_->note([&]() -> Result<bool> {
+    Transaction tx(rep_->db);
+    if (!tx.begin_status().ok()) return tx.begin_status();
+    if (Status s = rep_->raise_last_seq(m.channel, static_cast<std::int64_t>(seq)); !s.ok()) {
+      return s;
+    }
+    // If the event at seq arrived first (live, or in a history page), the
+    // stored copy from the server stands.
+    auto inserted = rep_->insert_event(m);
+    if (!inserted) return inserted.status();
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return *inserted;
+  }());
+  // A cache that cannot take the message does not keep it in the outbox: the
+  // server has it, and history brings it back.
+  if (fresh && *fresh) rep_->after_store(estimate_bytes(m), 1);
+  auto st = rep_->ostmt(kOutboxDelete);
+  if (!st) return st.status();
+  Scoped q(**st);
+  if (Status s = q->bind(1, id).run(); !s.ok()) return s;
+  return rep_->odb.changes() > 0;
 }
 
 Status Cache::outbox_fail(const std::string& id, const std::string& error) {
-  auto st = rep_->stmt(kOutboxFail);
+  auto st = rep_->ostmt(kOutboxFail);
   if (!st) return st.status();
   {
     Scoped q(**st);
     if (Status s = q->bind(1, id).bind(2, error).run(); !s.ok()) return s;
   }
-  if (rep_->db.changes() > 0) return Status();
+  if (rep_->odb.changes() > 0) return Status();
   // Failing an entry that already failed is a no-op; an unknown or already
   // acknowledged id is the caller's to hear about.
-  auto state_st = rep_->stmt(kOutboxState);
+  auto state_st = rep_->ostmt(kOutboxState);
   if (!state_st) return state_st.status();
   Scoped q(**state_st);
   q->bind(1, id);
@@ -794,146 +963,6 @@ Status Cache::outbox_fail(const std::string& id, const std::string& error) {
 
 Result<std::vector<OutboxEntry>> Cache::outbox_failed() {
   return rep_->outbox_in_state("failed", DeliveryState::failed);
-}
-
-}  // namespace parley::store
-
-// ---- receipts -------------------------------------------------------------------
-
-namespace parley::store {
-namespace {
-constexpr const char* kRaiseReceipt =
-    "INSERT INTO receipts(channel, user, device, kind, seq) VALUES(?1, ?2, ?3, ?4, ?5) "
-    "ON CONFLICT(channel, user, device, kind) DO UPDATE SET seq = excluded.seq "
-    "WHERE excluded.seq > receipts.seq";
-constexpr const char* kClearMembers = "DELETE FROM members WHERE channel = ?1";
-constexpr const char* kAddMember = "INSERT OR IGNORE INTO members(channel, user) VALUES(?1, ?2)";
-constexpr const char* kRemoveMember = "DELETE FROM members WHERE channel = ?1 AND user = ?2";
-constexpr const char* kCountMembers =
-    "SELECT count(*) FROM members WHERE channel = ?1 AND user != ?2";
-constexpr const char* kCountReached =
-    "SELECT count(DISTINCT r.user) FROM receipts r "
-    "JOIN members m ON m.channel = r.channel AND m.user = r.user "
-    "WHERE r.channel = ?1 AND r.user != ?2 AND r.kind = ?3 AND r.seq >= ?4";
-constexpr const char* kRaiseMyRead =
-    "INSERT INTO channels(name, member, my_read) VALUES(?1, 1, ?2) "
-    "ON CONFLICT(name) DO UPDATE SET my_read = max(my_read, excluded.my_read)";
-constexpr const char* kMyRead = "SELECT my_read FROM channels WHERE name = ?1";
-constexpr const char* kSetMyReadSent =
-    "UPDATE channels SET my_read_sent = max(my_read_sent, ?2) WHERE name = ?1";
-constexpr const char* kUnsentReads =
-    "SELECT name, my_read FROM channels WHERE my_read > my_read_sent ORDER BY name";
-}  // namespace
-
-Result<bool> Cache::raise_receipt(const std::string& channel, const std::string& user,
-                                  const std::string& device, ReceiptKind kind, std::uint64_t seq) {
-  auto st = rep_->stmt(kRaiseReceipt);
-  if (!st) return st.status();
-  Scoped q(**st);
-  Status s = q->bind(1, channel)
-                 .bind(2, user)
-                 .bind(3, kind == ReceiptKind::read ? std::string() : device)
-                 .bind(4, to_string(kind))
-                 .bind(5, clamp_seq(seq))
-                 .run();
-  if (!s.ok()) return s;
-  return rep_->db.changes() > 0;
-}
-
-Status Cache::set_members(const std::string& channel, const std::vector<std::string>& users) {
-  Transaction tx(rep_->db);
-  if (!tx.begin_status().ok()) return tx.begin_status();
-  {
-    auto st = rep_->stmt(kClearMembers);
-    if (!st) return st.status();
-    Scoped q(**st);
-    if (Status s = q->bind(1, channel).run(); !s.ok()) return s;
-  }
-  for (const auto& user : users) {
-    auto st = rep_->stmt(kAddMember);
-    if (!st) return st.status();
-    Scoped q(**st);
-    if (Status s = q->bind(1, channel).bind(2, user).run(); !s.ok()) return s;
-  }
-  return tx.commit();
-}
-
-Status Cache::add_member(const std::string& channel, const std::string& user) {
-  auto st = rep_->stmt(kAddMember);
-  if (!st) return st.status();
-  Scoped q(**st);
-  return q->bind(1, channel).bind(2, user).run();
-}
-
-Status Cache::remove_member(const std::string& channel, const std::string& user) {
-  auto st = rep_->stmt(kRemoveMember);
-  if (!st) return st.status();
-  Scoped q(**st);
-  return q->bind(1, channel).bind(2, user).run();
-}
-
-Result<ReceiptSummary> Cache::receipt_summary(const std::string& channel, std::uint64_t seq,
-                                              const std::string& sender) {
-  ReceiptSummary out;
-  {
-    auto st = rep_->stmt(kCountMembers);
-    if (!st) return st.status();
-    Scoped q(**st);
-    q->bind(1, channel).bind(2, sender);
-    auto row = q->step();
-    if (!row) return row.status();
-    out.members = *row ? static_cast<std::uint32_t>(q->column_int(0)) : 0;
-  }
-  for (ReceiptKind kind : {ReceiptKind::delivered, ReceiptKind::read}) {
-    auto st = rep_->stmt(kCountReached);
-    if (!st) return st.status();
-    Scoped q(**st);
-    q->bind(1, channel).bind(2, sender).bind(3, to_string(kind)).bind(4, clamp_seq(seq));
-    auto row = q->step();
-    if (!row) return row.status();
-    auto n = *row ? static_cast<std::uint32_t>(q->column_int(0)) : 0;
-    (kind == ReceiptKind::read ? out.read : out.delivered) = n;
-  }
-  // Whoever read a message has it: count readers as delivered too.
-  out.delivered = std::max(out.delivered, out.read);
-  return out;
-}
-
-Result<std::uint64_t> Cache::raise_my_read(const std::string& channel, std::uint64_t seq) {
-  {
-    auto st = rep_->stmt(kRaiseMyRead);
-    if (!st) return st.status();
-    Scoped q(**st);
-    if (Status s = q->bind(1, channel).bind(2, clamp_seq(seq)).run(); !s.ok()) return s;
-  }
-  auto st = rep_->stmt(kMyRead);
-  if (!st) return st.status();
-  Scoped q(**st);
-  q->bind(1, channel);
-  auto row = q->step();
-  if (!row) return row.status();
-  return *row ? static_cast<std::uint64_t>(q->column_int(0)) : 0;
-}
-
-Status Cache::set_my_read_sent(const std::string& channel, std::uint64_t seq) {
-  auto st = rep_->stmt(kSetMyReadSent);
-  if (!st) return st.status();
-  Scoped q(**st);
-  return q->bind(1, channel).bind(2, clamp_seq(seq)).run();
-}
-
-Result<std::vector<Cache::PendingRead>> Cache::unsent_reads() {
-  auto st = rep_->stmt(kUnsentReads);
-  if (!st) return st.status();
-  Scoped q(**st);
-  std::vector<PendingRead> out;
-  for (;;) {
-    auto row = q->step();
-    if (!row) return row.status();
-    if (!*row) break;
-    out.push_back({q->column_text(0), static_cast<std::uint64_t>(q->column_int(1))});
-  }
-  return out;
 }
 
 }  // namespace parley::store

@@ -1,12 +1,17 @@
-// The client's local cache: one SQLite database per account and device
-// (DATA_DIR/parley.db), in WAL mode, with schema migrations keyed by
-// PRAGMA user_version. Holds channels, messages, the durable outbox and the
-// per-channel cursors.
+// The client's local cache: DATA_DIR/parley.db (channels, events, cursors,
+// receipts) and DATA_DIR/outbox.db (the outbox and the device's identity),
+// both SQLite in WAL mode with schema migrations keyed by PRAGMA user_version.
+// parley.db can be lost and refetched from the server; outbox.db cannot, so it
+// lives in its own small file that damage to the big one cannot reach.
+// docs/cache.md describes the budget, eviction and recovery.
 //
-// Use from one thread at a time: the client's own thread.
+// Use from one thread at a time: the client's own thread. (After open, a
+// helper thread owned by the Cache reads parley.db once through its own
+// connection to check every page; see Options::background_check.)
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,18 +25,71 @@ namespace parley::store {
 
 class Cache {
  public:
-  // Opens or creates DATA_DIR/parley.db (creating DATA_DIR), runs migrations,
-  // and checks that the cache belongs to `user` (a cache of another user is
-  // refused with invalid_argument). A file that is not a SQLite database, or
-  // fails PRAGMA quick_check, is refused with code corrupt and a message
-  // naming the file. A schema newer than this library knows is refused too.
+  // How much history parley.db may hold. Past a limit, the oldest stored
+  // events of each channel are evicted (docs/cache.md, "Budget").
+  struct Budget {
+    // parley.db plus its WAL, in bytes; 0: no limit.
+    std::uint64_t max_bytes = 0;
+    // Stored channel events; 0: no limit.
+    std::uint64_t max_messages = 0;
+    // Per channel, this many delivered events just below the live cursor are
+    // never evicted, nor is anything above it.
+    std::uint32_t keep_per_channel = 200;
+  };
+
+  struct Options {
+    Budget budget;
+    // A corrupt parley.db is moved aside (parley.db.corrupt-<UTC time>) and a
+    // new one made, keeping outbox.db and what can be read of the channel
+    // cursors; otherwise open refuses it with code corrupt.
+    bool rebuild_corrupt = false;
+    // Open checks the header, the file size, the small tables and both ends of
+    // every channel's events; the full PRAGMA quick_check (every page) then
+    // runs on a helper thread. Off: open runs the full check itself.
+    bool background_check = true;
+    // Any thread: called once when the background check has an answer (see
+    // corruption()). Must not call into the Cache.
+    std::function<void()> on_check_done;
+  };
+
+  // What happened when parley.db was rebuilt.
+  struct RebuildReport {
+    Status cause;                    // the corruption found
+    std::string moved_to;            // where the damaged file went ("" if it could not be moved)
+    std::size_t channels_kept = 0;   // channel rows (with cursors) read back from it
+    std::size_t outbox_pending = 0;  // messages waiting in the outbox afterwards
+    Status status;                   // ok, or why the new file could not be made (then in memory)
+    // One line for people, naming both files.
+    std::string describe() const;
+  };
+
+  // How big the cache is now.
+  struct Usage {
+    std::uint64_t file_bytes = 0;  // parley.db on disk
+    std::uint64_t wal_bytes = 0;   // parley.db-wal on disk
+    std::uint64_t used_bytes = 0;  // pages in use (the rest is free for reuse)
+    std::uint64_t events = 0;      // stored channel events
+    std::uint64_t evicted = 0;     // events evicted since open
+  };
+
+  // Opens or creates the cache in `data_dir` (creating the directory), runs
+  // migrations, and checks that it belongs to `user` (another user's cache is
+  // refused with invalid_argument). A parley.db that is not a database or
+  // fails the checks above is refused with code corrupt naming the file,
+  // unless options.rebuild_corrupt (then last_rebuild() says what happened).
+  // A corrupt outbox.db is always refused, never moved. A schema newer than
+  // this library knows is refused too.
+  static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user,
+                                             Options options);
   static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user);
   ~Cache();
 
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;        // parley.db
+  static constexpr int kOutboxSchemaVersion = 1;  // outbox.db
 
   // ---- meta -------------------------------------------------------------
   // Stable device id, generated (32 hex digits) on first open unless set.
+  // Kept in outbox.db, so a rebuilt cache is still the same device.
   std::string device_id() const;
   Status set_device_id(const std::string& id);
 
@@ -47,7 +105,8 @@ class Cache {
 
   // ---- messages (channel events) ----------------------------------------
   // Stores events; an event already stored (same channel and seq) is left as is.
-  // Returns how many were new. Also raises the channel's last_seq.
+  // Returns how many were new. Also raises the channel's last_seq. Keeps the
+  // cache within its budget, evicting old history first when needed.
   Result<int> store_events(const std::vector<Message>& events);
   // Events with from <= seq <= to, ascending.
   Result<std::vector<Message>> events(const std::string& channel, std::uint64_t from,
@@ -63,14 +122,45 @@ class Cache {
   // Highest stored seq of the channel (0 if none).
   Result<std::uint64_t> max_seq(const std::string& channel);
 
-  // ---- outbox -----------------------------------------------------------
+  // ---- budget (cache_budget.cpp) ------------------------------------------
+  const Budget& budget() const;
+  // Applies a new budget at the next store (enforce_budget() to apply now).
+  void set_budget(const Budget& budget);
+  // Evicts and gives pages back until the cache is within budget, as far as
+  // the events that may be evicted allow.
+  Status enforce_budget();
+  Result<Usage> usage();
+  // While a channel is pinned (counted), none of its events is evicted: a
+  // history load pins its channel so the pages it fetches stay until it answers.
+  // The last unpin of a channel applies the budget.
+  void pin(const std::string& channel);
+  void unpin(const std::string& channel);
+
+  // ---- corruption and rebuild (cache_recovery.cpp) ------------------------
+  // Ok, or the first sign that parley.db is corrupt: a statement that failed
+  // with SQLITE_CORRUPT, or the background check. Stays until rebuild(), and
+  // is remembered in outbox.db so that the next open knows it too.
+  Status corruption();
+  // Moves the damaged parley.db aside and starts a new one, keeping outbox.db
+  // and the channel cursors that can still be read. If no new file can be
+  // made the cache continues in memory and the error is returned (also in
+  // last_rebuild()). The caller then resyncs from the server.
+  Status rebuild(const Status& cause);
+  const std::optional<RebuildReport>& last_rebuild() const;
+  // Waits for the background check (if any) and returns corruption().
+  Status test_wait_background_check();
+  const std::string& path() const;
+
+  // ---- outbox (outbox.db) -------------------------------------------------
   // Adds a pending message; durable (committed) when this returns.
   Status outbox_add(const std::string& channel, const std::string& id, const std::string& text,
                     std::int64_t created_ms);
   // Pending entries in the order they were added.
   Result<std::vector<OutboxEntry>> outbox_pending();
-  // Acknowledged: removes the entry and stores the message at `seq` in one
-  // transaction. Returns false if no such pending entry.
+  // Acknowledged: stores the message at `seq` in parley.db, then removes the
+  // entry from outbox.db. (Two files, two commits, in that order: a crash in
+  // between leaves the entry pending; it is sent again and the server answers
+  // with the same seq.) Returns false if no such pending entry.
   Result<bool> outbox_acknowledge(const std::string& id, std::uint64_t seq, std::int64_t ts_ms,
                                   const std::string& sender);
   // Refused for good: the entry leaves the pending set, kept as failed with `error`.
@@ -103,8 +193,9 @@ class Cache {
   // Channels whose read cursor the server has not acknowledged yet.
   Result<std::vector<PendingRead>> unsent_reads();
 
+  struct Rep;  // cache_rep.hpp
+
  private:
-  struct Rep;
   explicit Cache(std::unique_ptr<Rep> rep);
   std::unique_ptr<Rep> rep_;
 };

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 using parley::DeliveryState;
 using parley::EventKind;
 using parley::Message;
+using parley::Status;
 using parley::StatusCode;
 using parley::store::Cache;
 using parley::store::Database;
@@ -122,10 +123,19 @@ TEST_CASE("open creates the directory, migrates an empty file and reopens") {
     CHECK(q->column_text(0) == "wal");
     auto tables = db->prepare(
         "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
-        "('meta', 'channels', 'messages', 'outbox')");
+        "('meta', 'channels', 'messages', 'message_runs', 'outbox')");
     REQUIRE(tables.ok());
     REQUIRE(*tables->step());
-    CHECK(tables->column_int(0) == 4);
+    CHECK(tables->column_int(0) == 4);  // the outbox lives in outbox.db
+  }
+  {
+    auto db = Database::open(dir + "/outbox.db");
+    REQUIRE(db.ok());
+    auto tables = db->prepare(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('meta', 'outbox')");
+    REQUIRE(tables.ok());
+    REQUIRE(*tables->step());
+    CHECK(tables->column_int(0) == 2);
   }
   // Reopening runs no migration twice and keeps the data.
   {
@@ -312,7 +322,7 @@ TEST_CASE("outbox_add is durable without a clean close") {
   REQUIRE(cache->outbox_add("general", std::string(32, 'a'), "hello", 1).ok());
   // A second connection, while the first is still open (as after a kill, the
   // first never gets to close): the row is committed.
-  auto db = Database::open(tmp.db());
+  auto db = Database::open(tmp.str() + "/outbox.db");
   REQUIRE(db.ok());
   auto q = db->prepare("SELECT text, state FROM outbox");
   REQUIRE(q.ok());
@@ -578,24 +588,50 @@ TEST_CASE("a file of garbage is refused as corrupt, naming the path, and kept") 
   CHECK(file_bytes(tmp.db()) == "hello, not a database\n");
 }
 
-TEST_CASE("a cache with a scribbled page fails quick_check") {
+TEST_CASE("a scribbled page: found at open by the full check, or after it in the background") {
   TempDir tmp;
   {
     auto cache = open_ok(tmp.str());
-    REQUIRE(*cache->store_events(events("general", 1, 2000)) == 2000);
+    // Big enough (over 1 MiB) that open leaves the full check to a thread.
+    REQUIRE(*cache->store_events(events("general", 1, 20000)) == 20000);
   }
   std::string bytes = file_bytes(tmp.db());
   REQUIRE(bytes.size() > 4096 * 21);
-  // Inside a b-tree page, past its header: the file still opens, quick_check objects.
+  // Inside a b-tree page in the middle of the events, past its header: the
+  // file still opens, quick_check objects.
   for (std::size_t i = 4096 * 20 + 10; i < 4096 * 20 + 60; ++i) bytes[i] = 'X';
   write_file(tmp.db(), bytes);
-  auto cache = Cache::open(tmp.str(), "alice");
-  REQUIRE_FALSE(cache.ok());
-  INFO(cache.status().message());
-  CHECK(cache.status().code() == StatusCode::corrupt);
-  CHECK(contains(cache.status().message(), tmp.db()));
-  CHECK(cache.status().message().find('\n') == std::string::npos);
-  CHECK(file_bytes(tmp.db()) == bytes);
+
+  SUBCASE("the full check at open") {
+    Cache::Options full;
+    full.background_check = false;
+    auto cache = Cache::open(tmp.str(), "alice", full);
+    REQUIRE_FALSE(cache.ok());
+    INFO(cache.status().message());
+    CHECK(cache.status().code() == StatusCode::corrupt);
+    CHECK(contains(cache.status().message(), tmp.db()));
+    CHECK(cache.status().message().find('\n') == std::string::npos);
+  }
+  SUBCASE("the background check, remembered by the next open") {
+    {
+      auto cache = Cache::open(tmp.str(), "alice");
+      if (cache.ok()) {
+        Status found = (*cache)->test_wait_background_check();
+        INFO(found.message());
+        CHECK(found.code() == StatusCode::corrupt);
+        CHECK(contains(found.message(), tmp.db()));
+        CHECK(found.message().find('\n') == std::string::npos);
+        CHECK((*cache)->corruption().code() == StatusCode::corrupt);
+      } else {
+        CHECK(cache.status().code() == StatusCode::corrupt);  // the page was probed at open
+      }
+    }
+    auto again = Cache::open(tmp.str(), "alice");
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.status().code() == StatusCode::corrupt);
+    CHECK(contains(again.status().message(), tmp.db()));
+  }
+  CHECK(file_bytes(tmp.db()) == bytes);  // left as it was
 }
 
 TEST_CASE("a truncated cache is refused as corrupt, naming the path, and kept") {

@@ -83,29 +83,53 @@ TEST_CASE("own read cursor is monotonic and remembered until the server has it")
   CHECK((*cache)->unsent_reads()->empty());
 }
 
-TEST_CASE("a version 1 cache migrates to version 2 keeping its data") {
+TEST_CASE("a version 1 cache migrates to version 3 keeping its data, outbox and device id") {
   Dir dir;
   {
     auto cache = Cache::open(dir.path.string(), "alice");
     REQUIRE(cache.ok());
-    REQUIRE((*cache)->outbox_add("g", std::string(32, 'a'), "keep me", 1).ok());
+    REQUIRE((*cache)->upsert_channel("g", 5, true).ok());
   }
   {
-    // Roll the schema back to version 1 as an older library left it.
+    // Roll the schema back to version 1 as an older library left it: the
+    // outbox and the device id in parley.db, no outbox.db.
+    fs::remove(dir.path / "outbox.db");
     auto db = parley::store::Database::open((dir.path / "parley.db").string());
     REQUIRE(db.ok());
     REQUIRE(db->exec("DROP TABLE receipts; DROP TABLE members; "
                      "ALTER TABLE channels DROP COLUMN my_read; "
-                     "ALTER TABLE channels DROP COLUMN my_read_sent; PRAGMA user_version = 1")
+                     "ALTER TABLE channels DROP COLUMN my_read_sent; "
+                     "CREATE TABLE outbox(ord INTEGER PRIMARY KEY AUTOINCREMENT, "
+                     "id TEXT NOT NULL UNIQUE, channel TEXT NOT NULL, text TEXT NOT NULL, "
+                     "created_ms INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending', "
+                     "error TEXT NOT NULL DEFAULT ''); "
+                     "INSERT INTO outbox(ord, id, channel, text, created_ms) "
+                     "VALUES(7, 'aaaa', 'g', 'keep me', 1), (9, 'bbbb', 'g', 'and me', 2); "
+                     "INSERT OR REPLACE INTO meta(key, value) VALUES('device_id', 'dev-1'); "
+                     "PRAGMA user_version = 1")
                 .ok());
   }
-  auto cache = Cache::open(dir.path.string(), "alice");
-  REQUIRE_MESSAGE(cache.ok(), cache.status().to_string());
-  auto pending = (*cache)->outbox_pending();
-  REQUIRE(pending.ok());
-  REQUIRE(pending->size() == 1);
-  CHECK((*pending)[0].text == "keep me");
-  CHECK(*(*cache)->raise_my_read("g", 2) == 2);
+  {
+    auto cache = Cache::open(dir.path.string(), "alice");
+    REQUIRE_MESSAGE(cache.ok(), cache.status().to_string());
+    auto pending = (*cache)->outbox_pending();
+    REQUIRE(pending.ok());
+    REQUIRE(pending->size() == 2);
+    CHECK((*pending)[0].text == "keep me");
+    CHECK((*pending)[1].text == "and me");
+    CHECK((*cache)->device_id() == "dev-1");
+    CHECK(*(*cache)->raise_my_read("g", 2) == 2);
+    CHECK((*(*cache)->channel("g"))->last_seq == 5);
+    // New entries go after the moved ones.
+    REQUIRE((*cache)->outbox_add("g", "cccc", "later", 3).ok());
+    CHECK((*(*cache)->outbox_pending()).back().id == "cccc");
+  }
+  auto db = parley::store::Database::open((dir.path / "parley.db").string());
+  REQUIRE(db.ok());
+  CHECK(*db->user_version() == Cache::kSchemaVersion);
+  auto q = db->prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'outbox'");
+  REQUIRE(*q->step());
+  CHECK(q->column_int(0) == 0);
 }
 
 TEST_CASE("a new cache is created with incremental auto-vacuum") {
