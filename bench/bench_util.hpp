@@ -99,13 +99,13 @@ class Corpus {
 
   std::string text() {
     static constexpr std::array<std::string_view, 64> kWords = {
-        "the",     "meeting", "is",      "moved",  "to",     "three",   "pm",      "can",
-        "you",     "review",  "my",      "pull",   "request", "today",  "thanks",  "for",
-        "lunch",   "sounds",  "good",    "see",    "later",  "build",   "broke",   "again",
-        "on",      "main",    "after",   "merge",  "I",      "think",   "we",      "should",
-        "ship",    "it",      "friday",  "deploy", "went",   "fine",    "ping",    "me",
-        "when",    "ready",   "ok",      "cool",   "sure",   "what",    "about",   "the",
-        "release", "notes",   "coffee?", "brb",    "lgtm",   "nice",    "work",    "team",
+        "the",     "meeting", "is",      "moved",  "to",      "three",  "pm",       "can",
+        "you",     "review",  "my",      "pull",   "request", "today",  "thanks",   "for",
+        "lunch",   "sounds",  "good",    "see",    "later",   "build",  "broke",    "again",
+        "on",      "main",    "after",   "merge",  "I",       "think",  "we",       "should",
+        "ship",    "it",      "friday",  "deploy", "went",    "fine",   "ping",     "me",
+        "when",    "ready",   "ok",      "cool",   "sure",    "what",   "about",    "the",
+        "release", "notes",   "coffee?", "brb",    "lgtm",    "nice",   "work",     "team",
         "please",  "check",   "logs",    "and",    "latency", "graphs", "tomorrow", "morning"};
     static constexpr std::array<std::string_view, 4> kExtras = {"🙂", "café", "naïve", "👍"};
     int words = 1 + static_cast<int>(next() % 30);
@@ -133,13 +133,10 @@ class Corpus {
     return out;
   }
 
-  const std::string& sender() {
-    static const std::array<std::string, 8> kUsers = {"alice", "bob",  "carol",   "dave",
-                                                      "erin",  "frank", "grace", "heidi"};
-    return kUsers[next() % kUsers.size()];
-  }
+  const std::string& sender() { return members()[next() % members().size()]; }
+  // Everyone who posts; alice, the first, creates the channels.
   static const std::vector<std::string>& members() {
-    static const std::vector<std::string> kUsers = {"alice", "bob",  "carol",   "dave",
+    static const std::vector<std::string> kUsers = {"alice", "bob",   "carol", "dave",
                                                     "erin",  "frank", "grace", "heidi"};
     return kUsers;
   }
@@ -198,8 +195,8 @@ struct Row {
   std::string what;
   double value = 0;
   std::string unit;
-  std::string goal;       // e.g. "<= 2000"; empty: informational
-  int met = -1;           // 1 met, 0 missed, -1 no goal
+  std::string goal;  // e.g. "<= 2000"; empty: informational
+  int met = -1;      // 1 met, 0 missed, -1 no goal
   int decimals = 1;
 };
 
@@ -239,7 +236,10 @@ class Report {
     for (const auto& r : rows_) {
       std::printf("  %-*s %16s %-8s %-12s %s\n", static_cast<int>(width), r.what.c_str(),
                   fmt::format("{:.{}f}", r.value, r.decimals).c_str(), r.unit.c_str(),
-                  r.goal.c_str(), r.met == 1 ? "met" : r.met == 0 ? "MISSED" : "");
+                  r.goal.c_str(),
+                  r.met == 1   ? "met"
+                  : r.met == 0 ? "MISSED"
+                               : "");
     }
     std::printf("  (load average %.2f at the start, %.2f at the end, on %u cores)\n", load_start_,
                 load_end, std::thread::hardware_concurrency());

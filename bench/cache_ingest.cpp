@@ -32,7 +32,7 @@ Message to_message(const wire::ChannelEvent& e) {
   Message m;
   m.channel = e.channel;
   m.seq = e.seq;
-  m.kind = e.kind == "message" ? EventKind::message
+  m.kind = e.kind == "message"  ? EventKind::message
            : e.kind == "create" ? EventKind::create
            : e.kind == "join"   ? EventKind::join
                                 : EventKind::leave;
@@ -153,8 +153,7 @@ double run_sqlite_floor(const std::vector<std::vector<Message>>& pages, const ch
                      nullptr, nullptr, nullptr),
         db, "schema");
   sqlite3_stmt* insert = nullptr;
-  check(sqlite3_prepare_v2(db,
-                           "INSERT OR IGNORE INTO messages VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+  check(sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO messages VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                            -1, &insert, nullptr),
         db, "prepare");
   auto start = Clock::now();
@@ -189,7 +188,8 @@ int main(int argc, char** argv) {
   int channels = static_cast<int>(args.num("channels", 10));
   int runs = static_cast<int>(args.num("runs", 3));
   if (messages < channels || channels < 1 || runs < 1 || messages > 10000000) {
-    std::fprintf(stderr, "usage: parley-bench-cache-ingest [--messages N] [--channels C] [--runs R]\n");
+    std::fprintf(stderr,
+                 "usage: parley-bench-cache-ingest [--messages N] [--channels C] [--runs R]\n");
     return 2;
   }
   std::size_t bytes = 0;
@@ -197,8 +197,7 @@ int main(int argc, char** argv) {
   long count = 0;
 
   std::vector<double> total_rate, decode_rate, store_rate, decode_only_rate, floor_rate,
-      floor_normal_rate, cpu_share,
-      store_cpu_rate;
+      floor_normal_rate, cpu_share, store_cpu_rate;
   std::vector<std::vector<Message>> pages;
   for (const auto& f : frames) pages.push_back(decode_page(f));
   for (int r = 0; r < runs; ++r) {
@@ -223,12 +222,14 @@ int main(int argc, char** argv) {
   }
 
   Report report("cache_ingest");
-  report.note(fmt::format("{} messages in {} channels, {} history frames of up to 500 events "
-                          "({:.0f} bytes/message as JSON); median of {} runs, each into a new cache",
-                          count, channels, frames.size(),
-                          static_cast<double>(bytes) / static_cast<double>(count), runs));
+  report.note(
+      fmt::format("{} messages in {} channels, {} history frames of up to 500 events "
+                  "({:.0f} bytes/message as JSON); median of {} runs, each into a new cache",
+                  count, channels, frames.size(),
+                  static_cast<double>(bytes) / static_cast<double>(count), runs));
   report.at_least("ingest: decode + store_events", median(total_rate), "msg/s", kGoal);
-  report.info("  of which decode (decode_server_frame + to Message)", median(decode_rate), "msg/s", 0);
+  report.info("  of which decode (decode_server_frame + to Message)", median(decode_rate), "msg/s",
+              0);
   report.info("  of which store (Cache::store_events)", median(store_rate), "msg/s", 0);
   report.info("  store time on the CPU (the rest waits for the disk)", median(cpu_share), "%", 0);
   report.info("  store by its CPU time alone (as if the disk never waited)", median(store_cpu_rate),

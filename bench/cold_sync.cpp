@@ -182,7 +182,8 @@ int main(int argc, char** argv) {
     }
   }
   if (channels < 1 || messages < channels || runs < 1 || messages > 10000000) {
-    std::fprintf(stderr, "usage: parley-bench-cold-sync [--messages N] [--channels C] [--runs R]\n");
+    std::fprintf(stderr,
+                 "usage: parley-bench-cold-sync [--messages N] [--channels C] [--runs R]\n");
     return 2;
   }
   // --data DIR: keep the server's data there and reuse it on later runs
@@ -251,26 +252,26 @@ int main(int argc, char** argv) {
   srv->stop();
 
   Report report("cold_sync");
-  report.note(populate_ms > 0
-                  ? fmt::format("server: {} messages in {} channels, written through ServerStore "
-                                "in {:.1f} s; in-process Server on {}",
-                                messages, channels, populate_ms / 1000, url)
-                  : fmt::format("server: data reused from {}; in-process Server on {}",
-                                server_dir, url));
-  report.note(fmt::format("client: separate process, default WebSocket transport, empty cache; "
-                          "median of {} runs; {:.0f} messages verified in its cache",
-                          runs, cached));
+  report.note(
+      populate_ms > 0
+          ? fmt::format("server: {} messages in {} channels, written through ServerStore "
+                        "in {:.1f} s; in-process Server on {}",
+                        messages, channels, populate_ms / 1000, url)
+          : fmt::format("server: data reused from {}; in-process Server on {}", server_dir, url));
+  report.note(
+      fmt::format("client: separate process, default WebSocket transport, empty cache; "
+                  "median of {} runs; {:.0f} messages verified in its cache",
+                  runs, cached));
   report.at_most("to ready (SDK sync: newest page per channel)", median(ready), "ms", kGoalMs, 1);
-  report.at_most("to all messages cached (+ load_history to the start)", median(all), "ms",
-                 kGoalMs, 1);
+  report.at_most("to all messages cached (+ load_history to the start)", median(all), "ms", kGoalMs,
+                 1);
   report.info("client CPU time (user + system), to all cached", median(cpu), "ms", 0);
   if (!all_no_fsync.empty()) {
     report.info("what-if: all cached with fsync a no-op in the client", median(all_no_fsync), "ms",
                 1);
   }
   report.info("load_history calls (1,000 messages each)", median(calls), "", 0);
-  report.at_most("client peak RSS (VmHWM), all messages cached", median(rss), "MB", kGoalRssMb,
-                 1);
+  report.at_most("client peak RSS (VmHWM), all messages cached", median(rss), "MB", kGoalRssMb, 1);
   report.info("client peak RSS at ready", median(rss_ready), "MB", 1);
   report.info("client RSS before Client::open", median(rss_start), "MB", 1);
   report.field("messages", static_cast<double>(messages));

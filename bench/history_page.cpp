@@ -215,11 +215,11 @@ int main(int argc, char** argv) {
 
   std::uintmax_t file_bytes = std::filesystem::file_size(dir.path() / "parley.db");
   Report report("history_page");
-  report.note(fmt::format("{} messages cached in {} channels ({:.0f} MB file, filled in {:.1f} s); "
-                          "pages of {}; {} queries each ({} through Client)",
-                          per_channel * static_cast<std::uint64_t>(channels), channels,
-                          static_cast<double>(file_bytes) / 1e6, fill_ms / 1000, kPage, queries,
-                          client_queries));
+  report.note(fmt::format(
+      "{} messages cached in {} channels ({:.0f} MB file, filled in {:.1f} s); "
+      "pages of {}; {} queries each ({} through Client)",
+      per_channel * static_cast<std::uint64_t>(channels), channels,
+      static_cast<double>(file_bytes) / 1e6, fill_ms / 1000, kPage, queries, client_queries));
   report.at_most("Cache::latest_messages, random before: p99", cache_any.p99, "ms", kGoalP99Ms, 3);
   report.info("Cache::latest_messages, random before: p50", cache_any.p50, "ms", 3);
   report.info("Cache::latest_messages, random before: max", cache_any.max, "ms", 3);
