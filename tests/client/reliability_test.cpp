@@ -63,20 +63,22 @@ TEST_CASE("an idle client uses no CPU: before connecting, connected, and disconn
   o.auto_connect = false;
   auto alice = Client::open(o);
   REQUIRE(alice.ok());
+  // The bounds catch a busy loop (which would burn the whole span) with room
+  // for sanitizer builds, which slow everything down several times.
   double never = cpu_over(std::chrono::seconds(2));
-  CHECK(never < 0.05);
+  CHECK(never < 0.3);
 
   (*alice)->connect();
   REQUIRE(wait_ready(**alice));
   double connected = cpu_over(std::chrono::seconds(3));
-  CHECK(connected < 0.05);  // a busy loop would use ~3 s
+  CHECK(connected < 0.3);  // a busy loop would use ~3 s
 
   server.server->stop();
   REQUIRE(wait_for<StateChanged>(**alice, [](const StateChanged& s) {
             return s.state == LifecycleState::disconnected;
           }).has_value());
   double disconnected = cpu_over(std::chrono::seconds(3));
-  CHECK(disconnected < 0.05);  // backoff between attempts, nothing in between
+  CHECK(disconnected < 0.3);  // backoff between attempts, nothing in between
   MESSAGE("idle CPU seconds: never connected " << never << ", connected " << connected
                                                << ", disconnected " << disconnected);
 }
