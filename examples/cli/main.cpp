@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
                  "seconds a command waits for the server, connecting included")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  bool rebuild_corrupt_cache = false;
+  app.add_flag("--rebuild-corrupt-cache", rebuild_corrupt_cache,
+               "if the cache is corrupt, move it aside and rebuild it from the server (the "
+               "outbox is kept)");
   long reconnect_max_ms = 30000;
   app.add_option("--reconnect-max-ms", reconnect_max_ms,
                  "longest wait between reconnection attempts, in ms (backoff with jitter)")
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
   options.data_dir = data_dir;
   options.request_timeout = to_ms(command_timeout);
   options.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
+  options.rebuild_corrupt_cache = rebuild_corrupt_cache;
   options.listener = [inbox](const parley::Event& event) { inbox->push_event(event); };
   parley::Result<std::unique_ptr<parley::Client>> client = parley::Client::open(options);
   if (!client) {
