@@ -1,8 +1,8 @@
 // Plain value types of the public API: ids, enum names, name rules, timestamps.
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "parley/events.hpp"
@@ -120,7 +120,15 @@ std::string MessageId::hex() const {
 
 std::string check_channel_name(const std::string& name) {
   if (name.empty()) return "channel name is empty";
-  if (name.size() > 64) return fmt::format("channel \"{}...\": name is longer than 64 bytes", name.substr(0, 16));
+  if (name.size() > 64) {
+    // Shown cut to 16 bytes at a character boundary: the message may reach a
+    // peer in an error frame, which must stay UTF-8.
+    std::size_t cut = 16;
+    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+    std::string shown = name.substr(0, cut);
+    if (!wire::is_valid_utf8(shown)) return "channel name is longer than 64 bytes";
+    return fmt::format("channel \"{}...\": name is longer than 64 bytes", shown);
+  }
   if (!wire::is_valid_utf8(name)) return "channel name is not valid utf-8";
   for (unsigned char c : name) {
     if (c == ' ') return fmt::format("channel \"{}\": name may not contain spaces", name);
@@ -139,23 +147,33 @@ std::string check_channel_name(const std::string& name) {
 std::string check_user_name(const std::string& name) {
   if (name.empty()) return "user name is empty";
   if (name.size() > 64) return "user name is longer than 64 characters";
-  if (name[0] == '.' || name[0] == '-') {
-    return fmt::format("user \"{}\": name may not start with '.' or '-'", name);
-  }
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.' || c == '@' || c == '-';
     if (!ok) return fmt::format("user name may only use letters, digits and _.@- (got {:?})", name.size() < 80 ? name : name.substr(0, 80));
+  }
+  // After the character check: the name is plain ASCII, safe to echo (the
+  // message reaches the peer in an error frame, which must be UTF-8).
+  if (name[0] == '.' || name[0] == '-') {
+    return fmt::format("user \"{}\": name may not start with '.' or '-'", name);
   }
   return {};
 }
 
 std::string format_timestamp(std::int64_t ts_ms) {
   using namespace std::chrono;
-  sys_time<milliseconds> tp{milliseconds(ts_ms)};
-  auto secs = floor<seconds>(tp);
-  auto ms = (tp - secs).count();
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", secs, ms);
+  // Timestamps come from peers: clamp to the years 0000-9999 that the format
+  // can show. The calendar arithmetic below stays in milliseconds (fmt's
+  // time_point formatter goes through nanoseconds, which overflow past 2262).
+  constexpr std::int64_t kMinMs = -62167219200000;  // 0000-01-01T00:00:00.000Z
+  constexpr std::int64_t kMaxMs = 253402300799999;  // 9999-12-31T23:59:59.999Z
+  sys_time<milliseconds> tp{milliseconds(std::clamp(ts_ms, kMinMs, kMaxMs))};
+  auto day = floor<days>(tp);
+  year_month_day date{day};
+  hh_mm_ss<milliseconds> time{tp - day};
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", int(date.year()),
+                     unsigned(date.month()), unsigned(date.day()), time.hours().count(),
+                     time.minutes().count(), time.seconds().count(), time.subseconds().count());
 }
 
 }  // namespace parley
