@@ -597,7 +597,12 @@ void Engine::transmit(const OutboxEntry& entry) {
           return;
         }
         const auto* ack = std::get_if<wire::Ack>(reply);
-        if (ack == nullptr) return;
+        // An ack must be for what was sent: a server that names another
+        // channel or id is broken, and trusting it would move the wrong
+        // cursor. The message stays in the outbox and is sent again later.
+        if (ack == nullptr || ack->channel != entry.channel || ack->id != entry.id || ack->seq == 0) {
+          return;
+        }
         auto stored = cache_->outbox_acknowledge(entry.id, ack->seq, ack->ts, user_);
         if (!stored || !*stored) return;  // acknowledged before (a duplicate answer)
         note_own_event(ack->channel, ack->seq);
