@@ -67,6 +67,7 @@ for t in "${targets[@]}"; do
   start=$SECONDS
   if "$build/bin/fuzz_$t" "${args[@]}" "${extra[@]}" "${dirs[@]}" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    [ -n "$runs" ] || runs=$(sed -n 's/^#\([0-9][0-9]*\):* .*/\1/p' "$log" | tail -n 1)  # -fork
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
     echo "fuzz: $t: ${runs:-?} runs in $((SECONDS - start)) s, ${cov:-cov: ?}, corpus $(find "$work" -type f | wc -l) files"
   else
