@@ -234,7 +234,7 @@ void engine_seeds() {
             enc(S{wire::TypingEvent{"general", "bob", true}}),
             enc(S{wire::ReceiptEvent{"general", "bob", "read", 6, std::nullopt}}),
             "!send general hello from alice",
-            enc(S{wire::Ack{5, "general", fmt_id(0), 7, kTs + 7, false}}),
+            enc(S{wire::Ack{5, "general", "$ID", 7, kTs + 7, false}}),  // $ID: the id sent
             "!read general 6",
             enc(S{wire::Ok{6, "general", 7, 7}}),
             enc(S{wire::Ok{7, "general", 6, 6}}),
@@ -281,6 +281,24 @@ void engine_seeds() {
             enc(S{wire::HistoryPage{8, "general", 10, {event("general", 9, "leave", "carol")}}}),
             enc(S{wire::Ok{9, "general", 8, 10}}),
             "!history general 5 2",
+        }));
+  // A send lost with the connection goes again after reconnecting; the
+  // server answers the resend as a duplicate.
+  write("client_engine", "resend.txt",
+        script({
+            enc(S{wire::Welcome{1, "alice", "fuzz-device", kTs, 65536, {}}}),
+            "!send general sent before the drop",
+            "!drop",
+            "!reconnect",
+            enc(S{wire::Welcome{3, "alice", "fuzz-device", kTs, 65536, {{"general", 1}}}}),
+            enc(S{wire::Ack{5, "general", "$ID", 1, kTs + 1, true}}),
+            enc(S{wire::HistoryPage{
+                4,
+                "general",
+                1,
+                {event("general", 1, "message", "alice", "sent before the drop", "$ID")}}}),
+            enc(S{wire::Ok{6, "general", 1, 1}}),
+            enc(S{wire::ReceiptList{7, "general", {"alice"}, {}, {}}}),
         }));
   write("client_engine", "refused.txt",
         script({
