@@ -7,6 +7,7 @@
 #include "parley/client.hpp"
 #include "parley/events.hpp"
 #include "parley/options.hpp"
+#include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/sys/analytics.hpp"
 #include "parley/types.hpp"

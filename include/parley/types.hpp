@@ -8,7 +8,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace parley {
@@ -24,14 +26,40 @@ struct MessageId {
   bool operator==(const MessageId&) const = default;
 };
 
-// What happened at a position of a channel's sequence.
+// What happened at a position of a channel's sequence. In every kind `sender`
+// is the user who did it; `target` the member it was done to.
 enum class EventKind {
-  message,  // a text message
-  create,   // the channel was created (seq 1); sender is its creator
-  join,     // sender joined
-  leave,    // sender left
+  message,          // a text message
+  create,           // the channel was created (seq 1); meta and channel_kind set
+  join,             // sender joined
+  leave,            // sender left
+  invite,           // sender added target (role member)
+  remove,           // sender removed target from the channel
+  ban,              // sender banned target (until_ms, 0: no expiry); target is no longer a member
+  unban,            // sender lifted target's ban
+  mute,             // sender muted target (until_ms, 0: no expiry)
+  unmute,           // sender lifted target's mute
+  role,             // target's role is now `role` (a change or an ownership transfer)
+  meta,             // sender changed the metadata: the fields set in `meta`
+  deletion,         // sender deleted the message at seq `ref` (wire name "delete")
+  pin,              // sender pinned the message at seq `ref`
+  unpin,            // sender unpinned the message at seq `ref`
+  system,           // a system message from a server administrator (text)
+  channel_deleted,  // an administrator deleted the channel; nothing follows
 };
 const char* to_string(EventKind kind);
+bool parse_event_kind(std::string_view text, EventKind* out);
+
+// A channel's descriptive metadata. In a `meta` event only the fields that
+// changed are set; an empty string clears a field.
+struct ChannelMeta {
+  std::optional<std::string> name;         // display name, up to 128 bytes
+  std::optional<std::string> topic;        // up to 512 bytes
+  std::optional<std::string> description;  // up to 2048 bytes
+  std::optional<std::string> avatar_url;   // http(s) URL, up to 1024 bytes
+  std::optional<std::string> data;         // the app's own JSON object, up to 4096 bytes
+  bool operator==(const ChannelMeta&) const = default;
+};
 
 // Where a message of ours stands.
 enum class DeliveryState {
@@ -41,17 +69,25 @@ enum class DeliveryState {
 };
 const char* to_string(DeliveryState state);
 
-// One entry of a channel's gap-free sequence. For kinds other than `message`,
-// `id` and `text` are empty.
+// One entry of a channel's gap-free sequence. `id` and `text` belong to kind
+// message (text also to system); the fields after them to the kinds that
+// name them above, and are empty otherwise.
 struct Message {
   std::string channel;
   std::uint64_t seq = 0;        // 0 while pending
   EventKind kind = EventKind::message;
   std::string sender;           // user name
   std::string id;               // client id, 32 hex digits
-  std::string text;
+  std::string text;             // empty once deleted
   std::int64_t ts_ms = 0;       // server time, ms since the Unix epoch (local time while pending)
   DeliveryState state = DeliveryState::sent;
+  bool deleted = false;         // a message whose text was deleted (a later deletion event)
+  std::string target;           // invite, remove, ban, unban, mute, unmute, role
+  std::string role;             // role: the new role ("owner", "admin", ...)
+  std::int64_t until_ms = 0;    // ban, mute: when it ends, ms since the epoch; 0: never
+  std::uint64_t ref = 0;        // deletion, pin, unpin: the seq of the message
+  std::string channel_kind;     // create: "public", "private", "direct" or "broadcast"
+  ChannelMeta meta;             // create, meta
 };
 
 // A message of ours in the outbox.

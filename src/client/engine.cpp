@@ -507,7 +507,7 @@ void Engine::membership_request(RequestId req, wire::ClientMessage message,
 }
 
 void Engine::create_channel(RequestId request, const std::string& name) {
-  membership_request(request, wire::CreateChannel{0, name}, name);
+  membership_request(request, wire::CreateChannel{0, name, std::nullopt, std::nullopt}, name);
 }
 void Engine::join_channel(RequestId request, const std::string& name) {
   membership_request(request, wire::JoinChannel{0, name}, name);

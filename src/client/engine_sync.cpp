@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "client/engine.hpp"
+#include "protocol/codec.hpp"
 
 namespace parley::client {
 
@@ -19,10 +20,9 @@ constexpr std::uint32_t kFirstSyncPage = 50;
 constexpr int kMaxHistoryRounds = 5000;
 
 EventKind kind_from(const std::string& s) {
-  if (s == "create") return EventKind::create;
-  if (s == "join") return EventKind::join;
-  if (s == "leave") return EventKind::leave;
-  return EventKind::message;
+  EventKind kind = EventKind::message;
+  parse_event_kind(s, &kind);  // a kind newer than this SDK reads as a message
+  return kind;
 }
 }  // namespace
 
@@ -36,6 +36,13 @@ Message Engine::to_message(const wire::ChannelEvent& e) {
   m.text = e.text.value_or("");
   m.ts_ms = e.ts;
   m.state = DeliveryState::sent;
+  m.deleted = e.deleted.value_or(false);
+  m.target = e.target.value_or("");
+  m.role = e.role.value_or("");
+  m.until_ms = e.until.value_or(0);
+  m.ref = e.ref.value_or(0);
+  m.channel_kind = e.channel_kind.value_or("");
+  if (e.meta) m.meta = wire::from_wire(*e.meta);
   return m;
 }
 

@@ -4,6 +4,7 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 
+#include <algorithm>
 #include <cereal/types/vector.hpp>
 #include <string_view>
 #include <type_traits>
@@ -24,8 +25,59 @@ void serialize(Ar& ar, Auth& m) {
   optional_field(ar, "client", m.client);
 }
 template <class Ar>
+void serialize(Ar& ar, Meta& m) {
+  optional_field(ar, "name", m.name);
+  optional_field(ar, "topic", m.topic);
+  optional_field(ar, "description", m.description);
+  optional_field(ar, "avatar", m.avatar);
+  optional_field(ar, "data", m.data);
+}
+template <class Ar>
 void serialize(Ar& ar, CreateChannel& m) {
   ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel));
+  optional_field(ar, "kind", m.kind);
+  optional_field(ar, "meta", m.meta);
+}
+template <class Ar>
+void serialize(Ar& ar, OpenDirect& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("user", m.user));
+}
+template <class Ar>
+void serialize(Ar& ar, MemberAction& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("action", m.action),
+     make_nvp("user", m.user));
+  optional_field(ar, "role", m.role);
+  optional_field(ar, "seconds", m.seconds);
+}
+template <class Ar>
+void serialize(Ar& ar, SetMeta& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("meta", m.meta));
+}
+template <class Ar>
+void serialize(Ar& ar, DeleteMessage& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("seq", m.seq));
+}
+template <class Ar>
+void serialize(Ar& ar, PinMessage& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("seq", m.seq),
+     make_nvp("pinned", m.pinned));
+}
+template <class Ar>
+void serialize(Ar& ar, Report& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("seq", m.seq),
+     make_nvp("reason", m.reason));
+}
+template <class Ar>
+void serialize(Ar& ar, ChannelInfoRequest& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel));
+}
+template <class Ar>
+void serialize(Ar& ar, Admin& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("action", m.action));
+  optional_field(ar, "channel", m.channel);
+  optional_field(ar, "user", m.user);
+  optional_field(ar, "text", m.text);
+  optional_field(ar, "seconds", m.seconds);
 }
 template <class Ar>
 void serialize(Ar& ar, JoinChannel& m) {
@@ -91,10 +143,19 @@ void serialize(Ar& ar, ChannelEvent& m) {
      make_nvp("sender", m.sender), make_nvp("ts", m.ts));
   optional_field(ar, "id", m.id);
   optional_field(ar, "text", m.text);
+  optional_field(ar, "deleted", m.deleted);
+  optional_field(ar, "target", m.target);
+  optional_field(ar, "role", m.role);
+  optional_field(ar, "until", m.until);
+  optional_field(ar, "ref", m.ref);
+  optional_field(ar, "channel_kind", m.channel_kind);
+  optional_field(ar, "meta", m.meta);
 }
 template <class Ar>
 void serialize(Ar& ar, ChannelState& m) {
   ar(make_nvp("channel", m.channel), make_nvp("last_seq", m.last_seq));
+  optional_field(ar, "kind", m.kind);
+  optional_field(ar, "role", m.role);
 }
 template <class Ar>
 void serialize(Ar& ar, Welcome& m) {
@@ -131,6 +192,49 @@ void serialize(Ar& ar, Error& m) {
   optional_field(ar, "rid", m.rid);
   ar(make_nvp("code", m.code), make_nvp("message", m.message));
   optional_field(ar, "id", m.id);
+  optional_field(ar, "retry_after_ms", m.retry_after_ms);
+  optional_field(ar, "until", m.until);
+}
+template <class Ar>
+void serialize(Ar& ar, MemberInfo& m) {
+  ar(make_nvp("user", m.user), make_nvp("role", m.role));
+  optional_field(ar, "muted_until", m.muted_until);
+}
+template <class Ar>
+void serialize(Ar& ar, BanInfo& m) {
+  ar(make_nvp("user", m.user), make_nvp("until", m.until));
+}
+template <class Ar>
+void serialize(Ar& ar, ChannelInfoReply& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("kind", m.kind),
+     make_nvp("last_seq", m.last_seq), make_nvp("meta", m.meta), make_nvp("members", m.members),
+     make_nvp("bans", m.bans), make_nvp("pinned", m.pinned));
+}
+template <class Ar>
+void serialize(Ar& ar, AdminChannel& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("kind", m.kind), make_nvp("members", m.members),
+     make_nvp("last_seq", m.last_seq));
+}
+template <class Ar>
+void serialize(Ar& ar, AdminUser& m) {
+  ar(make_nvp("user", m.user), make_nvp("first_seen", m.first_seen),
+     make_nvp("last_seen", m.last_seen));
+  optional_field(ar, "banned_until", m.banned_until);
+}
+template <class Ar>
+void serialize(Ar& ar, AdminReport& m) {
+  ar(make_nvp("id", m.id), make_nvp("channel", m.channel), make_nvp("seq", m.seq),
+     make_nvp("reporter", m.reporter), make_nvp("reason", m.reason), make_nvp("ts", m.ts),
+     make_nvp("sender", m.sender));
+  optional_field(ar, "text", m.text);
+}
+template <class Ar>
+void serialize(Ar& ar, AdminResult& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("action", m.action));
+  optional_field(ar, "channels", m.channels);
+  optional_field(ar, "users", m.users);
+  optional_field(ar, "reports", m.reports);
+  optional_field(ar, "seq", m.seq);
 }
 
 // ---- type names --------------------------------------------------------------
@@ -158,6 +262,16 @@ template <> constexpr const char* kName<ListReceipts> = "receipts";
 template <> constexpr const char* kName<TypingEvent> = "typing";
 template <> constexpr const char* kName<ReceiptEvent> = "receipt";
 template <> constexpr const char* kName<ReceiptList> = "receipts";
+template <> constexpr const char* kName<OpenDirect> = "direct";
+template <> constexpr const char* kName<MemberAction> = "member";
+template <> constexpr const char* kName<SetMeta> = "set_meta";
+template <> constexpr const char* kName<DeleteMessage> = "delete";
+template <> constexpr const char* kName<PinMessage> = "pin";
+template <> constexpr const char* kName<Report> = "report";
+template <> constexpr const char* kName<ChannelInfoRequest> = "info";
+template <> constexpr const char* kName<Admin> = "admin";
+template <> constexpr const char* kName<ChannelInfoReply> = "channel_info";
+template <> constexpr const char* kName<AdminResult> = "admin_result";
 
 template <class Variant>
 std::string encode_variant(const Variant& message) {
@@ -321,6 +435,58 @@ bool is_valid_utf8(std::string_view text) {
     if (!rapidjson::UTF8<>::Validate(in, sink)) return false;
   }
   return true;
+}
+
+ChannelMeta from_wire(const Meta& meta) {
+  return ChannelMeta{meta.name, meta.topic, meta.description, meta.avatar, meta.data};
+}
+
+Meta to_wire(const ChannelMeta& meta) {
+  return Meta{meta.name, meta.topic, meta.description, meta.avatar_url, meta.data};
+}
+
+std::string check_meta(const Meta& meta) {
+  struct Field {
+    const char* name;
+    const std::optional<std::string>& value;
+    std::size_t limit;
+  };
+  const Field fields[] = {{"name", meta.name, kMaxMetaName},
+                          {"topic", meta.topic, kMaxMetaTopic},
+                          {"description", meta.description, kMaxMetaDescription},
+                          {"avatar", meta.avatar, kMaxMetaAvatar},
+                          {"data", meta.data, kMaxMetaData}};
+  for (const Field& f : fields) {
+    if (!f.value) continue;
+    if (f.value->size() > f.limit) {
+      return std::string("meta field \"") + f.name + "\" has " + std::to_string(f.value->size()) +
+             " bytes, more than " + std::to_string(f.limit);
+    }
+    if (!is_valid_utf8(*f.value)) {
+      return std::string("meta field \"") + f.name + "\" is not valid utf-8";
+    }
+  }
+  if (meta.avatar && !meta.avatar->empty()) {
+    const std::string& url = *meta.avatar;
+    bool scheme = url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0;
+    bool clean = std::none_of(url.begin(), url.end(), [](char c) {
+      auto u = static_cast<unsigned char>(c);
+      return u <= 0x20 || u == 0x7f;
+    });
+    if (!scheme || !clean) {
+      return "meta field \"avatar\" must be an http:// or https:// URL without spaces";
+    }
+  }
+  if (meta.data && !meta.data->empty()) {
+    rapidjson::Document doc;
+    constexpr unsigned kFlags =
+        rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+    doc.Parse<kFlags>(meta.data->data(), meta.data->size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      return "meta field \"data\" must be the text of a JSON object";
+    }
+  }
+  return {};
 }
 
 }  // namespace parley::wire

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "parley/types.hpp"
 #include "protocol/wire.hpp"
 
 namespace parley::wire {
@@ -47,5 +48,13 @@ const char* type_name(const ServerMessage& message);
 
 // True if `text` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view text);
+
+// Channel metadata between the wire and the SDK's type.
+ChannelMeta from_wire(const Meta& meta);
+Meta to_wire(const ChannelMeta& meta);
+// Why `meta` may not be stored, or empty when it may: each field within its
+// limit (wire.hpp) and UTF-8, avatar an http(s) URL without spaces or
+// controls, data the text of a JSON object.
+std::string check_meta(const Meta& meta);
 
 }  // namespace parley::wire

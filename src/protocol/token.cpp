@@ -60,7 +60,7 @@ Status invalid(std::string message) {
   return Status(StatusCode::unauthenticated, std::move(message), "invalid_token");
 }
 
-std::string claims_json(const std::string& user, std::int64_t iat, std::int64_t exp) {
+std::string claims_json(const std::string& user, std::int64_t iat, std::int64_t exp, bool admin) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
   writer.StartObject();
@@ -70,6 +70,10 @@ std::string claims_json(const std::string& user, std::int64_t iat, std::int64_t 
   writer.Int64(iat);
   writer.Key("exp");
   writer.Int64(exp);
+  if (admin) {
+    writer.Key("adm");
+    writer.Bool(true);
+  }
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -129,6 +133,11 @@ Result<Claims> parse_claims(const std::vector<unsigned char>& json) {
   claims.user.assign(sub->value.GetString(), sub->value.GetStringLength());
   claims.issued_at = iat->value.GetInt64();
   claims.expires_at = exp->value.GetInt64();
+  auto adm = doc.FindMember("adm");
+  if (adm != doc.MemberEnd()) {
+    if (!adm->value.IsBool()) return invalid("token claim \"adm\" is not a boolean");
+    claims.admin = adm->value.GetBool();
+  }
   if (std::string why = check_user_name(claims.user); !why.empty()) {
     return invalid(fmt::format("token user: {}", why));
   }
@@ -233,9 +242,9 @@ Result<SigningKey> read_key_file(const std::string& path) {
 }
 
 std::string mint(const SigningKey& key, const std::string& user, std::int64_t ttl_seconds,
-                 std::int64_t now_seconds) {
+                 std::int64_t now_seconds, bool admin) {
   init_sodium();
-  std::string claims = claims_json(user, now_seconds, now_seconds + ttl_seconds);
+  std::string claims = claims_json(user, now_seconds, now_seconds + ttl_seconds, admin);
   std::string token(kPrefix);
   token +=
       to_base64(reinterpret_cast<const unsigned char*>(claims.data()), claims.size(), kUrlSafe);

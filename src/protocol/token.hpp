@@ -2,7 +2,8 @@
 //
 // A token is  "pt1." base64url(claims JSON) "." base64url(Ed25519 signature)
 // where the signature covers the bytes "pt1." + base64url(claims) and the
-// claims are {"sub":USER,"iat":SECONDS,"exp":SECONDS}. The app's backend mints
+// claims are {"sub":USER,"iat":SECONDS,"exp":SECONDS}, plus "adm":true for a
+// server administrator (docs/channels.md, "Administration"). The app's backend mints
 // tokens with the server's signing key; the server verifies them with the
 // matching public key. Clients only peek at the claims (for the user name).
 #pragma once
@@ -18,6 +19,7 @@ struct Claims {
   std::string user;
   std::int64_t issued_at = 0;   // Unix seconds
   std::int64_t expires_at = 0;  // Unix seconds
+  bool admin = false;           // claim "adm": may use the admin requests
 };
 
 // An Ed25519 key pair. The key file holds "parley-ed25519-sk:" followed by the
@@ -33,7 +35,7 @@ Status write_key_file(const SigningKey& key, const std::string& path);
 Result<SigningKey> read_key_file(const std::string& path);
 
 std::string mint(const SigningKey& key, const std::string& user, std::int64_t ttl_seconds,
-                 std::int64_t now_seconds);
+                 std::int64_t now_seconds, bool admin = false);
 
 // Checks signature, structure and expiry. Errors: unauthenticated with reason
 // "invalid_token" (malformed, bad signature, bad user name), token_expired

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "parley/events.hpp"
 #include "parley/status.hpp"
@@ -42,14 +43,43 @@ std::string Status::to_string() const {
   return reason() + ": " + message_;
 }
 
+namespace {
+constexpr std::pair<EventKind, const char*> kEventKinds[] = {
+    {EventKind::message, "message"},
+    {EventKind::create, "create"},
+    {EventKind::join, "join"},
+    {EventKind::leave, "leave"},
+    {EventKind::invite, "invite"},
+    {EventKind::remove, "remove"},
+    {EventKind::ban, "ban"},
+    {EventKind::unban, "unban"},
+    {EventKind::mute, "mute"},
+    {EventKind::unmute, "unmute"},
+    {EventKind::role, "role"},
+    {EventKind::meta, "meta"},
+    {EventKind::deletion, "delete"},
+    {EventKind::pin, "pin"},
+    {EventKind::unpin, "unpin"},
+    {EventKind::system, "system"},
+    {EventKind::channel_deleted, "channel_deleted"},
+};
+}  // namespace
+
 const char* to_string(EventKind kind) {
-  switch (kind) {
-    case EventKind::message: return "message";
-    case EventKind::create: return "create";
-    case EventKind::join: return "join";
-    case EventKind::leave: return "leave";
+  for (const auto& [k, name] : kEventKinds) {
+    if (k == kind) return name;
   }
   return "message";
+}
+
+bool parse_event_kind(std::string_view text, EventKind* out) {
+  for (const auto& [k, name] : kEventKinds) {
+    if (text == name) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
 }
 
 const char* to_string(DeliveryState state) {

@@ -19,6 +19,23 @@ inline constexpr std::size_t kDefaultMaxFrame = 64 * 1024;
 // A history reply is one frame of at most about this many bytes (clients
 // accept frames of several MiB; client-to-server frames stay small).
 inline constexpr std::size_t kMaxHistoryPageBytes = 1024 * 1024;
+// Channel metadata limits, in bytes (docs/channels.md).
+inline constexpr std::size_t kMaxMetaName = 128;
+inline constexpr std::size_t kMaxMetaTopic = 512;
+inline constexpr std::size_t kMaxMetaDescription = 2048;
+inline constexpr std::size_t kMaxMetaAvatar = 1024;
+inline constexpr std::size_t kMaxMetaData = 4096;
+inline constexpr std::size_t kMaxReportReason = 1024;
+
+// Channel metadata (create, set_meta, events, channel_info). `data` holds the
+// text of a JSON object. Absent: unchanged (or unset); "": cleared.
+struct Meta {
+  std::optional<std::string> name;
+  std::optional<std::string> topic;
+  std::optional<std::string> description;
+  std::optional<std::string> avatar;
+  std::optional<std::string> data;
+};
 
 // ---- client to server -------------------------------------------------------
 
@@ -31,6 +48,70 @@ struct Auth {
 struct CreateChannel {
   std::uint64_t rid = 0;
   std::string channel;
+  std::optional<std::string> kind;  // "public" (default), "private" or "broadcast"
+  std::optional<Meta> meta;
+};
+// The direct channel of this user and `user`, created when it does not exist
+// yet and rejoined when this user had left it. Reply: ok.
+struct OpenDirect {
+  std::uint64_t rid = 0;
+  std::string user;
+};
+// A membership change made to `user` by this user. action: "invite",
+// "remove", "ban", "unban", "mute", "unmute", "role" (with role) or
+// "transfer" (ownership). seconds: for ban and mute, how long; absent or 0:
+// until lifted. Reply: ok with the event's seq.
+struct MemberAction {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string action;
+  std::string user;
+  std::optional<std::string> role;
+  std::optional<std::uint64_t> seconds;
+};
+// Changes the fields of `meta` that are present. Reply: ok.
+struct SetMeta {
+  std::uint64_t rid = 0;
+  std::string channel;
+  Meta meta;
+};
+// Deletes the message at `seq`. Reply: ok with the deletion event's seq.
+struct DeleteMessage {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::uint64_t seq = 0;
+};
+// Pins (pinned true) or unpins the message at `seq`. Reply: ok.
+struct PinMessage {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::uint64_t seq = 0;
+  bool pinned = true;
+};
+// Reports the message at `seq` to the server's administrators. Reply: ok, seq 0.
+struct Report {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string reason;
+};
+// The channel's kind, metadata, members with their roles, bans and pins.
+// Reply: channel_info.
+struct ChannelInfoRequest {
+  std::uint64_t rid = 0;
+  std::string channel;
+};
+// Server administration; needs a token with the admin claim. action:
+// "channels", "users", "reports", "ban_user" (user, seconds), "unban_user"
+// (user), "delete_channel" (channel), "system_message" (channel, text).
+// Reply: admin_result.
+struct Admin {
+  std::uint64_t rid = 0;
+  std::string action;
+  std::optional<std::string> channel;
+  std::optional<std::string> user;
+  std::optional<std::string> text;
+  std::optional<std::uint64_t> seconds;
 };
 struct JoinChannel {
   std::uint64_t rid = 0;
@@ -81,24 +162,38 @@ struct ListReceipts {
   std::string channel;
 };
 
-using ClientMessage = std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History,
-                                   ListChannels, Typing, Receipt, ListReceipts>;
+using ClientMessage =
+    std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History, ListChannels, Typing,
+                 Receipt, ListReceipts, OpenDirect, MemberAction, SetMeta, DeleteMessage,
+                 PinMessage, Report, ChannelInfoRequest, Admin>;
 
 // ---- server to client -------------------------------------------------------
 
-// One entry of a channel's sequence. kind: "message", "create", "join", "leave".
+// One entry of a channel's sequence. kind: "message", "create", "join",
+// "leave", "invite", "remove", "ban", "unban", "mute", "unmute", "role",
+// "meta", "delete", "pin", "unpin", "system", "channel_deleted"
+// (docs/protocol.md lists which fields each carries).
 struct ChannelEvent {
   std::string channel;
   std::uint64_t seq = 0;
   std::string kind;
   std::string sender;
   std::int64_t ts = 0;              // server time, ms since the Unix epoch
-  std::optional<std::string> id;    // kind "message" only
-  std::optional<std::string> text;  // kind "message" only
+  std::optional<std::string> id;    // message
+  std::optional<std::string> text;  // message (absent once deleted), system
+  std::optional<bool> deleted;      // message: true once deleted
+  std::optional<std::string> target;        // the member acted on
+  std::optional<std::string> role;          // role: the new role
+  std::optional<std::int64_t> until;        // ban, mute: expiry (ms since the epoch)
+  std::optional<std::uint64_t> ref;         // delete, pin, unpin: the message's seq
+  std::optional<std::string> channel_kind;  // create
+  std::optional<Meta> meta;                 // create, meta
 };
 struct ChannelState {
   std::string channel;
   std::uint64_t last_seq = 0;
+  std::optional<std::string> kind;  // the channel's kind
+  std::optional<std::string> role;  // the user's role in it
 };
 struct Welcome {
   std::uint64_t rid = 0;
@@ -139,6 +234,61 @@ struct Error {
   std::string code;
   std::string message;
   std::optional<std::string> id;     // the message id, for a refused send
+  std::optional<std::uint64_t> retry_after_ms;  // rate_limited: when to try again
+  std::optional<std::int64_t> until;            // banned, muted: when it ends (absent: never)
+};
+
+struct MemberInfo {
+  std::string user;
+  std::string role;
+  std::optional<std::int64_t> muted_until;  // 0: muted until lifted
+};
+struct BanInfo {
+  std::string user;
+  std::int64_t until = 0;  // 0: until lifted
+};
+// Reply to info (type "channel_info"). bans: only for those who may ban.
+struct ChannelInfoReply {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string kind;
+  std::uint64_t last_seq = 0;
+  Meta meta;
+  std::vector<MemberInfo> members;
+  std::vector<BanInfo> bans;
+  std::vector<std::uint64_t> pinned;
+};
+
+struct AdminChannel {
+  std::string channel;
+  std::string kind;
+  std::uint64_t members = 0;
+  std::uint64_t last_seq = 0;
+};
+struct AdminUser {
+  std::string user;
+  std::int64_t first_seen = 0;
+  std::int64_t last_seen = 0;
+  std::optional<std::int64_t> banned_until;  // 0: until lifted
+};
+struct AdminReport {
+  std::uint64_t id = 0;
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string reporter;
+  std::string reason;
+  std::int64_t ts = 0;
+  std::string sender;               // the reported message's author
+  std::optional<std::string> text;  // its text, unless deleted since
+};
+// Reply to admin (type "admin_result"): the lists the action asked for.
+struct AdminResult {
+  std::uint64_t rid = 0;
+  std::string action;
+  std::optional<std::vector<AdminChannel>> channels;
+  std::optional<std::vector<AdminUser>> users;
+  std::optional<std::vector<AdminReport>> reports;
+  std::optional<std::uint64_t> seq;  // system_message: the event's seq
 };
 
 // Relayed typing signal (type "typing").
@@ -169,8 +319,9 @@ struct ReceiptList {
   std::vector<ReceiptCursor> delivered;  // one per user and device
 };
 
-using ServerMessage = std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent,
-                                   TypingEvent, ReceiptEvent, ReceiptList>;
+using ServerMessage =
+    std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent, TypingEvent,
+                 ReceiptEvent, ReceiptList, ChannelInfoReply, AdminResult>;
 
 // ---- error codes (docs/errors.md) -----------------------------------------
 
@@ -196,6 +347,16 @@ inline constexpr const char* kChannelExists = "channel_exists";
 inline constexpr const char* kNoSuchChannel = "no_such_channel";
 inline constexpr const char* kNotMember = "not_member";
 inline constexpr const char* kShuttingDown = "shutting_down";
+inline constexpr const char* kForbidden = "forbidden";
+inline constexpr const char* kBanned = "banned";
+inline constexpr const char* kMuted = "muted";
+inline constexpr const char* kFiltered = "filtered";
+inline constexpr const char* kRateLimited = "rate_limited";
+inline constexpr const char* kInvalidUser = "invalid_user";
+inline constexpr const char* kInvalidRole = "invalid_role";
+inline constexpr const char* kInvalidAction = "invalid_action";
+inline constexpr const char* kInvalidMeta = "invalid_meta";
+inline constexpr const char* kNoSuchMessage = "no_such_message";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
 
@@ -207,6 +368,7 @@ inline constexpr int kPolicy = 1008;         // protocol violation
 inline constexpr int kInvalidToken = 4001;
 inline constexpr int kTokenExpired = 4002;
 inline constexpr int kNotAuthenticated = 4003;
+inline constexpr int kBanned = 4004;          // banned from the server by an administrator
 }  // namespace close_code
 
 }  // namespace parley::wire

@@ -195,29 +195,9 @@ constexpr const char* kOutboxCopy =
 
 // ---- helpers ----------------------------------------------------------------
 
-const char* kind_name(EventKind kind) {
-  switch (kind) {
-    case EventKind::message:
-      return "message";
-    case EventKind::create:
-      return "create";
-    case EventKind::join:
-      return "join";
-    case EventKind::leave:
-      return "leave";
-  }
-  return "";
-}
+const char* kind_name(EventKind kind) { return to_string(kind); }
 
-bool parse_kind(const std::string& name, EventKind* out) {
-  for (EventKind k : {EventKind::message, EventKind::create, EventKind::join, EventKind::leave}) {
-    if (name == kind_name(k)) {
-      *out = k;
-      return true;
-    }
-  }
-  return false;
-}
+bool parse_kind(const std::string& name, EventKind* out) { return parse_event_kind(name, out); }
 
 // A conservative guess at the bytes an event takes in parley.db: the row, its
 // index entry and b-tree slack. Only decides when to measure the real size.
