@@ -319,29 +319,38 @@ Result<std::optional<std::pair<std::int64_t, std::int64_t>>> Cache::Rep::run_at(
   return Run(std::pair(q->column_int(0), q->column_int(1)));
 }
 
-// Records that `seq` (newly stored) is present: joins it to the run ending at
-// seq-1 and the run starting at seq+1. Inside the caller's transaction.
-Status Cache::Rep::add_to_runs(const std::string& channel, std::int64_t seq) {
-  std::optional<std::int64_t> prev_lo;  // run ending at seq-1
+// Records that seqs a..b, none of which was stored before, now are: joins
+// them to the run ending at a-1 and to the run starting at b+1. No other run
+// can touch a..b, since runs hold only stored seqs. Inside the caller's
+// transaction.
+Status Cache::Rep::merge_run(const std::string& channel, std::int64_t a, std::int64_t b) {
+  std::optional<std::int64_t> prev_lo;  // run ending at a-1
   {
+    // The last run starting at or below b: it ends below a, or the table
+    // disagrees with messages (a seq in a..b was not stored, yet a run has it).
     auto st = stmt(kRunAtOrBefore);
     if (!st) return st.status();
     Scoped q(**st);
-    q->bind(1, channel).bind(2, seq);
+    q->bind(1, channel).bind(2, b);
     auto row = q->step();
     if (!row) return row.status();
     if (*row) {
       std::int64_t hi = q->column_int(1);
-      if (hi >= seq) return Status();  // already covered
-      if (hi == seq - 1) prev_lo = q->column_int(0);
+      if (hi >= a) {
+        return Status(StatusCode::corrupt,
+                      fmt::format("cache \"{}\": message_runs of channel \"{}\" holds {}-{}, "
+                                  "but events {}-{} were not stored",
+                                  path, channel, q->column_int(0), hi, a, b));
+      }
+      if (hi == a - 1) prev_lo = q->column_int(0);
     }
   }
-  std::optional<std::int64_t> next_hi;  // hi of the run starting at seq+1
-  if (seq < kMaxSeqValue) {
+  std::optional<std::int64_t> next_hi;  // hi of the run starting at b+1
+  if (b < kMaxSeqValue) {
     auto st = stmt(kRunStartingAt);
     if (!st) return st.status();
     Scoped q(**st);
-    q->bind(1, channel).bind(2, seq + 1);
+    q->bind(1, channel).bind(2, b + 1);
     auto row = q->step();
     if (!row) return row.status();
     if (*row) next_hi = q->column_int(0);
@@ -350,9 +359,9 @@ Status Cache::Rep::add_to_runs(const std::string& channel, std::int64_t seq) {
     auto st = stmt(kDeleteRun);
     if (!st) return st.status();
     Scoped q(**st);
-    if (Status s = q->bind(1, channel).bind(2, seq + 1).run(); !s.ok()) return s;
+    if (Status s = q->bind(1, channel).bind(2, b + 1).run(); !s.ok()) return s;
   }
-  std::int64_t hi = next_hi.value_or(seq);
+  std::int64_t hi = next_hi.value_or(b);
   if (prev_lo) {
     auto st = stmt(kSetRunHi);
     if (!st) return st.status();
@@ -362,7 +371,22 @@ Status Cache::Rep::add_to_runs(const std::string& channel, std::int64_t seq) {
   auto st = stmt(kInsertRun);
   if (!st) return st.status();
   Scoped q(**st);
-  return q->bind(1, channel).bind(2, seq).bind(3, hi).run();
+  return q->bind(1, channel).bind(2, a).bind(3, hi).run();
+}
+
+// `fresh`: seqs just stored (none stored before, no repeats), in any order.
+// Merges each maximal range of consecutive ones into message_runs: a few
+// statements per range, however many events it holds.
+Status Cache::Rep::add_to_runs(const std::string& channel, std::vector<std::int64_t>& fresh) {
+  if (!std::is_sorted(fresh.begin(), fresh.end())) std::sort(fresh.begin(), fresh.end());
+  std::size_t i = 0;
+  while (i < fresh.size()) {
+    std::size_t j = i;
+    while (j + 1 < fresh.size() && fresh[j + 1] == fresh[j] + 1) ++j;
+    if (Status s = merge_run(channel, fresh[i], fresh[j]); !s.ok()) return s;
+    i = j + 1;
+  }
+  return Status();
 }
 
 Status Cache::Rep::raise_last_seq(const std::string& channel, std::int64_t seq) {
@@ -373,7 +397,8 @@ Status Cache::Rep::raise_last_seq(const std::string& channel, std::int64_t seq) 
 }
 
 // Inserts one event unless (channel, seq) is stored; true if it was new.
-// The channel row must exist (foreign key). Inside the caller's transaction.
+// The channel row must exist (foreign key), and the caller records a new
+// event in message_runs (add_to_runs). Inside the caller's transaction.
 Result<bool> Cache::Rep::insert_event(const Message& m) {
   auto st = stmt(kInsertEvent);
   if (!st) return st.status();
@@ -388,9 +413,7 @@ Result<bool> Cache::Rep::insert_event(const Message& m) {
         .bind(7, m.ts_ms);
     if (Status s = q->run(); !s.ok()) return s;
   }
-  if (db.changes() == 0) return false;
-  if (Status s = add_to_runs(m.channel, static_cast<std::int64_t>(m.seq)); !s.ok()) return s;
-  return true;
+  return db.changes() > 0;
 }
 
 Result<std::vector<OutboxEntry>> Cache::Rep::outbox_in_state(const char* state, DeliveryState as) {
@@ -773,11 +796,25 @@ Result<int> Cache::store_events(const std::vector<Message>& events) {
     for (const auto& [channel, seq] : top) {
       if (Status s = rep_->raise_last_seq(channel, seq); !s.ok()) return s;
     }
+    // The seqs new to the cache, per channel: message_runs is updated once
+    // per range of them, not once per event.
+    std::map<std::string, std::vector<std::int64_t>> fresh;
+    std::vector<std::int64_t>* fresh_of = nullptr;  // of the channel of the last new event
+    const std::string* fresh_channel = nullptr;
     int n = 0;
     for (const Message& m : events) {
-      auto fresh = rep_->insert_event(m);
-      if (!fresh) return fresh.status();
-      if (*fresh) ++n;
+      auto inserted = rep_->insert_event(m);
+      if (!inserted) return inserted.status();
+      if (!*inserted) continue;
+      ++n;
+      if (fresh_channel == nullptr || *fresh_channel != m.channel) {
+        fresh_of = &fresh[m.channel];
+        fresh_channel = &m.channel;
+      }
+      fresh_of->push_back(static_cast<std::int64_t>(m.seq));
+    }
+    for (auto& [channel, seqs] : fresh) {
+      if (Status s = rep_->add_to_runs(channel, seqs); !s.ok()) return s;
     }
     if (Status s = tx.commit(); !s.ok()) return s;
     return n;
@@ -908,6 +945,10 @@ Result<bool> Cache::outbox_acknowledge(const std::string& id, std::uint64_t seq,
     // stored copy from the server stands.
     auto inserted = rep_->insert_event(m);
     if (!inserted) return inserted.status();
+    if (*inserted) {
+      auto at = static_cast<std::int64_t>(seq);
+      if (Status s = rep_->merge_run(m.channel, at, at); !s.ok()) return s;
+    }
     if (Status s = tx.commit(); !s.ok()) return s;
     return *inserted;
   }());

@@ -125,7 +125,8 @@ struct Cache::Rep {
   Result<std::vector<Message>> read_events(Statement& q);
   Result<std::optional<std::pair<std::int64_t, std::int64_t>>> run_at(const std::string& channel,
                                                                       std::int64_t seq);
-  Status add_to_runs(const std::string& channel, std::int64_t seq);
+  Status merge_run(const std::string& channel, std::int64_t a, std::int64_t b);
+  Status add_to_runs(const std::string& channel, std::vector<std::int64_t>& fresh);
   Status raise_last_seq(const std::string& channel, std::int64_t seq);
   Result<bool> insert_event(const Message& m);
   Result<std::vector<OutboxEntry>> outbox_in_state(const char* state, DeliveryState as);

@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store/sqlite.hpp"
@@ -507,6 +509,126 @@ TEST_CASE("contiguous_* agree with a brute-force answer after random inserts") {
     }
   }
   CHECK(*cache->contiguous_down_from("g", kMax) == 1);
+}
+
+using Runs = std::vector<std::pair<std::int64_t, std::int64_t>>;
+
+// message_runs of one channel as stored, read through a connection of its own.
+Runs runs_of(const std::string& db_path, const std::string& channel) {
+  auto db = Database::open(db_path);
+  REQUIRE(db.ok());
+  auto q = db->prepare("SELECT lo, hi FROM message_runs WHERE channel = ?1 ORDER BY lo");
+  REQUIRE(q.ok());
+  q->bind(1, channel);
+  Runs out;
+  for (;;) {
+    auto row = q->step();
+    REQUIRE(row.ok());
+    if (!*row) break;
+    out.emplace_back(q->column_int(0), q->column_int(1));
+  }
+  return out;
+}
+
+// The maximal runs of consecutive numbers in `stored`.
+Runs runs_in(const std::set<std::uint64_t>& stored) {
+  Runs out;
+  for (std::uint64_t s : stored) {
+    if (!out.empty() && out.back().second + 1 == static_cast<std::int64_t>(s)) {
+      ++out.back().second;
+    } else {
+      out.emplace_back(s, s);
+    }
+  }
+  return out;
+}
+
+TEST_CASE("store_events keeps maximal runs: holes, repeats, any order, bridges") {
+  TempDir tmp;
+  auto cache = open_ok(tmp.str());
+  auto batch = [](const std::string& channel, std::vector<std::uint64_t> seqs) {
+    std::vector<Message> out;
+    for (std::uint64_t s : seqs) out.push_back(event(channel, s));
+    return out;
+  };
+  auto count = [&](const std::string& channel) { return cache->events(channel, 1, 1000)->size(); };
+
+  // Out of order, a repeat inside the batch, a hole (15-19).
+  CHECK(*cache->store_events(batch("g", {10, 12, 11, 12, 20, 14, 13})) == 6);
+  CHECK(runs_of(tmp.db(), "g") == Runs{{10, 14}, {20, 20}});
+  CHECK(*cache->contiguous_up_from("g", 10) == 14);
+  CHECK(*cache->contiguous_down_from("g", 14) == 10);
+  CHECK(*cache->contiguous_down_from("g", 20) == 20);
+
+  // Holes on both sides of the new range.
+  CHECK(*cache->store_events(batch("g", {18, 16, 17})) == 3);
+  CHECK(runs_of(tmp.db(), "g") == Runs{{10, 14}, {16, 18}, {20, 20}});
+
+  // Single seqs that each bridge two runs, with stored and repeated ones mixed in.
+  CHECK(*cache->store_events(batch("g", {19, 15, 14, 19, 10})) == 2);
+  CHECK(runs_of(tmp.db(), "g") == Runs{{10, 20}});
+  CHECK(*cache->contiguous_up_from("g", 10) == 20);
+  CHECK(*cache->contiguous_down_from("g", 20) == 10);
+
+  // A range of several seqs bridging two runs; the run above it begins right
+  // after, the run below ends right before.
+  CHECK(*cache->store_events(batch("g", {30, 31, 32, 36, 37, 38})) == 6);
+  CHECK(*cache->store_events(batch("g", {35, 33, 34, 34})) == 3);
+  CHECK(runs_of(tmp.db(), "g") == Runs{{10, 20}, {30, 38}});
+
+  // Two channels interleaved in one batch; extends g at both ends and starts at 1.
+  CHECK(*cache->store_events({event("g", 9), event("h", 5), event("g", 21), event("h", 4),
+                              event("g", 8), event("g", 22), event("h", 1)}) == 7);
+  CHECK(runs_of(tmp.db(), "g") == Runs{{8, 22}, {30, 38}});
+  CHECK(runs_of(tmp.db(), "h") == Runs{{1, 1}, {4, 5}});
+  CHECK(*cache->contiguous_up_from("h", 1) == 1);
+  CHECK(*cache->contiguous_down_from("h", 5) == 4);
+  CHECK(*cache->store_events(batch("h", {3, 2})) == 2);
+  CHECK(runs_of(tmp.db(), "h") == Runs{{1, 5}});
+  CHECK(*cache->contiguous_up_from("h", 1) == 5);
+
+  CHECK(count("g") == 24);
+  CHECK(count("h") == 5);
+  CHECK(cache->usage()->events == 29);  // summed from message_runs
+
+  // Random batches over two channels, with repeats inside a batch and of
+  // stored seqs: the runs stay exactly the maximal runs of what is stored.
+  std::mt19937 rng(777);
+  std::map<std::string, std::set<std::uint64_t>> stored;
+  for (const auto& [channel, n] : {std::pair<std::string, std::uint64_t>{"g", 24}, {"h", 5}}) {
+    auto all = cache->events(channel, 1, 1000);
+    for (const Message& m : *all) stored[channel].insert(m.seq);
+    REQUIRE(stored[channel].size() == n);
+  }
+  for (int round = 0; round < 60; ++round) {
+    std::vector<Message> b;
+    std::size_t n = std::uniform_int_distribution<std::size_t>(1, 40)(rng);
+    int added = 0;
+    std::map<std::string, std::set<std::uint64_t>> in_batch;
+    for (std::size_t k = 0; k < n; ++k) {
+      std::string channel = rng() % 3 == 0 ? "h" : "g";
+      std::uint64_t seq = std::uniform_int_distribution<std::uint64_t>(1, 400)(rng);
+      int copies = rng() % 5 == 0 ? 2 : 1;
+      for (int c = 0; c < copies; ++c) b.push_back(event(channel, seq));
+      if (!stored[channel].count(seq) && in_batch[channel].insert(seq).second) ++added;
+    }
+    std::shuffle(b.begin(), b.end(), rng);
+    REQUIRE(*cache->store_events(b) == added);
+    std::uint64_t total = 0;
+    for (auto& [channel, seqs] : in_batch) stored[channel].insert(seqs.begin(), seqs.end());
+    for (const auto& [channel, seqs] : stored) {
+      INFO("round " << round << ", channel " << channel);
+      REQUIRE(runs_of(tmp.db(), channel) == runs_in(seqs));
+      REQUIRE(cache->events(channel, 1, 1000)->size() == seqs.size());
+      total += seqs.size();
+    }
+    REQUIRE(cache->usage()->events == total);
+  }
+  // Counted afresh from message_runs at open.
+  std::uint64_t total = stored["g"].size() + stored["h"].size();
+  cache.reset();
+  cache = open_ok(tmp.str());
+  CHECK(cache->usage()->events == total);
 }
 
 TEST_CASE("contiguous_* on a long channel") {
