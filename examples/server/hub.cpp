@@ -26,23 +26,50 @@ bool is_client_id(const std::string& id) {
 // The strings of a request. The codec validates UTF-8, but JSON escapes can
 // still spell a lone surrogate; nothing that is not UTF-8 is stored or echoed.
 std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
+  auto add = [](std::vector<const std::string*>& out, const std::optional<std::string>& value) {
+    if (value) out.push_back(&*value);
+  };
+  auto add_meta = [&](std::vector<const std::string*>& out, const wire::Meta& meta) {
+    for (const auto* field : {&meta.name, &meta.topic, &meta.description, &meta.avatar, &meta.data}) {
+      add(out, *field);
+    }
+  };
   return std::visit(
-      [](const auto& m) -> std::vector<const std::string*> {
+      [&](const auto& m) -> std::vector<const std::string*> {
         using T = std::decay_t<decltype(m)>;
+        std::vector<const std::string*> out;
         if constexpr (std::is_same_v<T, wire::Auth>) {
-          std::vector<const std::string*> out{&m.token};
-          if (m.device) out.push_back(&*m.device);
-          if (m.client) out.push_back(&*m.client);
-          return out;
+          out.push_back(&m.token);
+          add(out, m.device);
+          add(out, m.client);
         } else if constexpr (std::is_same_v<T, wire::Send>) {
-          return {&m.channel, &m.id, &m.text};
+          out = {&m.channel, &m.id, &m.text};
         } else if constexpr (std::is_same_v<T, wire::Receipt>) {
-          return {&m.channel, &m.kind};
+          out = {&m.channel, &m.kind};
         } else if constexpr (std::is_same_v<T, wire::ListChannels>) {
-          return {};
+        } else if constexpr (std::is_same_v<T, wire::OpenDirect>) {
+          out = {&m.user};
+        } else if constexpr (std::is_same_v<T, wire::CreateChannel>) {
+          out = {&m.channel};
+          add(out, m.kind);
+          if (m.meta) add_meta(out, *m.meta);
+        } else if constexpr (std::is_same_v<T, wire::MemberAction>) {
+          out = {&m.channel, &m.action, &m.user};
+          add(out, m.role);
+        } else if constexpr (std::is_same_v<T, wire::SetMeta>) {
+          out = {&m.channel};
+          add_meta(out, m.meta);
+        } else if constexpr (std::is_same_v<T, wire::Report>) {
+          out = {&m.channel, &m.reason};
+        } else if constexpr (std::is_same_v<T, wire::Admin>) {
+          out = {&m.action};
+          add(out, m.channel);
+          add(out, m.user);
+          add(out, m.text);
         } else {
-          return {&m.channel};
+          out = {&m.channel};
         }
+        return out;
       },
       message);
 }
@@ -77,7 +104,24 @@ wire::ChannelEvent to_wire(const StoredEvent& event) {
   out.ts = event.ts;
   if (event.kind == EventKind::message) {
     out.id = event.client_id;
+    if (event.deleted) {
+      out.deleted = true;
+    } else {
+      out.text = event.text;
+    }
+  } else if (event.kind == EventKind::system) {
     out.text = event.text;
+  }
+  if (!event.target.empty()) out.target = event.target;
+  if (!event.role.empty()) out.role = event.role;
+  if (event.kind == EventKind::ban || event.kind == EventKind::mute) {
+    if (event.until != 0) out.until = event.until;
+  }
+  if (event.ref != 0) out.ref = event.ref;
+  if (!event.channel_kind.empty()) out.channel_kind = event.channel_kind;
+  if (event.kind == EventKind::create || event.kind == EventKind::meta) {
+    wire::Meta meta = wire::to_wire(event.meta);
+    if (meta.name || meta.topic || meta.description || meta.avatar || meta.data) out.meta = meta;
   }
   return out;
 }
@@ -91,15 +135,40 @@ Status Hub::load() {
   if (!channels) return channels.status();
   auto memberships = store_.memberships();
   if (!memberships) return memberships.status();
+  auto bans = store_.bans();
+  if (!bans) return bans.status();
+  auto pins = store_.pins();
+  if (!pins) return pins.status();
+  auto users = store_.users();
+  if (!users) return users.status();
   channels_.clear();
   channels_of_user_.clear();
-  for (const StoredChannel& c : *channels) channels_[c.name].last_seq = c.last_seq;
-  for (const StoredMembership& m : *memberships) {
-    channels_[m.channel].members.insert(m.user);
-    channels_of_user_[m.user].insert(m.channel);
+  banned_users_.clear();
+  for (const StoredChannel& c : *channels) {
+    Channel& channel = channels_[c.name];
+    channel.last_seq = c.last_seq;
+    channel.kind = c.kind;
+    channel.meta = c.meta;
+    channel.deleted = c.deleted;
   }
-  metrics_.channels = static_cast<std::int64_t>(channels_.size());
+  metrics_.members = 0;
+  for (const StoredMembership& m : *memberships) {
+    channels_[m.channel].members[m.user] = Member{m.role, m.muted_until};
+    channels_of_user_[m.user].insert(m.channel);
+    ++metrics_.members;
+  }
+  for (const StoredBan& b : *bans) channels_[b.channel].bans[b.user] = b.until;
+  for (const StoredPin& p : *pins) channels_[p.channel].pinned.insert(p.seq);
+  for (const StoredUser& u : *users) {
+    if (u.banned_until) banned_users_[u.name] = *u.banned_until;
+  }
+  count_channels();
   return Status();
+}
+
+void Hub::set_moderation(WordFilter filter, RateLimiter limiter) {
+  filter_ = std::move(filter);
+  limiter_ = std::move(limiter);
 }
 
 void Hub::on_open(Session&) {
@@ -207,7 +276,19 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
                   reason);
     return;
   }
+  if (auto until = server_ban(claims->user)) {
+    ++metrics_.auth_failures_total[code::kBanned];
+    wire::Error refusal{auth.rid, code::kBanned,
+                        fmt::format("\"{}\" is banned from this server", claims->user),
+                        std::nullopt, std::nullopt, std::nullopt};
+    if (*until != 0) refusal.until = *until;
+    ++metrics_.errors_total[code::kBanned];
+    reply(session, refusal);
+    session.close(wire::close_code::kBanned, code::kBanned);
+    return;
+  }
   session.set_identity(claims->user, auth.device.value_or(""));
+  session.set_admin(claims->admin);
   sessions_of_user_[session.user()].push_back(&session);
   if (Status s = store_.touch_user(session.user(), now); !s.ok()) {
     log("warning", "cannot record user \"{}\": {}", session.user(), s.message());
@@ -226,53 +307,76 @@ void Hub::handle(Session& session, const wire::CreateChannel& request) {
   if (std::string why = check_channel_name(request.channel); !why.empty()) {
     return error(session, request.rid, code::kInvalidName, why);
   }
+  if (request.channel.front() == '@') {
+    return error(session, request.rid, code::kInvalidName,
+                 fmt::format("channel \"{}\": names starting with '@' are direct channels "
+                             "(open them with \"direct\")",
+                             request.channel));
+  }
+  ChannelKind kind = ChannelKind::public_channel;
+  if (request.kind && (!parse_channel_kind(*request.kind, &kind) || kind == ChannelKind::direct)) {
+    return error(session, request.rid, code::kInvalidKind,
+                 fmt::format("channel kind \"{}\" is not public, private or broadcast",
+                             shown(*request.kind)));
+  }
+  ChannelMeta meta;
+  if (request.meta) {
+    if (std::string why = wire::check_meta(*request.meta); !why.empty()) {
+      return error(session, request.rid, code::kInvalidMeta, why);
+    }
+    meta = wire::from_wire(*request.meta);
+  }
   if (channels_.count(request.channel) != 0) {
     return error(session, request.rid, code::kChannelExists,
                  fmt::format("channel \"{}\" already exists", request.channel));
   }
-  auto event = store_.create_channel(request.channel, session.user(), now_ms());
+  auto event = store_.create_channel(request.channel, session.user(), now_ms(), kind, meta);
   if (!event) return store_error(session, request.rid, event.status());
   Channel& channel = channels_[request.channel];
   channel.last_seq = event->seq;
-  channel.members.insert(session.user());
-  channels_of_user_[session.user()].insert(request.channel);
-  metrics_.channels = static_cast<std::int64_t>(channels_.size());
+  channel.kind = kind;
+  channel.meta = ChannelMeta{meta.name.value_or(""), meta.topic.value_or(""),
+                             meta.description.value_or(""), meta.avatar_url.value_or(""),
+                             meta.data.value_or("")};
+  add_member(request.channel, channel, session.user(), Role::owner);
+  count_channels();
   reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
   publish(*event, &session);
 }
 
 void Hub::handle(Session& session, const wire::JoinChannel& request) {
-  if (std::string why = check_channel_name(request.channel); !why.empty()) {
-    return error(session, request.rid, code::kInvalidName, why);
-  }
-  auto it = channels_.find(request.channel);
-  if (it == channels_.end()) {
-    return error(session, request.rid, code::kNoSuchChannel,
-                 fmt::format("channel \"{}\" does not exist", request.channel));
-  }
-  Channel& channel = it->second;
+  Channel* found = existing_channel(session, request.rid, request.channel);
+  if (found == nullptr) return;
+  Channel& channel = *found;
   if (channel.members.count(session.user()) != 0) {
     return reply(session, wire::Ok{request.rid, request.channel, 0, channel.last_seq});
+  }
+  if (auto until = active_ban(channel, session.user())) {
+    wire::Error refusal{request.rid, code::kBanned,
+                        fmt::format("\"{}\" is banned from \"{}\"", session.user(),
+                                    request.channel),
+                        std::nullopt, std::nullopt, std::nullopt};
+    if (*until != 0) refusal.until = *until;
+    ++metrics_.errors_total[code::kBanned];
+    return reply(session, refusal);
+  }
+  if (channel.kind == ChannelKind::private_channel || channel.kind == ChannelKind::direct) {
+    return error(session, request.rid, code::kForbidden,
+                 fmt::format("channel \"{}\" is {}: members are invited", request.channel,
+                             to_string(channel.kind)));
   }
   auto event = store_.join(request.channel, session.user(), now_ms());
   if (!event) return store_error(session, request.rid, event.status());
   channel.last_seq = event->seq;
-  channel.members.insert(session.user());
-  channels_of_user_[session.user()].insert(request.channel);
+  add_member(request.channel, channel, session.user(), Role::member);
   reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
   publish(*event, &session);
 }
 
 void Hub::handle(Session& session, const wire::LeaveChannel& request) {
-  if (std::string why = check_channel_name(request.channel); !why.empty()) {
-    return error(session, request.rid, code::kInvalidName, why);
-  }
-  auto it = channels_.find(request.channel);
-  if (it == channels_.end()) {
-    return error(session, request.rid, code::kNoSuchChannel,
-                 fmt::format("channel \"{}\" does not exist", request.channel));
-  }
-  Channel& channel = it->second;
+  Channel* found = existing_channel(session, request.rid, request.channel);
+  if (found == nullptr) return;
+  Channel& channel = *found;
   if (channel.members.count(session.user()) == 0) {
     return error(session, request.rid, code::kNotMember,
                  fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel));
@@ -283,12 +387,7 @@ void Hub::handle(Session& session, const wire::LeaveChannel& request) {
   reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
   // The leaver's other sessions hear of it too: publish before removing.
   publish(*event, &session);
-  channel.members.erase(session.user());
-  auto mine = channels_of_user_.find(session.user());
-  if (mine != channels_of_user_.end()) {
-    mine->second.erase(request.channel);
-    if (mine->second.empty()) channels_of_user_.erase(mine);
-  }
+  drop_member(request.channel, channel, session.user());
 }
 
 void Hub::handle(Session& session, const wire::Send& request) {
@@ -314,43 +413,31 @@ void Hub::handle(Session& session, const wire::Send& request) {
                                    request.text.size(), wire::kMaxTextBytes),
                  request.id);
   }
-  if (std::string why = check_channel_name(request.channel); !why.empty()) {
-    return error(session, request.rid, code::kInvalidName, why, request.id);
+  Channel* found = existing_channel(session, request.rid, request.channel, request.id);
+  if (found == nullptr) return;
+  Channel& channel = *found;
+  Member* member = membership(session, request.rid, request.channel, channel, request.id);
+  if (member == nullptr) return;
+  if (!allowed(session, request.rid, request.channel, channel, *member, Permission::post,
+               request.id)) {
+    return;
   }
-  auto it = channels_.find(request.channel);
-  if (it == channels_.end()) {
-    return error(session, request.rid, code::kNoSuchChannel,
-                 fmt::format("channel \"{}\" does not exist", request.channel), request.id);
-  }
-  Channel& channel = it->second;
-  if (channel.members.count(session.user()) == 0) {
-    return error(session, request.rid, code::kNotMember,
-                 fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel),
-                 request.id);
-  }
-  auto event =
-      store_.append_message(request.channel, session.user(), request.id, request.text, now_ms());
+  auto text = screen_send(session, request, channel, *member);
+  if (!text) return;
+  auto event = store_.append_message(request.channel, session.user(), request.id, *text, now_ms());
   if (!event) return store_error(session, request.rid, event.status(), request.id);
   channel.last_seq = event->seq;
   ++metrics_.messages_received_total;
+  ++metrics_.messages_by_kind_total[to_string(channel.kind)];
   reply(session, wire::Ack{request.rid, request.channel, request.id, event->seq, event->ts, false});
   metrics_.send_ack_seconds.observe(seconds_since(frame_decoded_at_));
   publish(*event, &session);
 }
 
 void Hub::handle(Session& session, const wire::History& request) {
-  if (std::string why = check_channel_name(request.channel); !why.empty()) {
-    return error(session, request.rid, code::kInvalidName, why);
-  }
-  auto it = channels_.find(request.channel);
-  if (it == channels_.end()) {
-    return error(session, request.rid, code::kNoSuchChannel,
-                 fmt::format("channel \"{}\" does not exist", request.channel));
-  }
-  if (it->second.members.count(session.user()) == 0) {
-    return error(session, request.rid, code::kNotMember,
-                 fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel));
-  }
+  Channel* found = existing_channel(session, request.rid, request.channel);
+  if (found == nullptr) return;
+  if (membership(session, request.rid, request.channel, *found) == nullptr) return;
   if (request.limit < 1 || request.limit > wire::kMaxHistoryLimit) {
     return error(
         session, request.rid, code::kInvalidLimit,
@@ -362,7 +449,7 @@ void Hub::handle(Session& session, const wire::History& request) {
   wire::HistoryPage page;
   page.rid = request.rid;
   page.channel = request.channel;
-  page.last_seq = it->second.last_seq;
+  page.last_seq = found->last_seq;
   page.events.reserve(events->size());
   for (const StoredEvent& e : *events) page.events.push_back(to_wire(e));
   // Keep the page within about half a frame: the end nearest the cursor the
@@ -398,7 +485,12 @@ std::vector<wire::ChannelState> Hub::memberships(const std::string& user) const 
   if (it == channels_of_user_.end()) return out;
   for (const std::string& name : it->second) {
     auto channel = channels_.find(name);
-    out.push_back({name, channel != channels_.end() ? channel->second.last_seq : 0});
+    if (channel == channels_.end()) continue;
+    wire::ChannelState state{name, channel->second.last_seq, to_string(channel->second.kind),
+                             std::nullopt};
+    auto member = channel->second.members.find(user);
+    if (member != channel->second.members.end()) state.role = to_string(member->second.role);
+    out.push_back(std::move(state));
   }
   return out;
 }
@@ -422,7 +514,7 @@ void Hub::store_error(Session& session, std::uint64_t rid, const Status& status,
                       std::optional<std::string> id) {
   std::string reason = status.reason();
   for (const char* known : {code::kChannelExists, code::kNoSuchChannel, code::kNotMember,
-                            code::kInvalidKind, code::kInvalidSeq}) {
+                            code::kInvalidKind, code::kInvalidSeq, code::kForbidden}) {
     if (reason == known) return error(session, rid, known, status.message(), std::move(id));
   }
   log("error", "store failure for \"{}\": {}", session.user(), status.message());
@@ -449,7 +541,7 @@ void Hub::publish(const StoredEvent& event, const Session* origin) {
 std::uint64_t Hub::fan_out(const Channel& channel, const Encoded& item, const Session* origin,
                            const std::string* skip_user) {
   std::uint64_t queued = 0;
-  for (const std::string& member : channel.members) {
+  for (const auto& [member, state] : channel.members) {
     if (skip_user != nullptr && member == *skip_user) continue;
     auto sessions = sessions_of_user_.find(member);
     if (sessions == sessions_of_user_.end()) continue;

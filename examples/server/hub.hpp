@@ -5,7 +5,8 @@
 // and drain what it queues on sessions.
 //
 // hub.cpp holds authentication, channels and messages; hub_receipts.cpp
-// typing and receipts.
+// typing and receipts; hub_groups.cpp channel kinds, roles, moderation and
+// the permission checks (docs/channels.md); hub_admin.cpp administration.
 //
 // Use from one thread at a time (the server's loop thread).
 #pragma once
@@ -13,6 +14,8 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -20,6 +23,8 @@
 #include <vector>
 
 #include "metrics.hpp"
+#include "moderation.hpp"
+#include "parley/roles.hpp"
 #include "protocol/wire.hpp"
 #include "session.hpp"
 #include "store.hpp"
@@ -33,6 +38,8 @@ class Hub {
 
   // Builds the in-memory index (channels, members) from the store.
   Status load();
+  // The word filter and the per-user send rate limit (default: neither).
+  void set_moderation(WordFilter filter, RateLimiter limiter);
 
   void on_open(Session& session);
   // One complete text frame from the client.
@@ -43,9 +50,18 @@ class Hub {
   void on_close(Session& session);
 
  private:
+  struct Member {
+    Role role = Role::member;
+    std::optional<std::int64_t> muted_until;  // ms since the epoch; 0: until lifted
+  };
   struct Channel {
     std::uint64_t last_seq = 0;
-    std::set<std::string> members;
+    ChannelKind kind = ChannelKind::public_channel;
+    ChannelMeta meta;
+    bool deleted = false;  // by an administrator: the name stays taken
+    std::map<std::string, Member> members;
+    std::map<std::string, std::int64_t> bans;  // user -> until (0: until lifted)
+    std::set<std::uint64_t> pinned;
   };
 
   void handle(Session& session, const wire::ClientMessage& message);
@@ -59,6 +75,51 @@ class Hub {
   void handle(Session& session, const wire::Typing& request);
   void handle(Session& session, const wire::Receipt& request);
   void handle(Session& session, const wire::ListReceipts& request);
+  void handle(Session& session, const wire::OpenDirect& request);
+  void handle(Session& session, const wire::MemberAction& request);
+  void handle(Session& session, const wire::SetMeta& request);
+  void handle(Session& session, const wire::DeleteMessage& request);
+  void handle(Session& session, const wire::PinMessage& request);
+  void handle(Session& session, const wire::Report& request);
+  void handle(Session& session, const wire::ChannelInfoRequest& request);
+  void handle(Session& session, const wire::Admin& request);
+
+  // hub_groups.cpp
+  // The channel `name` if it exists (and is not deleted); else replies
+  // invalid_name or no_such_channel and returns null.
+  Channel* existing_channel(Session& session, std::uint64_t rid, const std::string& name,
+                            const std::optional<std::string>& id = std::nullopt);
+  // `session`'s membership of `channel`, or null after replying banned or
+  // not_member.
+  Member* membership(Session& session, std::uint64_t rid, const std::string& name,
+                     Channel& channel, const std::optional<std::string>& id = std::nullopt);
+  // Replies forbidden and returns false unless `member`'s role allows `permission`.
+  bool allowed(Session& session, std::uint64_t rid, const std::string& name,
+               const Channel& channel, const Member& member, Permission permission,
+               const std::optional<std::string>& id = std::nullopt);
+  // Checks a send against mute, rate limit and word filter; returns the text
+  // to store, or nullopt after replying the refusal.
+  std::optional<std::string> screen_send(Session& session, const wire::Send& request,
+                                         const Channel& channel, const Member& member);
+  // The active ban of `user` in `channel` (its until), if any.
+  std::optional<std::int64_t> active_ban(const Channel& channel, const std::string& user) const;
+  void member_action(Session& session, const wire::MemberAction& request, Channel& channel,
+                     Member& actor);
+  // Appends `event` with `effects`, replies ok to `session` and publishes it.
+  // remove_target: the event's target stops being a member once told.
+  void commit_event(Session& session, std::uint64_t rid, StoredEvent event,
+                    const ServerStore::Effects& effects, bool remove_target = false);
+  // Index upkeep, with the gauges.
+  void add_member(const std::string& channel_name, Channel& channel, const std::string& user,
+                  Role role);
+  void drop_member(const std::string& channel_name, Channel& channel, const std::string& user);
+  void count_channels();
+
+  // hub_admin.cpp
+  // The active server-wide ban of `user` (its until), if any.
+  std::optional<std::int64_t> server_ban(const std::string& user) const;
+  // Closes every session of `user` with close code 4004 "banned".
+  void disconnect_user(const std::string& user, std::int64_t until);
 
   // The channel `name` if `session`'s user is a member of it; else replies
   // invalid_name, no_such_channel or not_member and returns null.
@@ -84,6 +145,9 @@ class Hub {
 
   ServerStore& store_;
   Metrics& metrics_;
+  WordFilter filter_;
+  RateLimiter limiter_;
+  std::unordered_map<std::string, std::int64_t> banned_users_;  // server-wide: user -> until
   std::array<unsigned char, 32> public_key_;
   std::size_t max_frame_;
   std::unordered_map<std::string, Channel> channels_;
@@ -99,6 +163,10 @@ class Hub {
 };
 
 wire::ChannelEvent to_wire(const StoredEvent& event);
+// The name of the direct channel of two users: "@" + the names in byte order
+// joined by "+", or, when that exceeds 64 bytes, "@" + 32 hex digits of their
+// BLAKE2b hash. User names never contain "+", so neither form can collide.
+std::string direct_channel_name(const std::string& a, const std::string& b);
 // A peer's string, shortened to about 64 bytes for an error message.
 std::string shown(const std::string& value);
 // One message encoded once, to be queued on many sessions.

@@ -21,21 +21,9 @@ constexpr auto kTypingMinInterval = std::chrono::seconds(1);
 }  // namespace
 
 Hub::Channel* Hub::member_channel(Session& session, std::uint64_t rid, const std::string& name) {
-  if (std::string why = check_channel_name(name); !why.empty()) {
-    error(session, rid, code::kInvalidName, why);
-    return nullptr;
-  }
-  auto it = channels_.find(name);
-  if (it == channels_.end()) {
-    error(session, rid, code::kNoSuchChannel, fmt::format("channel \"{}\" does not exist", name));
-    return nullptr;
-  }
-  if (it->second.members.count(session.user()) == 0) {
-    error(session, rid, code::kNotMember,
-          fmt::format("\"{}\" is not a member of \"{}\"", session.user(), name));
-    return nullptr;
-  }
-  return &it->second;
+  Channel* channel = existing_channel(session, rid, name);
+  if (channel == nullptr || membership(session, rid, name, *channel) == nullptr) return nullptr;
+  return channel;
 }
 
 void Hub::handle(Session& session, const wire::Typing& request) {
@@ -96,7 +84,7 @@ void Hub::handle(Session& session, const wire::ListReceipts& request) {
   wire::ReceiptList list;
   list.rid = request.rid;
   list.channel = request.channel;
-  list.members.assign(channel->members.begin(), channel->members.end());
+  for (const auto& [user, state] : channel->members) list.members.push_back(user);
   // Cursors of users who left stay stored for their return, but are not listed.
   for (StoredReceipt& r : *stored) {
     if (channel->members.count(r.user) == 0) continue;

@@ -1,8 +1,10 @@
 // parley-server: the reference server, and tools for its signing key and tokens.
 //
 //   parley-server keygen --out FILE
-//   parley-server mint-token --key FILE --user NAME [--ttl SECONDS]
-//   parley-server --listen 127.0.0.1:PORT --data DIR --key FILE [--max-frame BYTES] [--sync normal|full]
+//   parley-server mint-token --key FILE --user NAME [--ttl SECONDS] [--admin]
+//   parley-server --listen 127.0.0.1:PORT --data DIR --key FILE [--max-frame BYTES]
+//                 [--sync normal|full] [--filter FILE] [--rate-limit N/S[,burst=B]|off]
+//   parley-server admin --url ws://HOST:PORT --key FILE ACTION [ARGS]
 //
 // Exit codes: 0 done, 1 failure (cannot bind, open the store, read the key...),
 // 2 usage error.
@@ -21,7 +23,9 @@
 #include <string>
 #include <thread>
 
+#include "admin_cli.hpp"
 #include "log.hpp"
+#include "moderation.hpp"
 #include "parley/types.hpp"
 #include "protocol/token.hpp"
 #include "protocol/wire.hpp"
@@ -33,6 +37,8 @@ using parley::server::log;
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// Generous for people, a wall for floods (docs/channels.md, "Rate limit").
+constexpr const char* kDefaultRateLimit = "30/10,burst=30";
 
 bool parse_listen(const std::string& text, std::string* host, int* port) {
   std::size_t colon = text.rfind(':');
@@ -63,7 +69,8 @@ int keygen(const std::string& out) {
   return 0;
 }
 
-int mint_token(const std::string& key_file, const std::string& user, std::int64_t ttl) {
+int mint_token(const std::string& key_file, const std::string& user, std::int64_t ttl,
+               bool admin) {
   if (std::string why = parley::check_user_name(user); !why.empty()) {
     std::fprintf(stderr, "parley-server mint-token: %s\n", why.c_str());
     return kExitUsage;
@@ -76,7 +83,7 @@ int mint_token(const std::string& key_file, const std::string& user, std::int64_
   std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-  std::string token = parley::token::mint(*key, user, ttl, now);
+  std::string token = parley::token::mint(*key, user, ttl, now, admin);
   sodium_memzero(key->secret, sizeof key->secret);
   std::printf("%s\n", token.c_str());
   std::fflush(stdout);
@@ -84,7 +91,8 @@ int mint_token(const std::string& key_file, const std::string& user, std::int64_
 }
 
 int serve(const std::string& listen, const std::string& data_dir, const std::string& key_file,
-          std::size_t max_frame, const std::string& sync) {
+          std::size_t max_frame, const std::string& sync, const std::string& filter_file,
+          const std::string& rate_limit) {
   parley::server::ServerOptions options;
   if (!parse_listen(listen, &options.host, &options.port)) {
     std::fprintf(stderr, "parley-server: --listen \"%s\" is not HOST:PORT\n", listen.c_str());
@@ -100,6 +108,14 @@ int serve(const std::string& listen, const std::string& data_dir, const std::str
   options.data_dir = data_dir;
   options.max_frame = max_frame;
   options.full_sync = sync == "full";
+  options.filter_file = filter_file;
+  auto rate = parley::server::parse_rate_limit(rate_limit);
+  if (!rate) {
+    std::fprintf(stderr, "parley-server: --rate-limit: %s\n", rate.status().message().c_str());
+    return kExitUsage;
+  }
+  options.rate_per_s = rate->first;
+  options.rate_burst = rate->second;
 
   // SIGINT and SIGTERM are taken by a thread of their own (sigwait), so no
   // code runs in a signal handler. Block them before any thread starts.
@@ -159,6 +175,13 @@ int main(int argc, char** argv) {
                  "when an ack is durable: normal (survives a server crash) or full (fsync per "
                  "commit: survives power loss)")
       ->check(CLI::IsMember({"normal", "full"}));
+  std::string filter_file;
+  app.add_option("--filter", filter_file,
+                 "word filter rules: lines \"reject TERM\" or \"mask TERM\" (docs/channels.md)");
+  std::string rate_limit = kDefaultRateLimit;
+  app.add_option("--rate-limit", rate_limit,
+                 "sends per user: N/S (N per S seconds), N/S,burst=B, or off (default " +
+                     std::string(kDefaultRateLimit) + ")");
 
   CLI::App* keygen_cmd = app.add_subcommand("keygen", "write a new signing key");
   std::string out;
@@ -172,6 +195,34 @@ int main(int argc, char** argv) {
   mint_cmd->add_option("--user", user, "user name")->required();
   mint_cmd->add_option("--ttl", ttl, "seconds until the token expires (default 86400)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{10} * 365 * 86400));
+  bool admin = false;
+  mint_cmd->add_flag("--admin", admin, "a server administrator's token (claim \"adm\")");
+
+  CLI::App* admin_cmd = app.add_subcommand(
+      "admin", "run an administration request against a running server; prints one JSON line");
+  admin_cmd->require_subcommand(1);
+  parley::server::AdminCommand command;
+  admin_cmd->add_option("--url", command.url, "the server, ws://HOST:PORT")->required();
+  admin_cmd->add_option("--key", command.key_file,
+                        "the server's signing key (mints a 5-minute admin token)")
+      ->required();
+  admin_cmd->add_option("--as", command.as_user, "administrator user name (default admin)");
+  admin_cmd->add_option("--timeout", command.timeout_seconds, "seconds to wait (default 10)")
+      ->check(CLI::Range(1, 600));
+  admin_cmd->add_subcommand("channels", "list every channel");
+  admin_cmd->add_subcommand("users", "list every user, with server bans");
+  admin_cmd->add_subcommand("reports", "list the newest 500 reports");
+  CLI::App* ban_cmd = admin_cmd->add_subcommand("ban-user", "ban a user from the server");
+  ban_cmd->add_option("user", command.user, "user name")->required();
+  ban_cmd->add_option("--seconds", command.seconds, "ban length (default: until lifted)");
+  CLI::App* unban_cmd = admin_cmd->add_subcommand("unban-user", "lift a server ban");
+  unban_cmd->add_option("user", command.user, "user name")->required();
+  CLI::App* delete_cmd = admin_cmd->add_subcommand("delete-channel", "delete a channel");
+  delete_cmd->add_option("channel", command.channel, "channel name")->required();
+  CLI::App* system_cmd =
+      admin_cmd->add_subcommand("system-message", "post a system message to a channel");
+  system_cmd->add_option("channel", command.channel, "channel name")->required();
+  system_cmd->add_option("text", command.text, "message text")->required();
 
   try {
     app.parse(argc, argv);
@@ -181,11 +232,19 @@ int main(int argc, char** argv) {
   }
 
   if (keygen_cmd->parsed()) return keygen(out);
-  if (mint_cmd->parsed()) return mint_token(mint_key, user, ttl);
+  if (mint_cmd->parsed()) return mint_token(mint_key, user, ttl, admin);
+  if (admin_cmd->parsed()) {
+    for (CLI::App* sub : admin_cmd->get_subcommands()) {
+      std::string name = sub->get_name();
+      for (char& c : name) c = c == '-' ? '_' : c;
+      command.action = name;
+    }
+    return parley::server::run_admin(command);
+  }
   if (listen.empty() || data_dir.empty() || key_file.empty()) {
     std::fprintf(stderr, "parley-server: --listen, --data and --key are required\n%s",
                  app.help().c_str());
     return kExitUsage;
   }
-  return serve(listen, data_dir, key_file, max_frame, sync);
+  return serve(listen, data_dir, key_file, max_frame, sync, filter_file, rate_limit);
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <type_traits>
 
 namespace parley::server {
 namespace {
@@ -34,9 +35,10 @@ std::string escape_label(const std::string& value) {
   return out;
 }
 
+template <typename T>
 void labelled(std::string* out, const char* name, const char* help, const char* label,
-              const std::map<std::string, std::uint64_t>& values) {
-  header(out, name, "counter", help);
+              const std::map<std::string, T>& values) {
+  header(out, name, std::is_signed_v<T> ? "gauge" : "counter", help);
   for (const auto& [key, value] : values) {
     fmt::format_to(std::back_inserter(*out), "{}{{{}=\"{}\"}} {}\n", name, label, escape_label(key),
                    value);
@@ -74,6 +76,16 @@ Metrics::Metrics() : started(std::chrono::steady_clock::now()) {
   for (const char* kind : {"delivered", "read"}) {
     receipts_received_total[kind] = 0;
     receipts_broadcast_total[kind] = 0;
+  }
+  for (const char* kind : {"public", "private", "direct", "broadcast"}) {
+    channels_by_kind[kind] = 0;
+    messages_by_kind_total[kind] = 0;
+  }
+  for (const char* action : {"invite", "remove", "ban", "unban", "mute", "unmute", "role",
+                             "transfer", "meta", "delete", "pin", "unpin", "filtered",
+                             "rate_limited", "ban_user", "unban_user", "delete_channel",
+                             "system_message"}) {
+    moderation_actions_total[action] = 0;
   }
 }
 
@@ -120,6 +132,16 @@ std::string Metrics::render() const {
   labelled(&out, "parley_auth_failures_total", "Refused authentications, by reason.", "reason",
            auth_failures_total);
   scalar(&out, "parley_channels", "gauge", "Channels in the store.", channels);
+  labelled(&out, "parley_channels_by_kind", "Channels, by kind.", "kind", channels_by_kind);
+  scalar(&out, "parley_members", "gauge", "Channel memberships.", members);
+  labelled(&out, "parley_messages_by_channel_kind_total",
+           "Messages accepted and stored, by the kind of their channel.", "kind",
+           messages_by_kind_total);
+  labelled(&out, "parley_moderation_actions_total",
+           "Moderation and administration actions carried out, and sends refused or masked by "
+           "the word filter or the rate limit, by action.",
+           "action", moderation_actions_total);
+  scalar(&out, "parley_reports_total", "counter", "Messages reported by users.", reports_total);
   scalar(&out, "parley_uptime_seconds", "gauge", "Seconds since the server started.",
          fmt::format("{:.3f}", uptime));
   return out;

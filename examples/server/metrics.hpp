@@ -48,6 +48,11 @@ struct Metrics {
   std::uint64_t slow_consumers_total = 0;      // sessions closed for a full queue
   std::uint64_t http_requests_total = 0;
   std::int64_t channels = 0;
+  std::map<std::string, std::int64_t> channels_by_kind;           // gauge, by channel kind
+  std::int64_t members = 0;                                       // gauge: memberships
+  std::map<std::string, std::uint64_t> messages_by_kind_total;    // sends stored, by channel kind
+  std::map<std::string, std::uint64_t> moderation_actions_total;  // by action
+  std::uint64_t reports_total = 0;
   std::map<std::string, std::uint64_t> events_stored_total;       // by kind
   std::map<std::string, std::uint64_t> errors_total;              // by error code
   std::map<std::string, std::uint64_t> auth_failures_total;       // by reason

@@ -185,6 +185,13 @@ Status Server::Impl::open() {
   store_ = std::move(*store);
   hub_ = std::make_unique<Hub>(*store_, metrics_, options.public_key, options.max_frame);
   if (Status s = hub_->load(); !s.ok()) return s;
+  WordFilter filter;
+  if (!options.filter_file.empty()) {
+    auto loaded = WordFilter::load(options.filter_file);
+    if (!loaded) return loaded.status();
+    filter = std::move(*loaded);
+  }
+  hub_->set_moderation(std::move(filter), RateLimiter(options.rate_per_s, options.rate_burst));
 
   static std::once_flag log_once;
   std::call_once(log_once, [] { lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log); });

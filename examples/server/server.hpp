@@ -34,6 +34,9 @@ struct ServerOptions {
   std::size_t max_frame = 65536;               // largest frame accepted and sent, in bytes
   bool full_sync = false;                      // SQLite synchronous=FULL instead of NORMAL
   std::size_t max_queued_bytes = 16u << 20;    // per session; beyond: close 1008 slow_consumer
+  std::string filter_file;                     // word filter rules (docs/channels.md); "": none
+  double rate_per_s = 0;                       // sends per second per user; 0: no limit
+  double rate_burst = 0;                       // the bucket's size
 };
 
 class Server {

@@ -32,6 +32,9 @@ class Session {
   const std::string& user() const { return user_; }
   const std::string& device() const { return device_; }
   void set_identity(std::string user, std::string device);
+  // A server administrator (the token's "adm" claim).
+  bool admin() const { return admin_; }
+  void set_admin(bool admin) { admin_ = admin; }
 
   // Queues one encoded JSON object. When the queue would exceed its bound the
   // session drops it and everything queued and closes with 1008
@@ -61,6 +64,7 @@ class Session {
   std::size_t max_queued_bytes_;
   std::string user_;
   std::string device_;
+  bool admin_ = false;
   std::deque<Encoded> queue_;
   std::size_t queued_bytes_ = 0;
   bool closing_ = false;

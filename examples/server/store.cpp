@@ -59,6 +59,74 @@ CREATE TABLE receipts (
   PRIMARY KEY (channel_id, kind, user, device)
 ) WITHOUT ROWID;
 )sql",
+    // 3: group channels (issue 6): kinds, metadata, roles, mutes, bans, pins,
+    // reports, deletion, server-wide bans. The events table is rebuilt
+    // because its CHECK on kind cannot be altered.
+    R"sql(
+CREATE TABLE events_v3 (
+  channel_id   INTEGER NOT NULL REFERENCES channels(id),
+  seq          INTEGER NOT NULL,
+  kind         TEXT NOT NULL,
+  sender       TEXT NOT NULL,
+  client_id    TEXT,
+  text         TEXT,
+  ts           INTEGER NOT NULL,
+  deleted      INTEGER NOT NULL DEFAULT 0,
+  target       TEXT,
+  role         TEXT,
+  until        INTEGER,
+  ref          INTEGER,
+  channel_kind TEXT,
+  m_name       TEXT,
+  m_topic      TEXT,
+  m_description TEXT,
+  m_avatar     TEXT,
+  m_data       TEXT,
+  PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+INSERT INTO events_v3 (channel_id, seq, kind, sender, client_id, text, ts)
+  SELECT channel_id, seq, kind, sender, client_id, text, ts FROM events;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE UNIQUE INDEX events_by_client_id ON events(sender, client_id);
+UPDATE events SET channel_kind = 'public' WHERE kind = 'create';
+
+ALTER TABLE channels ADD COLUMN kind TEXT NOT NULL DEFAULT 'public';
+ALTER TABLE channels ADD COLUMN name_shown TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN avatar TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN data TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
+ALTER TABLE members ADD COLUMN muted_until INTEGER;
+UPDATE members SET role = 'owner' WHERE EXISTS (
+  SELECT 1 FROM channels c WHERE c.id = members.channel_id AND c.creator = members.user);
+
+CREATE TABLE bans (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  user       TEXT NOT NULL,
+  until      INTEGER NOT NULL,
+  banned_by  TEXT NOT NULL,
+  ts         INTEGER NOT NULL,
+  PRIMARY KEY (channel_id, user)
+) WITHOUT ROWID;
+CREATE TABLE pins (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  seq        INTEGER NOT NULL,
+  PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE reports (
+  id         INTEGER PRIMARY KEY,
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  seq        INTEGER NOT NULL,
+  reporter   TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  ts         INTEGER NOT NULL
+);
+ALTER TABLE users ADD COLUMN banned_until INTEGER;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();
@@ -68,10 +136,19 @@ std::int64_t clamp_seq(std::uint64_t seq) {
 }
 
 std::optional<EventKind> parse_kind(std::string_view kind) {
-  for (EventKind k : {EventKind::message, EventKind::create, EventKind::join, EventKind::leave}) {
-    if (kind == to_string(k)) return k;
-  }
-  return std::nullopt;
+  EventKind k;
+  if (!parse_event_kind(kind, &k)) return std::nullopt;
+  return k;
+}
+
+// The columns history reads, from seq on (read_event_columns's order).
+constexpr std::string_view kEventColumns =
+    "seq, kind, sender, client_id, text, ts, deleted, target, role, until, ref, channel_kind, "
+    "m_name, m_topic, m_description, m_avatar, m_data";
+
+std::optional<std::string> optional_text(const store::Statement& stmt, int column) {
+  if (stmt.column_is_null(column)) return std::nullopt;
+  return stmt.column_text(column);
 }
 
 // Resets a statement when leaving scope, so it can run again.
@@ -142,7 +219,7 @@ Status ServerStore::migrate() {
 Status ServerStore::prepare_statements() {
   struct Entry {
     store::Statement* stmt;
-    std::string_view sql;
+    std::string sql;
   };
   const Entry entries[] = {
       {&touch_user_,
@@ -153,9 +230,11 @@ Status ServerStore::prepare_statements() {
       {&next_seq_,
        "UPDATE channels SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING id, last_seq"},
       {&insert_event_,
-       "INSERT INTO events (channel_id, seq, kind, sender, client_id, text, ts) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-      {&insert_member_, "INSERT INTO members (channel_id, user, joined_seq) VALUES (?1, ?2, ?3)"},
+       "INSERT INTO events (channel_id, seq, kind, sender, client_id, text, ts, target, role, "
+       "until, ref, channel_kind, m_name, m_topic, m_description, m_avatar, m_data) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"},
+      {&insert_member_,
+       "INSERT INTO members (channel_id, user, joined_seq, role) VALUES (?1, ?2, ?3, ?4)"},
       {&delete_member_, "DELETE FROM members WHERE channel_id = ?1 AND user = ?2"},
       {&is_member_, "SELECT 1 FROM members WHERE channel_id = ?1 AND user = ?2"},
       {&find_message_,
@@ -163,17 +242,21 @@ Status ServerStore::prepare_statements() {
        "FROM events e JOIN channels c ON c.id = e.channel_id "
        "WHERE e.sender = ?1 AND e.client_id = ?2"},
       {&history_asc_,
-       "SELECT seq, kind, sender, client_id, text, ts FROM events "
-       "WHERE channel_id = (SELECT id FROM channels WHERE name = ?1) AND seq > ?2 AND seq < ?3 "
-       "ORDER BY seq ASC LIMIT ?4"},
+       fmt::format("SELECT {} FROM events "
+                   "WHERE channel_id = (SELECT id FROM channels WHERE name = ?1) "
+                   "AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4",
+                   kEventColumns)},
       {&history_desc_,
-       "SELECT seq, kind, sender, client_id, text, ts FROM events "
-       "WHERE channel_id = (SELECT id FROM channels WHERE name = ?1) AND seq > ?2 AND seq < ?3 "
-       "ORDER BY seq DESC LIMIT ?4"},
-      {&channels_, "SELECT name, last_seq FROM channels ORDER BY name"},
+       fmt::format("SELECT {} FROM events "
+                   "WHERE channel_id = (SELECT id FROM channels WHERE name = ?1) "
+                   "AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
+                   kEventColumns)},
+      {&channels_,
+       "SELECT name, last_seq, kind, name_shown, topic, description, avatar, data, deleted "
+       "FROM channels ORDER BY name"},
       {&memberships_,
-       "SELECT c.name, m.user FROM members m JOIN channels c ON c.id = m.channel_id "
-       "ORDER BY c.name, m.user"},
+       "SELECT c.name, m.user, m.role, m.muted_until FROM members m "
+       "JOIN channels c ON c.id = m.channel_id ORDER BY c.name, m.user"},
       {&channel_state_, "SELECT id, last_seq FROM channels WHERE name = ?1"},
       // Monotonic: the update runs only for a higher seq, so changes() tells
       // whether the cursor moved.
@@ -224,10 +307,22 @@ Status ServerStore::insert_event(std::int64_t channel_id, const StoredEvent& eve
       .bind(3, to_string(event.kind))
       .bind(4, event.sender)
       .bind(7, event.ts);
+  // Unbound parameters are NULL.
   if (event.kind == EventKind::message) {
     insert_event_.bind(5, event.client_id).bind(6, event.text);
-  } else {
-    insert_event_.bind_null(5).bind_null(6);
+  } else if (event.kind == EventKind::system) {
+    insert_event_.bind(6, event.text);
+  }
+  if (!event.target.empty()) insert_event_.bind(8, event.target);
+  if (!event.role.empty()) insert_event_.bind(9, event.role);
+  if (event.kind == EventKind::ban || event.kind == EventKind::mute) insert_event_.bind(10, event.until);
+  if (event.ref != 0) insert_event_.bind(11, event.ref);
+  if (!event.channel_kind.empty()) insert_event_.bind(12, event.channel_kind);
+  const std::optional<std::string>* meta[] = {&event.meta.name, &event.meta.topic,
+                                              &event.meta.description, &event.meta.avatar_url,
+                                              &event.meta.data};
+  for (int i = 0; i < 5; ++i) {
+    if (*meta[i]) insert_event_.bind(13 + i, **meta[i]);
   }
   Status s = insert_event_.run();
   if (!s.ok() && sqlite3_extended_errcode(db_.handle()) == SQLITE_CONSTRAINT_UNIQUE) {
@@ -245,7 +340,8 @@ Result<bool> ServerStore::is_member(std::int64_t channel_id, const std::string& 
 }
 
 Result<StoredEvent> ServerStore::create_channel(const std::string& channel,
-                                                const std::string& creator, std::int64_t ts) {
+                                                const std::string& creator, std::int64_t ts,
+                                                ChannelKind kind, const ChannelMeta& meta) {
   store::Transaction tx(db_);
   if (!tx.begin_status().ok()) return failure("create channel", tx.begin_status());
   {
@@ -261,11 +357,28 @@ Result<StoredEvent> ServerStore::create_channel(const std::string& channel,
   }
   auto seq = next_seq(channel);
   if (!seq) return failure("create channel", seq.status());
-  StoredEvent event{channel, seq->second, EventKind::create, creator, {}, {}, ts};
+  StoredEvent event;
+  event.channel = channel;
+  event.seq = seq->second;
+  event.kind = EventKind::create;
+  event.sender = creator;
+  event.ts = ts;
+  event.channel_kind = to_string(kind);
+  event.meta = meta;
+  if (Status s = run_once("UPDATE channels SET kind = ?2 WHERE id = ?1",
+                          [&](store::Statement& q) { q.bind(1, seq->first).bind(2, to_string(kind)); });
+      !s.ok()) {
+    return failure("create channel", s);
+  }
+  if (Status s = put_meta(seq->first, meta); !s.ok()) return failure("create channel", s);
   if (Status s = insert_event(seq->first, event); !s.ok()) return failure("create channel", s);
   {
     ResetOnExit reset(insert_member_);
-    Status s = insert_member_.bind(1, seq->first).bind(2, creator).bind(3, event.seq).run();
+    Status s = insert_member_.bind(1, seq->first)
+                   .bind(2, creator)
+                   .bind(3, event.seq)
+                   .bind(4, to_string(Role::owner))
+                   .run();
     if (!s.ok()) return failure("create channel", s);
   }
   if (Status s = tx.commit(); !s.ok()) return failure("create channel", s);
@@ -278,10 +391,19 @@ Result<StoredEvent> ServerStore::join(const std::string& channel, const std::str
   if (!tx.begin_status().ok()) return failure("join", tx.begin_status());
   auto seq = next_seq(channel);
   if (!seq) return seq_failure(seq.status());
-  StoredEvent event{channel, seq->second, EventKind::join, user, {}, {}, ts};
+  StoredEvent event;
+  event.channel = channel;
+  event.seq = seq->second;
+  event.kind = EventKind::join;
+  event.sender = user;
+  event.ts = ts;
   {
     ResetOnExit reset(insert_member_);
-    Status s = insert_member_.bind(1, seq->first).bind(2, user).bind(3, event.seq).run();
+    Status s = insert_member_.bind(1, seq->first)
+                   .bind(2, user)
+                   .bind(3, event.seq)
+                   .bind(4, to_string(Role::member))
+                   .run();
     if (!s.ok()) {
       if ((sqlite3_extended_errcode(db_.handle()) & 0xff) == SQLITE_CONSTRAINT) {
         return refused(StatusCode::already_exists,
@@ -311,7 +433,12 @@ Result<StoredEvent> ServerStore::leave(const std::string& channel, const std::st
                      fmt::format("\"{}\" is not a member of \"{}\"", user, channel), "not_member");
     }
   }
-  StoredEvent event{channel, seq->second, EventKind::leave, user, {}, {}, ts};
+  StoredEvent event;
+  event.channel = channel;
+  event.seq = seq->second;
+  event.kind = EventKind::leave;
+  event.sender = user;
+  event.ts = ts;
   if (Status s = insert_event(seq->first, event); !s.ok()) return failure("leave", s);
   if (Status s = tx.commit(); !s.ok()) return failure("leave", s);
   return event;
@@ -331,7 +458,14 @@ Result<StoredEvent> ServerStore::append_message(const std::string& channel,
     return refused(StatusCode::forbidden,
                    fmt::format("\"{}\" is not a member of \"{}\"", sender, channel), "not_member");
   }
-  StoredEvent event{channel, seq->second, EventKind::message, sender, client_id, text, ts};
+  StoredEvent event;
+  event.channel = channel;
+  event.seq = seq->second;
+  event.kind = EventKind::message;
+  event.sender = sender;
+  event.client_id = client_id;
+  event.text = text;
+  event.ts = ts;
   if (Status s = insert_event(seq->first, event); !s.ok()) {
     return s.reason() == "duplicate" ? s : failure("send", s);
   }
@@ -356,6 +490,35 @@ Result<std::optional<StoredEvent>> ServerStore::find_message(const std::string& 
   return std::optional<StoredEvent>(std::move(event));
 }
 
+Result<StoredEvent> ServerStore::read_event(const store::Statement& stmt,
+                                            const std::string& channel) {
+  StoredEvent event;
+  event.channel = channel;
+  event.seq = static_cast<std::uint64_t>(stmt.column_int(0));
+  auto kind = parse_kind(stmt.column_text(1));
+  if (!kind) {
+    return Status(StatusCode::corrupt, fmt::format("event {} of \"{}\" has unknown kind \"{}\"",
+                                                   event.seq, channel, stmt.column_text(1)));
+  }
+  event.kind = *kind;
+  event.sender = stmt.column_text(2);
+  event.client_id = stmt.column_text(3);
+  event.text = stmt.column_text(4);
+  event.ts = stmt.column_int(5);
+  event.deleted = stmt.column_int(6) != 0;
+  event.target = stmt.column_text(7);
+  event.role = stmt.column_text(8);
+  event.until = stmt.column_int(9);
+  event.ref = static_cast<std::uint64_t>(stmt.column_int(10));
+  event.channel_kind = stmt.column_text(11);
+  event.meta.name = optional_text(stmt, 12);
+  event.meta.topic = optional_text(stmt, 13);
+  event.meta.description = optional_text(stmt, 14);
+  event.meta.avatar_url = optional_text(stmt, 15);
+  event.meta.data = optional_text(stmt, 16);
+  return event;
+}
+
 Result<std::vector<StoredEvent>> ServerStore::history(const std::string& channel,
                                                       std::optional<std::uint64_t> after,
                                                       std::optional<std::uint64_t> before,
@@ -371,20 +534,9 @@ Result<std::vector<StoredEvent>> ServerStore::history(const std::string& channel
     auto row = stmt.step();
     if (!row) return failure("history", row.status());
     if (!*row) break;
-    StoredEvent event;
-    event.channel = channel;
-    event.seq = static_cast<std::uint64_t>(stmt.column_int(0));
-    auto kind = parse_kind(stmt.column_text(1));
-    if (!kind) {
-      return Status(StatusCode::corrupt, fmt::format("event {} of \"{}\" has unknown kind \"{}\"",
-                                                     event.seq, channel, stmt.column_text(1)));
-    }
-    event.kind = *kind;
-    event.sender = stmt.column_text(2);
-    event.client_id = stmt.column_text(3);
-    event.text = stmt.column_text(4);
-    event.ts = stmt.column_int(5);
-    events.push_back(std::move(event));
+    auto event = read_event(stmt, channel);
+    if (!event) return event.status();
+    events.push_back(std::move(*event));
   }
   if (!after) std::reverse(events.begin(), events.end());
   return events;
@@ -469,7 +621,18 @@ Result<std::vector<StoredChannel>> ServerStore::channels() {
     auto row = channels_.step();
     if (!row) return row.status();
     if (!*row) break;
-    out.push_back({channels_.column_text(0), static_cast<std::uint64_t>(channels_.column_int(1))});
+    StoredChannel c;
+    c.name = channels_.column_text(0);
+    c.last_seq = static_cast<std::uint64_t>(channels_.column_int(1));
+    if (!parse_channel_kind(channels_.column_text(2), &c.kind)) {
+      return Status(StatusCode::corrupt, fmt::format("channel \"{}\" has unknown kind \"{}\"",
+                                                     c.name, channels_.column_text(2)));
+    }
+    c.meta = ChannelMeta{channels_.column_text(3), channels_.column_text(4),
+                         channels_.column_text(5), channels_.column_text(6),
+                         channels_.column_text(7)};
+    c.deleted = channels_.column_int(8) != 0;
+    out.push_back(std::move(c));
   }
   return out;
 }
@@ -481,7 +644,16 @@ Result<std::vector<StoredMembership>> ServerStore::memberships() {
     auto row = memberships_.step();
     if (!row) return row.status();
     if (!*row) break;
-    out.push_back({memberships_.column_text(0), memberships_.column_text(1)});
+    StoredMembership m;
+    m.channel = memberships_.column_text(0);
+    m.user = memberships_.column_text(1);
+    if (!parse_role(memberships_.column_text(2), &m.role)) {
+      return Status(StatusCode::corrupt,
+                    fmt::format("member \"{}\" of \"{}\" has unknown role \"{}\"", m.user,
+                                m.channel, memberships_.column_text(2)));
+    }
+    if (!memberships_.column_is_null(3)) m.muted_until = memberships_.column_int(3);
+    out.push_back(std::move(m));
   }
   return out;
 }

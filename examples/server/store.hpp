@@ -9,36 +9,80 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
 #include "store/sqlite.hpp"
 
 namespace parley::server {
 
-// One entry of a channel's sequence as stored.
+// One entry of a channel's sequence as stored. The fields after `ts` belong
+// to the kinds parley::Message documents them for.
 struct StoredEvent {
   std::string channel;
   std::uint64_t seq = 0;
   EventKind kind = EventKind::message;
   std::string sender;
   std::string client_id;  // kind message only
-  std::string text;       // kind message only
+  std::string text;       // kinds message and system
   std::int64_t ts = 0;    // ms since the Unix epoch
+  bool deleted = false;   // message: its text was deleted
+  std::string target;
+  std::string role;
+  std::int64_t until = 0;  // ban, mute: expiry in ms since the epoch; 0: until lifted
+  std::uint64_t ref = 0;
+  std::string channel_kind;
+  ChannelMeta meta;
 };
 
 struct StoredChannel {
   std::string name;
   std::uint64_t last_seq = 0;
+  ChannelKind kind = ChannelKind::public_channel;
+  ChannelMeta meta;  // every field set ("" when empty)
+  bool deleted = false;
 };
 
 struct StoredMembership {
   std::string channel;
   std::string user;
+  Role role = Role::member;
+  std::optional<std::int64_t> muted_until;  // 0: until lifted
+};
+
+struct StoredBan {
+  std::string channel;
+  std::string user;
+  std::int64_t until = 0;  // 0: until lifted
+};
+
+struct StoredPin {
+  std::string channel;
+  std::uint64_t seq = 0;
+};
+
+struct StoredUser {
+  std::string name;
+  std::int64_t first_seen = 0;
+  std::int64_t last_seen = 0;
+  std::optional<std::int64_t> banned_until;  // server-wide ban; 0: until lifted
+};
+
+struct StoredReport {
+  std::uint64_t id = 0;
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string reporter;
+  std::string reason;
+  std::int64_t ts = 0;
+  std::string sender;               // of the reported message
+  std::optional<std::string> text;  // of the reported message, unless deleted
 };
 
 // A receipt cursor: kind "read" (per user, device empty) or "delivered" (per
@@ -59,7 +103,7 @@ struct ReceiptAdvance {
 
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -76,12 +120,53 @@ class ServerStore {
   // Failures leave the store unchanged. Reasons: channel_exists,
   // no_such_channel, not_member, already_member, duplicate.
   Result<StoredEvent> create_channel(const std::string& channel, const std::string& creator,
-                                     std::int64_t ts);
+                                     std::int64_t ts,
+                                     ChannelKind kind = ChannelKind::public_channel,
+                                     const ChannelMeta& meta = {});
+  // A direct channel of `creator` and `other`: one create event (target
+  // `other`), both members with role member.
+  Result<StoredEvent> create_direct(const std::string& channel, const std::string& creator,
+                                    const std::string& other, std::int64_t ts);
   Result<StoredEvent> join(const std::string& channel, const std::string& user, std::int64_t ts);
   Result<StoredEvent> leave(const std::string& channel, const std::string& user, std::int64_t ts);
   Result<StoredEvent> append_message(const std::string& channel, const std::string& sender,
                                      const std::string& client_id, const std::string& text,
                                      std::int64_t ts);
+
+  // Appends `event` to its channel (the seq is assigned here) and runs
+  // `effects` with the channel's row id inside the same transaction: both
+  // happen or neither. Reasons: no_such_channel, or the effects' own.
+  using Effects = std::function<Status(std::int64_t channel_id, std::uint64_t seq)>;
+  Result<StoredEvent> append_event(StoredEvent event, const Effects& effects = {});
+
+  // Changes for Effects (inside append_event's transaction).
+  Status put_member(std::int64_t channel_id, const std::string& user, Role role,
+                    std::uint64_t joined_seq);  // adds, or changes the role
+  Status drop_member(std::int64_t channel_id, const std::string& user);
+  Status put_mute(std::int64_t channel_id, const std::string& user,
+                  std::optional<std::int64_t> until);  // nullopt: unmuted
+  Status put_ban(std::int64_t channel_id, const std::string& user, std::int64_t until,
+                 const std::string& by, std::int64_t ts);
+  Status drop_ban(std::int64_t channel_id, const std::string& user);
+  Status put_meta(std::int64_t channel_id, const ChannelMeta& changes);  // the set fields
+  Status clear_message(std::int64_t channel_id, std::uint64_t seq);      // deletion
+  Status put_pin(std::int64_t channel_id, std::uint64_t seq, bool pinned);
+  Status close_channel(std::int64_t channel_id);  // deleted, members dropped
+
+  // The event at `seq` of `channel`, if any.
+  Result<std::optional<StoredEvent>> event_at(const std::string& channel, std::uint64_t seq);
+
+  Result<std::uint64_t> add_report(const std::string& channel, std::uint64_t seq,
+                                   const std::string& reporter, const std::string& reason,
+                                   std::int64_t ts);
+  // The newest `limit` reports, newest first.
+  Result<std::vector<StoredReport>> reports(std::uint32_t limit);
+  Result<std::vector<StoredUser>> users();
+  // A server-wide ban (nullopt lifts it). The user need not be known yet.
+  Status set_user_ban(const std::string& user, std::optional<std::int64_t> until,
+                      std::int64_t now_ms);
+  Result<std::vector<StoredBan>> bans();
+  Result<std::vector<StoredPin>> pins();
 
   // The message `sender` sent with `client_id`, if any.
   Result<std::optional<StoredEvent>> find_message(const std::string& sender,
@@ -115,7 +200,10 @@ class ServerStore {
   // Bumps the channel's last_seq inside the caller's transaction: (id, seq).
   Result<std::pair<std::int64_t, std::uint64_t>> next_seq(const std::string& channel);
   Status insert_event(std::int64_t channel_id, const StoredEvent& event);
+  // Runs `sql` with `bind` applied, for the rare statements not kept prepared.
+  Status run_once(std::string_view sql, const std::function<void(store::Statement&)>& bind);
   Result<bool> is_member(std::int64_t channel_id, const std::string& user);
+  static Result<StoredEvent> read_event(const store::Statement& stmt, const std::string& channel);
   Status failure(std::string_view what, const Status& status);
 
   store::Database db_;

@@ -30,11 +30,11 @@ inline constexpr std::size_t kMaxReportReason = 1024;
 // Channel metadata (create, set_meta, events, channel_info). `data` holds the
 // text of a JSON object. Absent: unchanged (or unset); "": cleared.
 struct Meta {
-  std::optional<std::string> name;
-  std::optional<std::string> topic;
-  std::optional<std::string> description;
-  std::optional<std::string> avatar;
-  std::optional<std::string> data;
+  std::optional<std::string> name{};
+  std::optional<std::string> topic{};
+  std::optional<std::string> description{};
+  std::optional<std::string> avatar{};
+  std::optional<std::string> data{};
 };
 
 // ---- client to server -------------------------------------------------------
@@ -42,14 +42,14 @@ struct Meta {
 struct Auth {
   std::uint64_t rid = 0;
   std::string token;
-  std::optional<std::string> device;  // the device's stable id
-  std::optional<std::string> client;  // free-form software name, for logs
+  std::optional<std::string> device{};  // the device's stable id
+  std::optional<std::string> client{};  // free-form software name, for logs
 };
 struct CreateChannel {
   std::uint64_t rid = 0;
   std::string channel;
-  std::optional<std::string> kind;  // "public" (default), "private" or "broadcast"
-  std::optional<Meta> meta;
+  std::optional<std::string> kind{};  // "public" (default), "private" or "broadcast"
+  std::optional<Meta> meta{};
 };
 // The direct channel of this user and `user`, created when it does not exist
 // yet and rejoined when this user had left it. Reply: ok.
@@ -66,8 +66,8 @@ struct MemberAction {
   std::string channel;
   std::string action;
   std::string user;
-  std::optional<std::string> role;
-  std::optional<std::uint64_t> seconds;
+  std::optional<std::string> role{};
+  std::optional<std::uint64_t> seconds{};
 };
 // Changes the fields of `meta` that are present. Reply: ok.
 struct SetMeta {
@@ -108,10 +108,10 @@ struct ChannelInfoRequest {
 struct Admin {
   std::uint64_t rid = 0;
   std::string action;
-  std::optional<std::string> channel;
-  std::optional<std::string> user;
-  std::optional<std::string> text;
-  std::optional<std::uint64_t> seconds;
+  std::optional<std::string> channel{};
+  std::optional<std::string> user{};
+  std::optional<std::string> text{};
+  std::optional<std::uint64_t> seconds{};
 };
 struct JoinChannel {
   std::uint64_t rid = 0;
@@ -132,8 +132,8 @@ struct Send {
 struct History {
   std::uint64_t rid = 0;
   std::string channel;
-  std::optional<std::uint64_t> before;
-  std::optional<std::uint64_t> after;
+  std::optional<std::uint64_t> before{};
+  std::optional<std::uint64_t> after{};
   std::uint32_t limit = 50;
 };
 struct ListChannels {
@@ -179,21 +179,21 @@ struct ChannelEvent {
   std::string kind;
   std::string sender;
   std::int64_t ts = 0;              // server time, ms since the Unix epoch
-  std::optional<std::string> id;    // message
-  std::optional<std::string> text;  // message (absent once deleted), system
-  std::optional<bool> deleted;      // message: true once deleted
-  std::optional<std::string> target;        // the member acted on
-  std::optional<std::string> role;          // role: the new role
-  std::optional<std::int64_t> until;        // ban, mute: expiry (ms since the epoch)
-  std::optional<std::uint64_t> ref;         // delete, pin, unpin: the message's seq
-  std::optional<std::string> channel_kind;  // create
-  std::optional<Meta> meta;                 // create, meta
+  std::optional<std::string> id{};    // message
+  std::optional<std::string> text{};  // message (absent once deleted), system
+  std::optional<bool> deleted{};      // message: true once deleted
+  std::optional<std::string> target{};        // the member acted on
+  std::optional<std::string> role{};          // role: the new role
+  std::optional<std::int64_t> until{};        // ban, mute: expiry (ms since the epoch)
+  std::optional<std::uint64_t> ref{};         // delete, pin, unpin: the message's seq
+  std::optional<std::string> channel_kind{};  // create
+  std::optional<Meta> meta{};                 // create, meta
 };
 struct ChannelState {
   std::string channel;
   std::uint64_t last_seq = 0;
-  std::optional<std::string> kind;  // the channel's kind
-  std::optional<std::string> role;  // the user's role in it
+  std::optional<std::string> kind{};  // the channel's kind
+  std::optional<std::string> role{};  // the user's role in it
 };
 struct Welcome {
   std::uint64_t rid = 0;
@@ -230,18 +230,18 @@ struct ChannelList {
   std::vector<ChannelState> channels;
 };
 struct Error {
-  std::optional<std::uint64_t> rid;  // the request refused, if any
+  std::optional<std::uint64_t> rid{};  // the request refused, if any
   std::string code;
   std::string message;
-  std::optional<std::string> id;     // the message id, for a refused send
-  std::optional<std::uint64_t> retry_after_ms;  // rate_limited: when to try again
-  std::optional<std::int64_t> until;            // banned, muted: when it ends (absent: never)
+  std::optional<std::string> id{};     // the message id, for a refused send
+  std::optional<std::uint64_t> retry_after_ms{};  // rate_limited: when to try again
+  std::optional<std::int64_t> until{};            // banned, muted: when it ends (absent: never)
 };
 
 struct MemberInfo {
   std::string user;
   std::string role;
-  std::optional<std::int64_t> muted_until;  // 0: muted until lifted
+  std::optional<std::int64_t> muted_until{};  // 0: muted until lifted
 };
 struct BanInfo {
   std::string user;
@@ -269,7 +269,7 @@ struct AdminUser {
   std::string user;
   std::int64_t first_seen = 0;
   std::int64_t last_seen = 0;
-  std::optional<std::int64_t> banned_until;  // 0: until lifted
+  std::optional<std::int64_t> banned_until{};  // 0: until lifted
 };
 struct AdminReport {
   std::uint64_t id = 0;
@@ -279,16 +279,16 @@ struct AdminReport {
   std::string reason;
   std::int64_t ts = 0;
   std::string sender;               // the reported message's author
-  std::optional<std::string> text;  // its text, unless deleted since
+  std::optional<std::string> text{};  // its text, unless deleted since
 };
 // Reply to admin (type "admin_result"): the lists the action asked for.
 struct AdminResult {
   std::uint64_t rid = 0;
   std::string action;
-  std::optional<std::vector<AdminChannel>> channels;
-  std::optional<std::vector<AdminUser>> users;
-  std::optional<std::vector<AdminReport>> reports;
-  std::optional<std::uint64_t> seq;  // system_message: the event's seq
+  std::optional<std::vector<AdminChannel>> channels{};
+  std::optional<std::vector<AdminUser>> users{};
+  std::optional<std::vector<AdminReport>> reports{};
+  std::optional<std::uint64_t> seq{};  // system_message: the event's seq
 };
 
 // Relayed typing signal (type "typing").
@@ -303,11 +303,11 @@ struct ReceiptEvent {
   std::string user;
   std::string kind;
   std::uint64_t seq = 0;
-  std::optional<std::string> device;
+  std::optional<std::string> device{};
 };
 struct ReceiptCursor {
   std::string user;
-  std::optional<std::string> device;  // for delivered cursors
+  std::optional<std::string> device{};  // for delivered cursors
   std::uint64_t seq = 0;
 };
 // Reply to receipts (type "receipts").

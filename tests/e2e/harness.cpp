@@ -10,6 +10,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
@@ -144,11 +145,16 @@ std::string mint_token(const std::string& key_file, const std::string& user,
 
 // ---- Server -------------------------------------------------------------------
 
-std::string Server::start() {
+std::string Server::start(const std::vector<std::string>& extra_args) {
   std::string error;
-  process_ = Process::spawn(
-      {PARLEY_SERVER_BIN, "--listen", "127.0.0.1:0", "--data", data_dir_, "--key", key_file_}, {},
-      &error);
+  std::vector<std::string> argv = {PARLEY_SERVER_BIN, "--listen", "127.0.0.1:0",
+                                   "--data",          data_dir_, "--key", key_file_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  if (std::find(extra_args.begin(), extra_args.end(), "--rate-limit") == extra_args.end()) {
+    argv.push_back("--rate-limit");
+    argv.push_back("off");
+  }
+  process_ = Process::spawn(argv, {}, &error);
   if (!process_) return error;
   const std::string prefix = "listening on 127.0.0.1:";
   const Clock::time_point deadline = Clock::now() + 20s;

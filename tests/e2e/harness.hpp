@@ -65,7 +65,9 @@ class Server {
   Server(std::string data_dir, std::string key_file)
       : data_dir_(std::move(data_dir)), key_file_(std::move(key_file)) {}
   // Starts it and waits for "listening on 127.0.0.1:PORT"; empty on success.
-  std::string start();
+  // Without "--rate-limit" among `extra_args` the rate limit is off: tests
+  // that send many messages from one user are about other things.
+  std::string start(const std::vector<std::string>& extra_args = {});
   // SIGTERM, then waits; the exit status, or -1 if it had to be killed.
   int stop();
   int port() const { return port_; }

@@ -341,7 +341,7 @@ class Scenario {
 std::unique_ptr<Process> Scenario::start_server(int port, int* bound_port) {
   std::string error;
   auto p = Process::spawn({PARLEY_SERVER_BIN, "--listen", "127.0.0.1:" + std::to_string(port),
-                           "--data", server_data_, "--key", key_},
+                           "--data", server_data_, "--key", key_, "--rate-limit", "off"},
                           {}, &error);
   if (!p) {
     MESSAGE("cannot start parley-server: " << error);

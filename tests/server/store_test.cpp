@@ -250,35 +250,69 @@ TEST_CASE("store: receipt cursors are monotonic, per device for delivered, per u
   CHECK(reason("c", "bob", "read", 8) == "not_member");
 }
 
-TEST_CASE("store: migration 1 to 2 adds receipts and keeps everything") {
+// The schema version 1 shipped with (migration 1 of store.cpp), written by
+// hand so that the test opens a file as that server left it.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE users (name TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,
+                    last_seen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE channels (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, creator TEXT NOT NULL,
+                       created_at INTEGER NOT NULL, last_seq INTEGER NOT NULL);
+CREATE TABLE members (channel_id INTEGER NOT NULL REFERENCES channels(id), user TEXT NOT NULL,
+                      joined_seq INTEGER NOT NULL, PRIMARY KEY (channel_id, user)) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user);
+CREATE TABLE events (
+  channel_id INTEGER NOT NULL REFERENCES channels(id), seq INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('create', 'join', 'leave', 'message')),
+  sender TEXT NOT NULL, client_id TEXT, text TEXT, ts INTEGER NOT NULL,
+  PRIMARY KEY (channel_id, seq)) WITHOUT ROWID;
+CREATE UNIQUE INDEX events_by_client_id ON events(sender, client_id);
+INSERT INTO users VALUES ('alice', 1, 2), ('bob', 1, 3);
+INSERT INTO channels VALUES (1, 'old', 'alice', 1, 3);
+INSERT INTO members VALUES (1, 'alice', 1), (1, 'bob', 2);
+INSERT INTO events VALUES (1, 1, 'create', 'alice', NULL, NULL, 1),
+                          (1, 2, 'join', 'bob', NULL, NULL, 2),
+                          (1, 3, 'message', 'alice', '00000000000000000000000000000001',
+                           'from v1', 3);
+PRAGMA user_version = 1;
+)sql";
+
+TEST_CASE("store: migrations from version 1 keep everything") {
   TempDir dir;
   std::string path = (dir.path / "server.db").string();
   {
-    auto store = open_store(dir);
-    REQUIRE(store->create_channel("old", "alice", 1).ok());
-    REQUIRE(store->append_message("old", "alice", id(1), "from v1", 2).ok());
-  }
-  {
-    // Take the file back to what version 1 left.
     auto db = store::Database::open(path);
     REQUIRE(db.ok());
-    REQUIRE(db->exec("DROP TABLE receipts").ok());
-    REQUIRE(db->set_user_version(1).ok());
+    REQUIRE(db->exec(kSchemaV1).ok());
   }
   {
     auto store = open_store(dir);
-    CHECK(store->history("old", 0, std::nullopt, 10)->size() == 2);
+    auto events = store->history("old", 0, std::nullopt, 10);
+    REQUIRE(events.ok());
+    REQUIRE(events->size() == 3);
+    CHECK((*events)[0].kind == EventKind::create);
+    CHECK((*events)[0].channel_kind == "public");  // channels before kinds were public
+    CHECK((*events)[2].text == "from v1");
+    // A resend still finds the original.
+    auto found = store->find_message("alice", "00000000000000000000000000000001");
+    REQUIRE(found.ok());
+    REQUIRE(found->has_value());
+    CHECK((*found)->seq == 3);
+    auto channels = store->channels();
+    REQUIRE(channels->size() == 1);
+    CHECK((*channels)[0].kind == ChannelKind::public_channel);
+    CHECK((*channels)[0].last_seq == 3);
+    auto members = store->memberships();
+    REQUIRE(members->size() == 2);
+    CHECK((*members)[0].user == "alice");
+    CHECK((*members)[0].role == Role::owner);  // the creator
+    CHECK((*members)[1].role == Role::member);
     auto raised = store->raise_receipt("old", "alice", "", "read", 2);
     REQUIRE(raised.ok());
     CHECK(raised->advanced);
+    auto next = store->append_message("old", "bob", id(2), "after", 4);
+    REQUIRE(next.ok());
+    CHECK(next->seq == 4);
   }
   auto db = store::Database::open(path);
-  CHECK(*db->user_version() == 2);
-  auto row = db->prepare("SELECT channel_id, user, device, kind, seq FROM receipts");
-  REQUIRE(row.ok());
-  REQUIRE(*row->step());
-  CHECK(row->column_text(1) == "alice");
-  CHECK(row->column_text(2).empty());
-  CHECK(row->column_text(3) == "read");
-  CHECK(row->column_int(4) == 2);
+  CHECK(*db->user_version() == ServerStore::kSchemaVersion);
 }
