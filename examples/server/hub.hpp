@@ -14,6 +14,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -105,10 +106,13 @@ class Hub {
   std::optional<std::int64_t> active_ban(const Channel& channel, const std::string& user) const;
   void member_action(Session& session, const wire::MemberAction& request, Channel& channel,
                      Member& actor);
-  // Appends `event` with `effects`, replies ok to `session` and publishes it.
+  // Appends `event` with `effects`; once stored, runs `apply` (the in-memory
+  // side of the change), replies ok to `session` and publishes the event.
   // remove_target: the event's target stops being a member once told.
-  void commit_event(Session& session, std::uint64_t rid, StoredEvent event,
-                    const ServerStore::Effects& effects, bool remove_target = false);
+  // False after replying the store's refusal.
+  bool commit_event(Session& session, std::uint64_t rid, StoredEvent event,
+                    const ServerStore::Effects& effects, const std::function<void()>& apply = {},
+                    bool remove_target = false);
   // Index upkeep, with the gauges.
   void add_member(const std::string& channel_name, Channel& channel, const std::string& user,
                   Role role);

@@ -185,16 +185,22 @@ void Hub::count_channels() {
   metrics_.channels = total;
 }
 
-void Hub::commit_event(Session& session, std::uint64_t rid, StoredEvent event,
-                       const ServerStore::Effects& effects, bool remove_target) {
+bool Hub::commit_event(Session& session, std::uint64_t rid, StoredEvent event,
+                       const ServerStore::Effects& effects, const std::function<void()>& apply,
+                       bool remove_target) {
   std::string name = event.channel;
   auto stored = store_.append_event(std::move(event), effects);
-  if (!stored) return store_error(session, rid, stored.status());
+  if (!stored) {
+    store_error(session, rid, stored.status());
+    return false;
+  }
   Channel& channel = channels_[name];
   channel.last_seq = stored->seq;
+  if (apply) apply();
   reply(session, wire::Ok{rid, name, stored->seq, stored->seq});
   publish(*stored, &session);
   if (remove_target) drop_member(name, channel, stored->target);
+  return true;
 }
 
 // ---- requests -------------------------------------------------------------------
@@ -335,10 +341,11 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     if (outranked()) return;
     event.kind = EventKind::remove;
     ++metrics_.moderation_actions_total["remove"];
-    return commit_event(
+    commit_event(
         session, rid, event,
-        [&](std::int64_t id, std::uint64_t) { return store_.drop_member(id, target); },
+        [&](std::int64_t id, std::uint64_t) { return store_.drop_member(id, target); }, {},
         /*remove_target=*/true);
+    return;
   }
 
   if (action == "ban") {
@@ -354,10 +361,7 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
           if (Status s = store_.put_ban(id, target, until, session.user(), now); !s.ok()) return s;
           return store_.drop_member(id, target);
         },
-        /*remove_target=*/was_member);
-    // The refusal is in place once the ban is stored, whether or not the
-    // reply above was an error: read back what the store holds.
-    if (channels_[name].last_seq >= event.seq) channels_[name].bans[target] = until;
+        [&] { channel.bans[target] = until; }, /*remove_target=*/was_member);
     return;
   }
 
@@ -365,10 +369,11 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     if (channel.bans.count(target) == 0) return no_op();
     event.kind = EventKind::unban;
     ++metrics_.moderation_actions_total["unban"];
-    channel.bans.erase(target);
-    return commit_event(session, rid, event, [&](std::int64_t id, std::uint64_t) {
-      return store_.drop_ban(id, target);
-    });
+    commit_event(
+        session, rid, event,
+        [&](std::int64_t id, std::uint64_t) { return store_.drop_ban(id, target); },
+        [&] { channel.bans.erase(target); });
+    return;
   }
 
   if (action == "mute" || action == "unmute") {
@@ -380,10 +385,11 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     std::optional<std::int64_t> until;
     if (mute) until = event.until = expiry(now, request.seconds);
     ++metrics_.moderation_actions_total[action];
-    member->muted_until = until;
-    return commit_event(session, rid, event, [&](std::int64_t id, std::uint64_t) {
-      return store_.put_mute(id, target, until);
-    });
+    commit_event(
+        session, rid, event,
+        [&](std::int64_t id, std::uint64_t) { return store_.put_mute(id, target, until); },
+        [&] { member->muted_until = until; });
+    return;
   }
 
   // role and transfer
@@ -397,12 +403,17 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     event.role = to_string(Role::owner);
     ++metrics_.moderation_actions_total["transfer"];
     // One event: the target becomes owner and the sender, the old owner, admin.
-    member->role = Role::owner;
-    actor.role = Role::admin;
-    return commit_event(session, rid, event, [&](std::int64_t id, std::uint64_t seq) {
-      if (Status s = store_.put_member(id, target, Role::owner, seq); !s.ok()) return s;
-      return store_.put_member(id, session.user(), Role::admin, seq);
-    });
+    commit_event(
+        session, rid, event,
+        [&](std::int64_t id, std::uint64_t seq) {
+          if (Status s = store_.put_member(id, target, Role::owner, seq); !s.ok()) return s;
+          return store_.put_member(id, session.user(), Role::admin, seq);
+        },
+        [&] {
+          member->role = Role::owner;
+          actor.role = Role::admin;
+        });
+    return;
   }
   Role role;
   if (!request.role || !parse_role(*request.role, &role)) {
@@ -424,10 +435,10 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
   event.kind = EventKind::role;
   event.role = to_string(role);
   ++metrics_.moderation_actions_total["role"];
-  member->role = role;
-  commit_event(session, rid, event, [&](std::int64_t id, std::uint64_t seq) {
-    return store_.put_member(id, target, role, seq);
-  });
+  commit_event(
+      session, rid, event,
+      [&](std::int64_t id, std::uint64_t seq) { return store_.put_member(id, target, role, seq); },
+      [&] { member->role = role; });
 }
 
 void Hub::handle(Session& session, const wire::SetMeta& request) {
@@ -453,16 +464,18 @@ void Hub::handle(Session& session, const wire::SetMeta& request) {
   event.meta = wire::from_wire(m);
   ChannelMeta changes = event.meta;
   ++metrics_.moderation_actions_total["meta"];
-  for (auto [field, value] : {std::pair{&channel->meta.name, &changes.name},
-                              std::pair{&channel->meta.topic, &changes.topic},
-                              std::pair{&channel->meta.description, &changes.description},
-                              std::pair{&channel->meta.avatar_url, &changes.avatar_url},
-                              std::pair{&channel->meta.data, &changes.data}}) {
-    if (*value) *field = **value;
-  }
-  commit_event(session, request.rid, event, [&](std::int64_t id, std::uint64_t) {
-    return store_.put_meta(id, changes);
-  });
+  commit_event(
+      session, request.rid, event,
+      [&](std::int64_t id, std::uint64_t) { return store_.put_meta(id, changes); },
+      [&] {
+        for (auto [field, value] : {std::pair{&channel->meta.name, &changes.name},
+                                    std::pair{&channel->meta.topic, &changes.topic},
+                                    std::pair{&channel->meta.description, &changes.description},
+                                    std::pair{&channel->meta.avatar_url, &changes.avatar_url},
+                                    std::pair{&channel->meta.data, &changes.data}}) {
+          if (*value) *field = **value;
+        }
+      });
 }
 
 void Hub::handle(Session& session, const wire::DeleteMessage& request) {
@@ -499,10 +512,10 @@ void Hub::handle(Session& session, const wire::DeleteMessage& request) {
   event.ref = request.seq;
   event.target = author;
   ++metrics_.moderation_actions_total["delete"];
-  channel->pinned.erase(request.seq);
-  commit_event(session, request.rid, event, [&](std::int64_t id, std::uint64_t) {
-    return store_.clear_message(id, request.seq);
-  });
+  commit_event(
+      session, request.rid, event,
+      [&](std::int64_t id, std::uint64_t) { return store_.clear_message(id, request.seq); },
+      [&] { channel->pinned.erase(request.seq); });
 }
 
 void Hub::handle(Session& session, const wire::PinMessage& request) {
@@ -529,14 +542,16 @@ void Hub::handle(Session& session, const wire::PinMessage& request) {
   event.ts = now_ms();
   event.ref = request.seq;
   ++metrics_.moderation_actions_total[request.pinned ? "pin" : "unpin"];
-  if (request.pinned) {
-    channel->pinned.insert(request.seq);
-  } else {
-    channel->pinned.erase(request.seq);
-  }
-  commit_event(session, request.rid, event, [&](std::int64_t id, std::uint64_t) {
-    return store_.put_pin(id, request.seq, request.pinned);
-  });
+  commit_event(
+      session, request.rid, event,
+      [&](std::int64_t id, std::uint64_t) { return store_.put_pin(id, request.seq, request.pinned); },
+      [&] {
+        if (request.pinned) {
+          channel->pinned.insert(request.seq);
+        } else {
+          channel->pinned.erase(request.seq);
+        }
+      });
 }
 
 void Hub::handle(Session& session, const wire::Report& request) {
