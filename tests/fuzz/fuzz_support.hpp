@@ -50,8 +50,8 @@ inline const token::SigningKey& fixed_key() {
   return key;
 }
 
-inline std::string fixed_token(const std::string& user) {
-  return token::mint(fixed_key(), user, kTokenTtl, kTokenIssuedAt);
+inline std::string fixed_token(const std::string& user, bool admin = false) {
+  return token::mint(fixed_key(), user, kTokenTtl, kTokenIssuedAt, admin);
 }
 
 // The lines of an input, without their '\n'. Scripted targets take one frame

@@ -5,6 +5,7 @@
 // The input is a script, one line each:
 //   [0-2]FRAME      a text frame from session 0, 1 or 2 (no digit: session 0)
 //   [0-2]!auth USER an auth frame with a valid token for USER
+//   [0-2]!admin USER the same with an administrator's token
 //   [0-2]!binary    a binary frame (refused by the server)
 //   [0-2]!close     the connection drops; the next line for it opens a new one
 // After each line every session's queue is drained as the server would, and
@@ -90,10 +91,11 @@ struct Run {
     FuzzSession& s = session(i);
     if (text == "!binary") {
       hub->on_bad_frame(s, wire::code::kBinaryFrame, "binary frames are not accepted");
-    } else if (text.substr(0, 6) == "!auth ") {
+    } else if (text.substr(0, 6) == "!auth " || text.substr(0, 7) == "!admin ") {
+      bool admin = text[1] == 'a' && text[2] == 'd';
       wire::Auth auth;
       auth.rid = 1;
-      auth.token = fuzz::fixed_token(std::string(text.substr(6)));
+      auth.token = fuzz::fixed_token(std::string(text.substr(admin ? 7 : 6)), admin);
       auth.device = "device-" + std::to_string(i);
       hub->on_frame(s, wire::encode(wire::ClientMessage(auth)));
     } else if (text.size() > kMaxFrame) {
@@ -116,6 +118,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             public_key.begin());
   run.hub = std::make_unique<Hub>(*run.store, run.metrics, public_key, kMaxFrame);
   FUZZ_CHECK(run.hub->load().ok(), "hub load");
+  // A word filter and a rate limit, so that sends go through both.
+  static const WordFilter filter = [] {
+    auto parsed = WordFilter::parse("reject badword\nmask darn\nmask two words\n", "fuzz");
+    FUZZ_CHECK(parsed.ok(), "word filter");
+    return *parsed;
+  }();
+  run.hub->set_moderation(filter, RateLimiter(5, 20));
 
   for (std::string_view text : fuzz::lines(data, size)) {
     run.line(text);

@@ -91,6 +91,20 @@ std::vector<std::pair<std::string, wire::ClientMessage>> client_messages() {
       {"receipt_read", wire::Receipt{12, "general", "read", 7}},
       {"receipt_delivered", wire::Receipt{13, "general", "delivered", 8}},
       {"receipts", wire::ListReceipts{14, "general"}},
+      {"create_private",
+       wire::CreateChannel{15, "team", std::string("private"),
+                           wire::Meta{std::string("Team"), std::string("plans"), std::nullopt,
+                                      std::string("https://example.com/t.png"),
+                                      std::string("{\"color\":\"blue\"}")}}},
+      {"direct", wire::OpenDirect{16, "bob"}},
+      {"member_ban", wire::MemberAction{17, "team", "ban", "mallory", std::nullopt, 60}},
+      {"member_role", wire::MemberAction{18, "team", "role", "bob", std::string("moderator"), {}}},
+      {"set_meta", wire::SetMeta{19, "team", wire::Meta{{}, std::string(""), {}, {}, {}}}},
+      {"delete", wire::DeleteMessage{20, "team", 4}},
+      {"pin", wire::PinMessage{21, "team", 4, true}},
+      {"report", wire::Report{22, "team", 4, "spam"}},
+      {"info", wire::ChannelInfoRequest{23, "team"}},
+      {"admin", wire::Admin{24, "ban_user", std::nullopt, std::string("mallory"), std::nullopt, 3600}},
   };
 }
 
@@ -98,6 +112,28 @@ std::vector<std::pair<std::string, wire::ServerMessage>> server_messages() {
   wire::ReceiptList receipts{5, "general", {"alice", "bob"}, {}, {}};
   receipts.read.push_back({"alice", std::nullopt, 4});
   receipts.delivered.push_back({"bob", std::string("phone"), 5});
+  wire::ChannelEvent role_event = event("team", 8, "role", "alice");
+  role_event.target = "bob";
+  role_event.role = "admin";
+  wire::ChannelEvent meta_event = event("team", 9, "meta", "alice");
+  meta_event.meta = wire::Meta{std::nullopt, std::string("new topic"), {}, {}, {}};
+  wire::ChannelEvent deleted_message = event("team", 3, "message", "bob");
+  deleted_message.text.reset();
+  deleted_message.deleted = true;
+  wire::ChannelInfoReply info;
+  info.rid = 8;
+  info.channel = "team";
+  info.kind = "private";
+  info.last_seq = 9;
+  info.members = {{"alice", "owner", std::nullopt}, {"bob", "member", kTs + 60000}};
+  info.bans = {{"mallory", 0}};
+  info.pinned = {4};
+  wire::AdminResult admin_result;
+  admin_result.rid = 9;
+  admin_result.action = "channels";
+  admin_result.channels = std::vector<wire::AdminChannel>{{"team", "private", 2, 9}};
+  wire::Error limited{10, "rate_limited", "slow down", kId1};
+  limited.retry_after_ms = 900;
   return {
       {"welcome", wire::Welcome{1, "alice", "phone", kTs, 65536, {{"general", 5}, {"random", 0}}}},
       {"welcome_empty", wire::Welcome{1, "alice", "phone", kTs, 65536, {}}},
@@ -123,6 +159,12 @@ std::vector<std::pair<std::string, wire::ServerMessage>> server_messages() {
       {"receipt_event_delivered",
        wire::ReceiptEvent{"general", "bob", "delivered", 6, std::string("laptop")}},
       {"receipt_list", receipts},
+      {"event_role", role_event},
+      {"event_meta", meta_event},
+      {"event_deleted", deleted_message},
+      {"channel_info", info},
+      {"admin_result", admin_result},
+      {"error_rate_limited", limited},
   };
 }
 
@@ -184,6 +226,42 @@ void hub_seeds() {
                 enc(C{wire::Send{4, "general", kId2, "two"}}) + "," +
                 enc(C{wire::Typing{5, "general", false}}) + "]",
             enc(C{wire::Auth{6, fuzz::fixed_token("alice"), std::nullopt, std::nullopt}}),
+        }));
+  write("hub", "groups.txt",
+        script({
+            "0!auth alice",
+            "1!auth bob",
+            "0" + enc(C{wire::CreateChannel{2, "team", std::string("private"),
+                                            wire::Meta{std::string("Team"), {}, {}, {}, {}}}}),
+            "0" + enc(C{wire::MemberAction{3, "team", "invite", "bob", {}, {}}}),
+            "0" + enc(C{wire::MemberAction{4, "team", "role", "bob", std::string("moderator"), {}}}),
+            "1" + enc(C{wire::Send{2, "team", kId1, "darn it, two  words"}}),
+            "1" + enc(C{wire::Send{3, "team", kId2, "badword"}}),
+            "0" + enc(C{wire::SetMeta{5, "team", wire::Meta{{}, std::string("plans"), {}, {}, {}}}}),
+            "0" + enc(C{wire::PinMessage{6, "team", 4, true}}),
+            "1" + enc(C{wire::Report{4, "team", 4, "rude"}}),
+            "0" + enc(C{wire::MemberAction{7, "team", "mute", "bob", {}, 1}}),
+            "1" + enc(C{wire::Send{5, "team", fmt_id(5), "muted?"}}),
+            "0" + enc(C{wire::MemberAction{8, "team", "unmute", "bob", {}, {}}}),
+            "0" + enc(C{wire::DeleteMessage{9, "team", 4}}),
+            "1" + enc(C{wire::ChannelInfoRequest{6, "team"}}),
+            "1" + enc(C{wire::OpenDirect{7, "alice"}}),
+            "0" + enc(C{wire::OpenDirect{10, "bob"}}),
+            "0" + enc(C{wire::MemberAction{11, "team", "ban", "bob", {}, 60}}),
+            "1" + enc(C{wire::History{8, "team", std::nullopt, std::nullopt, 50}}),
+            "0" + enc(C{wire::MemberAction{12, "team", "unban", "bob", {}, {}}}),
+            "0" + enc(C{wire::MemberAction{13, "team", "invite", "bob", {}, {}}}),
+            "0" + enc(C{wire::MemberAction{14, "team", "transfer", "bob", {}, {}}}),
+            "2!admin root",
+            "2" + enc(C{wire::Admin{2, "channels", {}, {}, {}, {}}}),
+            "2" + enc(C{wire::Admin{3, "reports", {}, {}, {}, {}}}),
+            "2" + enc(C{wire::Admin{4, "system_message", std::string("team"), {},
+                                    std::string("maintenance"), {}}}),
+            "2" + enc(C{wire::Admin{5, "ban_user", {}, std::string("alice"), {}, {}}}),
+            "2" + enc(C{wire::Admin{6, "delete_channel", std::string("team"), {}, {}, {}}}),
+            "1" + enc(C{wire::Send{9, "team", fmt_id(9), "gone?"}}),
+            "2" + enc(C{wire::Admin{7, "unban_user", {}, std::string("alice"), {}, {}}}),
+            "0!auth alice",
         }));
   write("hub", "refusals.txt",
         script({
