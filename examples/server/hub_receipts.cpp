@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "hub.hpp"
+#include "log.hpp"
 
 namespace parley::server {
 namespace {
@@ -29,6 +30,14 @@ Hub::Channel* Hub::member_channel(Session& session, std::uint64_t rid, const std
 void Hub::handle(Session& session, const wire::Typing& request) {
   Channel* channel = member_channel(session, request.rid, request.channel);
   if (channel == nullptr) return;
+  // Who may not post does not type either: read-only members, members of a
+  // broadcast channel, muted members.
+  const Member& member = channel->members.at(session.user());
+  if (!allowed(session, request.rid, request.channel, *channel, member, Permission::post)) return;
+  if (member.muted_until && (*member.muted_until == 0 || *member.muted_until > now_ms())) {
+    return error(session, request.rid, code::kMuted,
+                 fmt::format("\"{}\" is muted in \"{}\"", session.user(), request.channel));
+  }
   ++metrics_.typing_received_total;
   if (request.active) {
     auto now = std::chrono::steady_clock::now();
