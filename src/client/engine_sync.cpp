@@ -24,6 +24,16 @@ EventKind kind_from(const std::string& s) {
   parse_event_kind(s, &kind);  // a kind newer than this SDK reads as a message
   return kind;
 }
+
+// A page from the server, with the channel's last_seq it reports, in one
+// transaction (one commit, so one fsync at most, per page). If the page is
+// refused (an event with a bad seq), last_seq is still raised.
+void store_page(store::Cache& cache, const std::vector<Message>& events, const std::string& channel,
+                std::uint64_t last_seq) {
+  if (!cache.store_events(events, store::Cache::ChannelTop{channel, last_seq}).ok()) {
+    cache.upsert_channel(channel, last_seq, true);
+  }
+}
 }  // namespace
 
 Message Engine::to_message(const wire::ChannelEvent& e) {
@@ -117,8 +127,7 @@ void Engine::fill_gap(const std::string& channel) {
               if (const auto* page = std::get_if<wire::HistoryPage>(reply)) {
                 std::vector<Message> events;
                 for (const auto& e : page->events) events.push_back(to_message(e));
-                cache_->store_events(events);
-                cache_->upsert_channel(channel, page->last_seq, true);
+                store_page(*cache_, events, channel, page->last_seq);
                 progressed = !page->events.empty();
                 deliver(channel);
               }
@@ -288,8 +297,7 @@ void Engine::history_step(std::shared_ptr<HistoryJob> job) {
             if (page == nullptr) return finish_history(job, Status(), false);
             std::vector<Message> events;
             for (const auto& e : page->events) events.push_back(to_message(e));
-            cache_->store_events(events);
-            cache_->upsert_channel(job->channel, page->last_seq, true);
+            store_page(*cache_, events, job->channel, page->last_seq);
             if (page->events.empty()) return finish_history(job, Status(), true);
             history_step(job);
           });

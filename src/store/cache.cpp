@@ -389,6 +389,13 @@ Status Cache::Rep::add_to_runs(const std::string& channel, std::vector<std::int6
   return Status();
 }
 
+Status Cache::Rep::upsert_channel(const std::string& channel, std::uint64_t last_seq, bool member) {
+  auto st = stmt(kUpsertChannel);
+  if (!st) return st.status();
+  Scoped q(**st);
+  return q->bind(1, channel).bind(2, member ? 1 : 0).bind(3, clamp_seq(last_seq)).run();
+}
+
 Status Cache::Rep::raise_last_seq(const std::string& channel, std::int64_t seq) {
   auto st = stmt(kRaiseLastSeq);
   if (!st) return st.status();
@@ -700,12 +707,7 @@ Status Cache::set_device_id(const std::string& id) {
 // ---- channels and cursors ---------------------------------------------------
 
 Status Cache::upsert_channel(const std::string& channel, std::uint64_t last_seq, bool member) {
-  return rep_->note([&]() -> Status {
-    auto st = rep_->stmt(kUpsertChannel);
-    if (!st) return st.status();
-    Scoped q(**st);
-    return q->bind(1, channel).bind(2, member ? 1 : 0).bind(3, clamp_seq(last_seq)).run();
-  }());
+  return rep_->note(rep_->upsert_channel(channel, last_seq, member));
 }
 
 Status Cache::set_member(const std::string& channel, bool member) {
@@ -768,9 +770,10 @@ Status Cache::advance_cursor(const std::string& channel, std::uint64_t seq) {
 
 // ---- messages -----------------------------------------------------------------
 
-Result<int> Cache::store_events(const std::vector<Message>& events) {
+Result<int> Cache::store_events(const std::vector<Message>& events,
+                                const std::optional<ChannelTop>& top) {
   // Checked before anything is written, so a bad batch stores nothing.
-  std::map<std::string, std::int64_t> top;  // channel -> highest seq in the batch
+  std::map<std::string, std::int64_t> tops;  // channel -> highest seq in the batch
   std::uint64_t bytes = 0;
   for (const Message& m : events) {
     if (m.channel.empty()) {
@@ -781,19 +784,25 @@ Result<int> Cache::store_events(const std::vector<Message>& events) {
       return Status(StatusCode::invalid_argument,
                     fmt::format("event of channel \"{}\": seq {} out of range", m.channel, m.seq));
     }
-    auto& t = top[m.channel];
+    auto& t = tops[m.channel];
     t = std::max(t, static_cast<std::int64_t>(m.seq));
     bytes += estimate_bytes(m);
   }
-  if (events.empty()) return 0;
+  if (top && top->channel.empty()) {
+    return Status(StatusCode::invalid_argument, "channel top: channel may not be empty");
+  }
+  if (events.empty() && !top) return 0;
 
   // Room first, so that the file does not outgrow the budget even briefly.
   // A failure to evict is not the caller's: the events are stored anyway.
-  rep_->before_store(bytes, events.size());
+  if (!events.empty()) rep_->before_store(bytes, events.size());
   auto added = rep_->note([&]() -> Result<int> {
     Transaction tx(rep_->db);
     if (!tx.begin_status().ok()) return tx.begin_status();
-    for (const auto& [channel, seq] : top) {
+    if (top) {
+      if (Status s = rep_->upsert_channel(top->channel, top->last_seq, true); !s.ok()) return s;
+    }
+    for (const auto& [channel, seq] : tops) {
       if (Status s = rep_->raise_last_seq(channel, seq); !s.ok()) return s;
     }
     // The seqs new to the cache, per channel: message_runs is updated once
@@ -819,7 +828,7 @@ Result<int> Cache::store_events(const std::vector<Message>& events) {
     if (Status s = tx.commit(); !s.ok()) return s;
     return n;
   }());
-  if (added) rep_->after_store(bytes, *added);
+  if (added && !events.empty()) rep_->after_store(bytes, *added);
   return added;
 }
 

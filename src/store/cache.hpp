@@ -104,10 +104,19 @@ class Cache {
   Status advance_cursor(const std::string& channel, std::uint64_t seq);
 
   // ---- messages (channel events) ----------------------------------------
+  // What a page from the server says of its channel: its newest seq.
+  struct ChannelTop {
+    std::string channel;
+    std::uint64_t last_seq = 0;
+  };
   // Stores events; an event already stored (same channel and seq) is left as is.
   // Returns how many were new. Also raises the channel's last_seq. Keeps the
   // cache within its budget, evicting old history first when needed.
-  Result<int> store_events(const std::vector<Message>& events);
+  // With `top`, also does upsert_channel(top->channel, top->last_seq, true)
+  // in the same transaction (one commit per page instead of two), even when
+  // `events` is empty. A bad event or top stores nothing.
+  Result<int> store_events(const std::vector<Message>& events,
+                           const std::optional<ChannelTop>& top = std::nullopt);
   // Events with from <= seq <= to, ascending.
   Result<std::vector<Message>> events(const std::string& channel, std::uint64_t from,
                                       std::uint64_t to);

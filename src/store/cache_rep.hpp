@@ -127,6 +127,7 @@ struct Cache::Rep {
                                                                       std::int64_t seq);
   Status merge_run(const std::string& channel, std::int64_t a, std::int64_t b);
   Status add_to_runs(const std::string& channel, std::vector<std::int64_t>& fresh);
+  Status upsert_channel(const std::string& channel, std::uint64_t last_seq, bool member);
   Status raise_last_seq(const std::string& channel, std::int64_t seq);
   Result<bool> insert_event(const Message& m);
   Result<std::vector<OutboxEntry>> outbox_in_state(const char* state, DeliveryState as);

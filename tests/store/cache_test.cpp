@@ -400,6 +400,42 @@ TEST_CASE("store_events is idempotent and raises last_seq") {
   CHECK(cache->store_events({event("", 3)}).status().code() == StatusCode::invalid_argument);
 }
 
+TEST_CASE("store_events with a channel top raises last_seq and membership in the same call") {
+  TempDir tmp;
+  auto cache = open_ok(tmp.str());
+  REQUIRE(cache->set_member("general", false).ok());
+  // The page's last_seq is above its events: upsert_channel(channel, 40, true).
+  CHECK(*cache->store_events(events("general", 1, 10), Cache::ChannelTop{"general", 40}) == 10);
+  auto ch = cache->channel("general");
+  REQUIRE(ch->has_value());
+  CHECK((*ch)->last_seq == 40);
+  CHECK((*ch)->member);
+  CHECK(*cache->contiguous_up_from("general", 1) == 10);
+
+  // last_seq only grows; a page without events still applies its top.
+  CHECK(*cache->store_events({}, Cache::ChannelTop{"general", 30}) == 0);
+  CHECK((*cache->channel("general"))->last_seq == 40);
+  REQUIRE(cache->set_member("general", false).ok());
+  CHECK(*cache->store_events({}, Cache::ChannelTop{"general", 50}) == 0);
+  CHECK((*cache->channel("general"))->last_seq == 50);
+  CHECK((*cache->channel("general"))->member);
+
+  // The top of a channel with no event in the batch: creates its row.
+  CHECK(*cache->store_events(events("general", 11, 12), Cache::ChannelTop{"random", 7}) == 2);
+  CHECK((*cache->channel("random"))->last_seq == 7);
+  CHECK((*cache->channel("general"))->last_seq == 50);
+
+  // A bad batch stores nothing, its top neither; nor does a top without a channel.
+  auto bad = cache->store_events({event("general", 13), event("general", 0)},
+                                 Cache::ChannelTop{"general", 99});
+  CHECK(bad.status().code() == StatusCode::invalid_argument);
+  CHECK((*cache->channel("general"))->last_seq == 50);
+  CHECK(cache->events("general", 13, 13)->empty());
+  CHECK(cache->store_events(events("general", 13, 13), Cache::ChannelTop{"", 99}).status().code() ==
+        StatusCode::invalid_argument);
+  CHECK(cache->events("general", 13, 13)->empty());
+}
+
 TEST_CASE("latest_messages pages backwards over messages only") {
   TempDir tmp;
   auto cache = open_ok(tmp.str());
