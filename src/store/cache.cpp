@@ -525,18 +525,30 @@ Status move_outbox_out(Cache::Rep& rep) {
   return Status();
 }
 
-// Shared by both files: WAL (readers don't block the writer, and a commit is
-// one append; if the file system cannot do WAL, SQLite keeps the rollback
-// journal, which is slower but just as safe, so the answer is not checked),
-// and synchronous = FULL: in WAL mode NORMAL syncs only at checkpoints, so a
-// commit survives a killed process but may be rolled back by a power loss or
-// OS crash. FULL syncs the WAL at every commit: an outbox entry whose send()
-// returned is on stable storage, and a cursor once moved stays moved.
-Status set_common_pragmas(Database& db, const std::string& path) {
+// Both files are in WAL mode: readers don't block the writer, and a commit is
+// one append. (If the file system cannot do WAL, SQLite keeps the rollback
+// journal, slower but just as safe, so the answer is not checked.)
+//
+// `synchronous` says what a commit survives:
+// - FULL (outbox.db): the WAL is fsynced at every commit. A send() that
+//   returned is on stable storage and survives power loss.
+// - NORMAL (parley.db): the WAL is fsynced only at checkpoints (before the
+//   database file is written). A commit survives a killed process, since it
+//   is in the OS's hands, but an OS crash or power loss may roll back the
+//   last commits. The file stays consistent: as of an earlier commit, never
+//   half of one. Since the cursor (channels.read_to) and last_seq roll back
+//   together with the events they cover, the client fetches those events
+//   from the server again (and delivers the ones past the cursor again). The
+//   one thing of ours the server may not have yet, a read cursor not yet
+//   acknowledged (my_read > my_read_sent), can go back too. This saves an
+//   fsync per page of history and per live event.
+Status set_common_pragmas(Database& db, const std::string& path, const char* synchronous) {
   if (auto mode = query_text(db, "PRAGMA journal_mode = WAL"); !mode) {
     return with_path(path, mode.status());
   }
-  if (Status s = db.exec("PRAGMA synchronous = FULL"); !s.ok()) return with_path(path, s);
+  if (Status s = db.exec(fmt::format("PRAGMA synchronous = {}", synchronous)); !s.ok()) {
+    return with_path(path, s);
+  }
   return Status();
 }
 
@@ -547,7 +559,7 @@ Status open_outbox_file(Cache::Rep& rep) {
   rep.odb = std::move(*db);
   // Small (pending messages and a few keys): the full check costs little.
   if (Status s = full_check(rep.odb, path); !s.ok()) return s;
-  if (Status s = set_common_pragmas(rep.odb, path); !s.ok()) return s;
+  if (Status s = set_common_pragmas(rep.odb, path, "FULL"); !s.ok()) return s;
   if (Status s = migrate(rep.odb, path, kOutboxMigrations, Cache::kOutboxSchemaVersion); !s.ok()) {
     return s;
   }
@@ -623,7 +635,7 @@ Status Cache::Rep::open_cache_file() {
   if (*pages == "0") {
     if (Status s = db.exec("PRAGMA auto_vacuum = INCREMENTAL"); !s.ok()) return with_path(path, s);
   }
-  if (Status s = set_common_pragmas(db, path); !s.ok()) return s;
+  if (Status s = set_common_pragmas(db, path, "NORMAL"); !s.ok()) return s;
   // Zero deleted content inside pages that are written anyway, but don't
   // write freed pages just to zero them (Debian builds SQLite with
   // secure_delete on, which would make every eviction write what it frees).
