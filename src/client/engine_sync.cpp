@@ -249,15 +249,16 @@ void Engine::history_step(std::shared_ptr<HistoryJob> job) {
   if (job->before != 0) top = std::min<std::uint64_t>(top, job->before - 1);
   bool online = state_ == LifecycleState::ready;
 
+  // The bottom of the contiguous run of stored events ending at top.
+  Result<std::uint64_t> low = top + 1;
   if (top > 0) {
-    auto low = cache_->contiguous_down_from(job->channel, top);
+    low = cache_->contiguous_down_from(job->channel, top);
     if (low && *low <= top) {
-      auto cached = cache_->latest_messages(job->channel, top + 1, job->limit);
-      if (cached) {
-        std::size_t in_run = std::count_if(cached->begin(), cached->end(),
-                                           [&](const Message& m) { return m.seq >= *low; });
-        if (in_run >= job->limit || *low == 1) return finish_history(job, Status(), true);
-      }
+      // Complete if the run reaches seq 1 or holds `limit` messages: counted
+      // in the index, up to `limit`, without reading the rows.
+      if (*low == 1) return finish_history(job, Status(), true);
+      auto in_run = cache_->count_messages(job->channel, *low, top, job->limit);
+      if (in_run && *in_run >= job->limit) return finish_history(job, Status(), true);
     }
   } else if (info && *info && job->before == 0 && (*info)->last_seq == 0 && !online) {
     return finish_history(job, Status(), false);
@@ -278,7 +279,6 @@ void Engine::history_step(std::shared_ptr<HistoryJob> job) {
   // Ask for the page just below what the cache holds contiguously.
   std::optional<std::uint64_t> below;
   if (top > 0) {
-    auto low = cache_->contiguous_down_from(job->channel, top);
     below = (low && *low <= top) ? *low : top + 1;
     if (*below >= job->last_low) return finish_history(job, Status(), false);  // no progress
     job->last_low = *below;

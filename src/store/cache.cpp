@@ -168,6 +168,10 @@ constexpr const char* kLatestMessages =
     "SELECT channel, seq, kind, sender, client_id, text, ts FROM messages "
     "WHERE channel = ?1 AND kind = 'message' AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 constexpr const char* kMaxSeq = "SELECT max(seq) FROM messages WHERE channel = ?1";
+// A covering search of messages_by_kind(channel, kind, seq); LIMIT -1: no bound.
+constexpr const char* kCountMessages =
+    "SELECT count(*) FROM (SELECT 1 FROM messages "
+    "WHERE channel = ?1 AND kind = 'message' AND seq BETWEEN ?2 AND ?3 LIMIT ?4)";
 
 // The run containing seq ?2, or the last one before it.
 constexpr const char* kRunAtOrBefore =
@@ -870,6 +874,23 @@ Result<std::vector<Message>> Cache::latest_messages(const std::string& channel,
     if (!out) return out;
     std::reverse(out->begin(), out->end());
     return out;
+  }());
+}
+
+Result<std::uint64_t> Cache::count_messages(const std::string& channel, std::uint64_t from,
+                                            std::uint64_t to, std::uint64_t at_most) {
+  if (from > to) return std::uint64_t{0};
+  return rep_->note([&]() -> Result<std::uint64_t> {
+    auto st = rep_->stmt(kCountMessages);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel)
+        .bind(2, clamp_seq(from))
+        .bind(3, clamp_seq(to))
+        .bind(4, at_most == 0 ? std::int64_t{-1} : clamp_seq(at_most));
+    auto row = q->step();
+    if (!row) return row.status();
+    return static_cast<std::uint64_t>(*row ? q->column_int(0) : 0);
   }());
 }
 

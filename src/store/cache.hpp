@@ -124,6 +124,11 @@ class Cache {
   // ascending (the newest `limit` of them).
   Result<std::vector<Message>> latest_messages(const std::string& channel, std::uint64_t before,
                                                std::uint32_t limit);
+  // How many events of kind message with from <= seq <= to are stored; with
+  // at_most > 0 it stops counting there (answers min(count, at_most)). Reads
+  // only the index messages_by_kind, never the rows.
+  Result<std::uint64_t> count_messages(const std::string& channel, std::uint64_t from,
+                                       std::uint64_t to, std::uint64_t at_most = 0);
   // The lowest seq s such that every event s..to is stored (to+1 if `to` is missing).
   Result<std::uint64_t> contiguous_down_from(const std::string& channel, std::uint64_t to);
   // The highest seq s >= from such that every event from..s is stored (from-1 if none).
