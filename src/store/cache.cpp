@@ -415,12 +415,13 @@ Result<bool> Cache::Rep::insert_event(const Message& m) {
   if (!st) return st.status();
   {
     Scoped q(**st);
-    q->bind(1, m.channel)
+    // `m` outlives the statement's run: no copies.
+    q->bind_static(1, m.channel)
         .bind(2, m.seq)
-        .bind(3, kind_name(m.kind))
-        .bind(4, m.sender)
-        .bind(5, m.id)
-        .bind(6, m.text)
+        .bind_static(3, kind_name(m.kind))
+        .bind_static(4, m.sender)
+        .bind_static(5, m.id)
+        .bind_static(6, m.text)
         .bind(7, m.ts_ms);
     if (Status s = q->run(); !s.ok()) return s;
   }
