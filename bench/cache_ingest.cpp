@@ -5,7 +5,8 @@
 // 500 events, encoded by the same codec), built up front from the corpus.
 // Timed, per frame: wire::decode_server_frame, conversion to parley::Message
 // (as the sync engine does), store::Cache::store_events into a fresh cache
-// (one transaction per frame; the cache's own settings: WAL, synchronous=FULL).
+// (one transaction per frame; the cache's own settings for parley.db: WAL,
+// synchronous=NORMAL).
 // Also reported on their own: decoding only, storing only, and the floor that
 // SQLite itself sets: the same rows inserted by plain SQL into a bare table
 // with the cache's key and index, in the same transactions and settings.
@@ -15,6 +16,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -60,8 +62,15 @@ std::vector<std::string> make_frames(long messages, int channels, std::size_t* b
       page.last_seq = static_cast<std::uint64_t>(per_channel) + 1;
       for (long i = first; i < std::min(per_channel, first + kPage); ++i) {
         Message m = corpus.message(channel, static_cast<std::uint64_t>(i) + 2);
-        page.events.push_back(
-            wire::ChannelEvent{m.channel, m.seq, "message", m.sender, m.ts_ms, m.id, m.text});
+        wire::ChannelEvent e;  // fields by name: the struct grows with the protocol
+        e.channel = m.channel;
+        e.seq = m.seq;
+        e.kind = "message";
+        e.sender = m.sender;
+        e.ts = m.ts_ms;
+        e.id = m.id;
+        e.text = m.text;
+        page.events.push_back(std::move(e));
       }
       frames.push_back(wire::encode(wire::ServerMessage{page}));
       *bytes += frames.back().size();
@@ -136,8 +145,9 @@ void check(int rc, sqlite3* db, const char* what) {
 }
 
 // The floor: the same rows by plain SQL into a table with the cache's primary
-// key and index, one transaction per page, in WAL mode; synchronous FULL as
-// the cache, or NORMAL (no fsync at commit) to show what the disk costs.
+// key and index, one transaction per page, in WAL mode; synchronous NORMAL
+// as parley.db (fsync only at checkpoints), or FULL (fsync at every commit)
+// to show what that would cost.
 double run_sqlite_floor(const std::vector<std::vector<Message>>& pages, const char* synchronous) {
   ScratchDir dir("ingest-floor");
   sqlite3* db = nullptr;
