@@ -130,6 +130,15 @@ struct Cache::Rep {
   Status upsert_channel(const std::string& channel, std::uint64_t last_seq, bool member);
   Status raise_last_seq(const std::string& channel, std::int64_t seq);
   Result<bool> insert_event(const Message& m);
+  // The runs of `channel` that hold any seq in lo..hi, ascending.
+  Result<std::vector<std::pair<std::int64_t, std::int64_t>>> runs_within(const std::string& channel,
+                                                                         std::int64_t lo,
+                                                                         std::int64_t hi);
+  // Stores the events of one channel (sorting `events` by seq): raises its
+  // last_seq, inserts those not stored yet (the first of repeated seqs),
+  // several rows per statement, and adds them to message_runs. Returns how
+  // many were new. Inside the caller's transaction.
+  Result<int> store_channel_events(const std::string& channel, std::vector<const Message*>& events);
   Result<std::vector<OutboxEntry>> outbox_in_state(const char* state, DeliveryState as);
 };
 

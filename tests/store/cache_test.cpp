@@ -721,6 +721,23 @@ TEST_CASE("store_events keeps maximal runs: holes, repeats, any order, bridges")
   CHECK(cache->usage()->events == total);
 }
 
+TEST_CASE("store_events reports message_runs missing stored events as corrupt") {
+  TempDir tmp;
+  auto cache = open_ok(tmp.str());
+  REQUIRE(*cache->store_events(events("g", 1, 10)) == 10);
+  {
+    // Damage: the runs forget 1-10, the events stay.
+    auto db = Database::open(tmp.db());
+    REQUIRE(db.ok());
+    REQUIRE(db->exec("DELETE FROM message_runs WHERE channel = 'g'").ok());
+  }
+  auto stored = cache->store_events(events("g", 5, 12));
+  CHECK(stored.status().code() == StatusCode::corrupt);
+  CHECK(contains(stored.status().message(), "message_runs"));
+  CHECK(cache->corruption().code() == StatusCode::corrupt);
+  CHECK(cache->events("g", 11, 12)->empty());  // nothing of the batch was stored
+}
+
 TEST_CASE("contiguous_* on a long channel") {
   TempDir tmp;
   auto cache = open_ok(tmp.str());
