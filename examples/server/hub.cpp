@@ -59,6 +59,8 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
         } else if constexpr (std::is_same_v<T, wire::SetMeta>) {
           out = {&m.channel};
           add_meta(out, m.meta);
+        } else if constexpr (std::is_same_v<T, wire::Notify>) {
+          out = {&m.channel, &m.level};
         } else if constexpr (std::is_same_v<T, wire::Report>) {
           out = {&m.channel, &m.reason};
         } else if constexpr (std::is_same_v<T, wire::Admin>) {
@@ -119,6 +121,14 @@ wire::ChannelEvent to_wire(const StoredEvent& event) {
   }
   if (event.ref != 0) out.ref = event.ref;
   if (!event.channel_kind.empty()) out.channel_kind = event.channel_kind;
+  if (event.kind == EventKind::message && !event.deleted) {
+    // A function of the text: found again here rather than stored.
+    std::vector<Mention> found = find_mentions(event.text);
+    if (!found.empty()) {
+      out.mentions.emplace();
+      for (Mention& m : found) out.mentions->push_back({m.offset, m.length, std::move(m.user)});
+    }
+  }
   if (event.kind == EventKind::create || event.kind == EventKind::meta) {
     wire::Meta meta = wire::to_wire(event.meta);
     if (meta.name || meta.topic || meta.description || meta.avatar || meta.data) out.meta = meta;
@@ -162,6 +172,15 @@ Status Hub::load() {
   for (const StoredUser& u : *users) {
     if (u.banned_until) banned_users_[u.name] = *u.banned_until;
   }
+  auto settings = store_.notify_settings();
+  if (!settings) return settings.status();
+  notify_.clear();
+  unread_.clear();
+  for (const StoredNotify& n : *settings) {
+    if (n.level != "all" || n.mute_until != 0) {
+      notify_[n.user][n.channel] = NotifySetting{n.level, n.mute_until};
+    }
+  }
   count_channels();
   return Status();
 }
@@ -183,7 +202,10 @@ void Hub::on_close(Session& session) {
   auto it = sessions_of_user_.find(session.user());
   if (it != sessions_of_user_.end()) {
     std::erase(it->second, &session);
-    if (it->second.empty()) sessions_of_user_.erase(it);
+    if (it->second.empty()) {
+      sessions_of_user_.erase(it);
+      unread_.erase(session.user());  // recomputed at the next welcome
+    }
   }
   if (Status s = store_.touch_user(session.user(), now_ms()); !s.ok()) {
     log("warning", "cannot record last seen of \"{}\": {}", session.user(), s.message());
@@ -289,6 +311,7 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
   }
   session.set_identity(claims->user, auth.device.value_or(""));
   session.set_admin(claims->admin);
+  session.set_notifications(auth.notifications.value_or(false));
   sessions_of_user_[session.user()].push_back(&session);
   if (Status s = store_.touch_user(session.user(), now); !s.ok()) {
     log("warning", "cannot record user \"{}\": {}", session.user(), s.message());
@@ -432,6 +455,7 @@ void Hub::handle(Session& session, const wire::Send& request) {
   reply(session, wire::Ack{request.rid, request.channel, request.id, event->seq, event->ts, false});
   metrics_.send_ack_seconds.observe(seconds_since(frame_decoded_at_));
   publish(*event, &session);
+  after_message(*event, channel);
 }
 
 void Hub::handle(Session& session, const wire::History& request) {
@@ -479,7 +503,7 @@ void Hub::handle(Session& session, const wire::ListChannels& request) {
   reply(session, wire::ChannelList{request.rid, memberships(session.user())});
 }
 
-std::vector<wire::ChannelState> Hub::memberships(const std::string& user) const {
+std::vector<wire::ChannelState> Hub::memberships(const std::string& user) {
   std::vector<wire::ChannelState> out;
   auto it = channels_of_user_.find(user);
   if (it == channels_of_user_.end()) return out;
@@ -490,6 +514,7 @@ std::vector<wire::ChannelState> Hub::memberships(const std::string& user) const 
                              std::nullopt};
     auto member = channel->second.members.find(user);
     if (member != channel->second.members.end()) state.role = to_string(member->second.role);
+    fill_counts(user, &state);
     out.push_back(std::move(state));
   }
   return out;

@@ -84,6 +84,7 @@ class Hub {
   void handle(Session& session, const wire::Report& request);
   void handle(Session& session, const wire::ChannelInfoRequest& request);
   void handle(Session& session, const wire::Admin& request);
+  void handle(Session& session, const wire::Notify& request);
 
   // hub_groups.cpp
   // The channel `name` if it exists (and is not deleted); else replies
@@ -119,6 +120,30 @@ class Hub {
   void drop_member(const std::string& channel_name, Channel& channel, const std::string& user);
   void count_channels();
 
+  // hub_notify.cpp (docs/notifications.md)
+  struct NotifySetting {
+    std::string level = "all";
+    std::int64_t mute_until = 0;  // ms since the epoch; 0: not muted
+  };
+  NotifySetting notify_setting(const std::string& user, const std::string& channel) const;
+  // After a message is stored and published: records its mentions, moves
+  // the members' unread counts and sends their notifications.
+  void after_message(const StoredEvent& event, const Channel& channel);
+  // After an invite, remove, ban or role event: the member it concerns is notified.
+  void after_membership(const StoredEvent& event);
+  // Recomputes `user`'s counts of `channel` from the store and, when they
+  // changed, sends them to the user's connections.
+  void refresh_unread(const std::string& user, const std::string& channel);
+  // The counts of every online member of `channel` (after a deletion); the
+  // offline ones are recomputed when they next connect.
+  void refresh_unread_all(const std::string& channel_name, const Channel& channel);
+  void fill_counts(const std::string& user, wire::ChannelState* state);
+  // Whether some open connection of `user` asked for notifications.
+  bool wants_notifications(const std::string& user) const;
+  // Queues `item` on every open connection of `user` that asked for
+  // notifications at auth, except `except`.
+  void to_user(const std::string& user, const Encoded& item, const Session* except = nullptr);
+
   // hub_admin.cpp
   // The active server-wide ban of `user` (its until), if any.
   std::optional<std::int64_t> server_ban(const std::string& user) const;
@@ -145,13 +170,18 @@ class Hub {
   // Returns how many sessions it was queued on.
   std::uint64_t fan_out(const Channel& channel, const Encoded& item, const Session* origin,
                         const std::string* skip_user = nullptr);
-  std::vector<wire::ChannelState> memberships(const std::string& user) const;
+  // With each channel's kind, the user's role, notification level and counts.
+  std::vector<wire::ChannelState> memberships(const std::string& user);
 
   ServerStore& store_;
   Metrics& metrics_;
   WordFilter filter_;
   RateLimiter limiter_;
   std::unordered_map<std::string, std::int64_t> banned_users_;  // server-wide: user -> until
+  // user -> channel -> setting (only those not at the default).
+  std::unordered_map<std::string, std::unordered_map<std::string, NotifySetting>> notify_;
+  // user -> channel -> counts, for online users; recomputed at each welcome.
+  std::unordered_map<std::string, std::unordered_map<std::string, UnreadCounts>> unread_;
   std::array<unsigned char, 32> public_key_;
   std::size_t max_frame_;
   std::unordered_map<std::string, Channel> channels_;

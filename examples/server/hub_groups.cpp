@@ -166,6 +166,8 @@ void Hub::add_member(const std::string& channel_name, Channel& channel, const st
 
 void Hub::drop_member(const std::string& channel_name, Channel& channel, const std::string& user) {
   if (channel.members.erase(user) == 0) return;
+  auto counts = unread_.find(user);
+  if (counts != unread_.end()) counts->second.erase(channel_name);
   --metrics_.members;
   auto mine = channels_of_user_.find(user);
   if (mine != channels_of_user_.end()) {
@@ -199,6 +201,7 @@ bool Hub::commit_event(Session& session, std::uint64_t rid, StoredEvent event,
   if (apply) apply();
   reply(session, wire::Ok{rid, name, stored->seq, stored->seq});
   publish(*stored, &session);
+  after_membership(*stored);
   if (remove_target) drop_member(name, channel, stored->target);
   return true;
 }
@@ -333,7 +336,8 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     channel.last_seq = stored->seq;
     ++metrics_.moderation_actions_total["invite"];
     reply(session, wire::Ok{rid, name, stored->seq, stored->seq});
-    return publish(*stored, &session);
+    publish(*stored, &session);
+    return after_membership(*stored);
   }
 
   if (action == "remove") {
@@ -512,10 +516,12 @@ void Hub::handle(Session& session, const wire::DeleteMessage& request) {
   event.ref = request.seq;
   event.target = author;
   ++metrics_.moderation_actions_total["delete"];
-  commit_event(
-      session, request.rid, event,
-      [&](std::int64_t id, std::uint64_t) { return store_.clear_message(id, request.seq); },
-      [&] { channel->pinned.erase(request.seq); });
+  if (commit_event(
+          session, request.rid, event,
+          [&](std::int64_t id, std::uint64_t) { return store_.clear_message(id, request.seq); },
+          [&] { channel->pinned.erase(request.seq); })) {
+    refresh_unread_all(request.channel, *channel);  // a deleted message is no longer unread
+  }
 }
 
 void Hub::handle(Session& session, const wire::PinMessage& request) {

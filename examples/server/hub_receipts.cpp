@@ -83,6 +83,8 @@ void Hub::handle(Session& session, const wire::Receipt& request) {
                            std::nullopt};
   if (delivered) event.device = device;
   metrics_.receipts_broadcast_total[request.kind] += fan_out(*channel, encoded(event), &session);
+  // Reading on one device clears the count on the others.
+  if (!delivered) refresh_unread(session.user(), request.channel);
 }
 
 void Hub::handle(Session& session, const wire::ListReceipts& request) {

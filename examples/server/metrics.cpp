@@ -87,6 +87,13 @@ Metrics::Metrics() : started(std::chrono::steady_clock::now()) {
                              "system_message"}) {
     moderation_actions_total[action] = 0;
   }
+  for (const char* key : {"message/all", "mention/all", "mention/mentions"}) {
+    notifications_total[key] = 0;
+  }
+  for (const char* level : {"all", "mentions", "none"}) {
+    notifications_suppressed_total[level] = 0;
+    notify_changes_total[level] = 0;
+  }
 }
 
 std::string Metrics::render() const {
@@ -142,6 +149,19 @@ std::string Metrics::render() const {
            "the word filter or the rate limit, by action.",
            "action", moderation_actions_total);
   scalar(&out, "parley_reports_total", "counter", "Messages reported by users.", reports_total);
+  header(&out, "parley_notifications_total", "counter",
+         "Notification events sent to users, by kind and the user's level for the channel.");
+  for (const auto& [key, value] : notifications_total) {
+    std::size_t slash = key.find('/');
+    fmt::format_to(std::back_inserter(out), "parley_notifications_total{{kind=\"{}\",level=\"{}\"}} {}\n",
+                   escape_label(key.substr(0, slash)),
+                   escape_label(slash == std::string::npos ? "" : key.substr(slash + 1)), value);
+  }
+  labelled(&out, "parley_notifications_suppressed_total",
+           "Messages that notified nobody because of the member's level or mute, by level.",
+           "level", notifications_suppressed_total);
+  labelled(&out, "parley_notify_changes_total", "Notification level changes, by new level.",
+           "level", notify_changes_total);
   scalar(&out, "parley_uptime_seconds", "gauge", "Seconds since the server started.",
          fmt::format("{:.3f}", uptime));
   return out;

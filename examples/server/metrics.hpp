@@ -53,6 +53,9 @@ struct Metrics {
   std::map<std::string, std::uint64_t> messages_by_kind_total;    // sends stored, by channel kind
   std::map<std::string, std::uint64_t> moderation_actions_total;  // by action
   std::uint64_t reports_total = 0;
+  std::map<std::string, std::uint64_t> notifications_total;             // by "kind/level"
+  std::map<std::string, std::uint64_t> notifications_suppressed_total;  // by level
+  std::map<std::string, std::uint64_t> notify_changes_total;            // by new level
   std::map<std::string, std::uint64_t> events_stored_total;       // by kind
   std::map<std::string, std::uint64_t> errors_total;              // by error code
   std::map<std::string, std::uint64_t> auth_failures_total;       // by reason

@@ -35,6 +35,9 @@ class Session {
   // A server administrator (the token's "adm" claim).
   bool admin() const { return admin_; }
   void set_admin(bool admin) { admin_ = admin; }
+  // Asked at auth for notification, unread and notify events.
+  bool notifications() const { return notifications_; }
+  void set_notifications(bool on) { notifications_ = on; }
 
   // Queues one encoded JSON object. When the queue would exceed its bound the
   // session drops it and everything queued and closes with 1008
@@ -65,6 +68,7 @@ class Session {
   std::string user_;
   std::string device_;
   bool admin_ = false;
+  bool notifications_ = false;
   std::deque<Encoded> queue_;
   std::size_t queued_bytes_ = 0;
   bool closing_ = false;

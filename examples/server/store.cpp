@@ -127,6 +127,24 @@ CREATE TABLE reports (
 );
 ALTER TABLE users ADD COLUMN banned_until INTEGER;
 )sql",
+    // 4: notifications (issue 7): levels per user and channel, and who each
+    // message mentions ('@channel' once for everyone; '@here' expanded to the
+    // members online when it was sent).
+    R"sql(
+CREATE TABLE notify_settings (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  user       TEXT NOT NULL,
+  level      TEXT NOT NULL CHECK (level IN ('all', 'mentions', 'none')),
+  mute_until INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (channel_id, user)
+) WITHOUT ROWID;
+CREATE TABLE mentions (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  user       TEXT NOT NULL,
+  seq        INTEGER NOT NULL,
+  PRIMARY KEY (channel_id, user, seq)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();

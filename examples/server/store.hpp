@@ -74,6 +74,19 @@ struct StoredUser {
   std::optional<std::int64_t> banned_until;  // server-wide ban; 0: until lifted
 };
 
+struct StoredNotify {
+  std::string channel;
+  std::string user;
+  std::string level;           // "all", "mentions", "none"
+  std::int64_t mute_until = 0;  // 0: not muted
+};
+
+struct UnreadCounts {
+  std::uint64_t unread = 0;
+  std::uint64_t mentions = 0;
+  bool operator==(const UnreadCounts&) const = default;
+};
+
 struct StoredReport {
   std::uint64_t id = 0;
   std::string channel;
@@ -103,7 +116,7 @@ struct ReceiptAdvance {
 
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -167,6 +180,19 @@ class ServerStore {
                       std::int64_t now_ms);
   Result<std::vector<StoredBan>> bans();
   Result<std::vector<StoredPin>> pins();
+
+  // Notifications (store_notify.cpp).
+  Status set_notify(const std::string& channel, const std::string& user, const std::string& level,
+                    std::int64_t mute_until);
+  Result<std::vector<StoredNotify>> notify_settings();
+  // Records that the message at `seq` mentions `users` ("@channel" stands
+  // for every member).
+  Status add_mentions(const std::string& channel, std::uint64_t seq,
+                      const std::vector<std::string>& users);
+  // `user`'s messages to read in `channel`: those of others, not deleted,
+  // after both the user's read cursor and the seq at which they joined; and
+  // of those, the ones that mention them.
+  Result<UnreadCounts> unread_counts(const std::string& channel, const std::string& user);
 
   // The message `sender` sent with `client_id`, if any.
   Result<std::optional<StoredEvent>> find_message(const std::string& sender,

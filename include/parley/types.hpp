@@ -69,6 +69,22 @@ enum class DeliveryState {
 };
 const char* to_string(DeliveryState state);
 
+// A mention in a message's text, found by the server when the message was
+// sent: `length` bytes at byte `offset` (the "@" included) name `user`, or
+// are "@channel" (every member) or "@here" (the members online then).
+struct Mention {
+  std::size_t offset = 0;
+  std::size_t length = 0;
+  std::string user;  // a user name, "@channel" or "@here"
+  bool operator==(const Mention&) const = default;
+};
+
+// The mentions in `text` (docs/notifications.md, "Mentions"): "@" at the start
+// or after a character that cannot be part of a user name, followed by a
+// valid user name (a final "." is not part of it); "@channel" and "@here" are
+// the special ones. At most 50, in order.
+std::vector<Mention> find_mentions(std::string_view text);
+
 // One entry of a channel's gap-free sequence. `id` and `text` belong to kind
 // message (text also to system); the fields after them to the kinds that
 // name them above, and are empty otherwise.
@@ -88,6 +104,7 @@ struct Message {
   std::uint64_t ref = 0;        // deletion, pin, unpin: the seq of the message
   std::string channel_kind;     // create: "public", "private", "direct" or "broadcast"
   ChannelMeta meta;             // create, meta
+  std::vector<Mention> mentions;  // message
 };
 
 // A message of ours in the outbox.

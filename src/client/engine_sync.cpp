@@ -53,6 +53,12 @@ Message Engine::to_message(const wire::ChannelEvent& e) {
   m.ref = e.ref.value_or(0);
   m.channel_kind = e.channel_kind.value_or("");
   if (e.meta) m.meta = wire::from_wire(*e.meta);
+  if (e.mentions) {
+    for (const auto& mention : *e.mentions) {
+      m.mentions.push_back({static_cast<std::size_t>(mention.offset),
+                            static_cast<std::size_t>(mention.length), mention.user});
+    }
+  }
   return m;
 }
 

@@ -23,6 +23,7 @@ void serialize(Ar& ar, Auth& m) {
   ar(make_nvp("rid", m.rid), make_nvp("token", m.token));
   optional_field(ar, "device", m.device);
   optional_field(ar, "client", m.client);
+  optional_field(ar, "notifications", m.notifications);
 }
 template <class Ar>
 void serialize(Ar& ar, Meta& m) {
@@ -70,6 +71,30 @@ void serialize(Ar& ar, Report& m) {
 template <class Ar>
 void serialize(Ar& ar, ChannelInfoRequest& m) {
   ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel));
+}
+template <class Ar>
+void serialize(Ar& ar, Notify& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("level", m.level));
+  optional_field(ar, "mute_until", m.mute_until);
+}
+template <class Ar>
+void serialize(Ar& ar, MentionInfo& m) {
+  ar(make_nvp("offset", m.offset), make_nvp("length", m.length), make_nvp("user", m.user));
+}
+template <class Ar>
+void serialize(Ar& ar, NotificationEvent& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("seq", m.seq), make_nvp("kind", m.kind),
+     make_nvp("sender", m.sender));
+}
+template <class Ar>
+void serialize(Ar& ar, UnreadEvent& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("unread", m.unread),
+     make_nvp("mentions", m.mentions));
+}
+template <class Ar>
+void serialize(Ar& ar, NotifyEvent& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("level", m.level));
+  optional_field(ar, "mute_until", m.mute_until);
 }
 template <class Ar>
 void serialize(Ar& ar, Admin& m) {
@@ -150,12 +175,17 @@ void serialize(Ar& ar, ChannelEvent& m) {
   optional_field(ar, "ref", m.ref);
   optional_field(ar, "channel_kind", m.channel_kind);
   optional_field(ar, "meta", m.meta);
+  optional_field(ar, "mentions", m.mentions);
 }
 template <class Ar>
 void serialize(Ar& ar, ChannelState& m) {
   ar(make_nvp("channel", m.channel), make_nvp("last_seq", m.last_seq));
   optional_field(ar, "kind", m.kind);
   optional_field(ar, "role", m.role);
+  optional_field(ar, "level", m.level);
+  optional_field(ar, "mute_until", m.mute_until);
+  optional_field(ar, "unread", m.unread);
+  optional_field(ar, "mentions", m.mentions);
 }
 template <class Ar>
 void serialize(Ar& ar, Welcome& m) {
@@ -272,6 +302,10 @@ template <> constexpr const char* kName<ChannelInfoRequest> = "info";
 template <> constexpr const char* kName<Admin> = "admin";
 template <> constexpr const char* kName<ChannelInfoReply> = "channel_info";
 template <> constexpr const char* kName<AdminResult> = "admin_result";
+template <> constexpr const char* kName<Notify> = "notify";
+template <> constexpr const char* kName<NotificationEvent> = "notification";
+template <> constexpr const char* kName<UnreadEvent> = "unread";
+template <> constexpr const char* kName<NotifyEvent> = "notify";
 
 template <class Variant>
 std::string encode_variant(const Variant& message) {

@@ -190,6 +190,42 @@ std::string check_user_name(const std::string& name) {
   return {};
 }
 
+namespace {
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '.' || c == '@' || c == '-';
+}
+constexpr std::size_t kMaxMentions = 50;
+}  // namespace
+
+std::vector<Mention> find_mentions(std::string_view text) {
+  std::vector<Mention> out;
+  std::size_t i = 0;
+  while (i < text.size() && out.size() < kMaxMentions) {
+    std::size_t at = text.find('@', i);
+    if (at == std::string_view::npos) break;
+    i = at + 1;
+    if (at > 0 && is_name_char(text[at - 1])) continue;  // inside a word: a@b.com
+    std::size_t end = i;
+    while (end < text.size() && is_name_char(text[end]) && end - i < 64) ++end;
+    while (end > i && text[end - 1] == '.') --end;  // "@bob." ends a sentence
+    std::string name(text.substr(i, end - i));
+    if (name.empty()) continue;
+    // A name that runs on past 64 characters is no mention at all.
+    if (end < text.size() && is_name_char(text[end]) && text[end] != '.') {
+      i = end;
+      continue;
+    }
+    if (name == "channel" || name == "here") {
+      out.push_back({at, end - at, "@" + name});
+    } else if (check_user_name(name).empty()) {
+      out.push_back({at, end - at, std::move(name)});
+    }
+    i = end;
+  }
+  return out;
+}
+
 std::string format_timestamp(std::int64_t ts_ms) {
   using namespace std::chrono;
   // Timestamps come from peers: clamp to the years 0000-9999 that the format

@@ -44,6 +44,9 @@ struct Auth {
   std::string token;
   std::optional<std::string> device{};  // the device's stable id
   std::optional<std::string> client{};  // free-form software name, for logs
+  // true: this connection wants notification, unread and notify events
+  // (docs/notifications.md). Absent: it gets none of them.
+  std::optional<bool> notifications{};
 };
 struct CreateChannel {
   std::uint64_t rid = 0;
@@ -100,6 +103,15 @@ struct Report {
 struct ChannelInfoRequest {
   std::uint64_t rid = 0;
   std::string channel;
+};
+// This user's notification level for `channel` ("all", "mentions" or
+// "none"), on every device; mute_until (ms since the epoch): plain messages
+// do not notify before then (0 or absent: not muted). Reply: ok, seq 0.
+struct Notify {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string level;
+  std::optional<std::int64_t> mute_until{};
 };
 // Server administration; needs a token with the admin claim. action:
 // "channels", "users", "reports", "ban_user" (user, seconds), "unban_user"
@@ -165,9 +177,16 @@ struct ListReceipts {
 using ClientMessage =
     std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History, ListChannels, Typing,
                  Receipt, ListReceipts, OpenDirect, MemberAction, SetMeta, DeleteMessage,
-                 PinMessage, Report, ChannelInfoRequest, Admin>;
+                 PinMessage, Report, ChannelInfoRequest, Admin, Notify>;
 
 // ---- server to client -------------------------------------------------------
+
+// A mention found in a message's text (bytes [offset, offset + length)).
+struct MentionInfo {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  std::string user;  // a user name, "@channel" or "@here"
+};
 
 // One entry of a channel's sequence. kind: "message", "create", "join",
 // "leave", "invite", "remove", "ban", "unban", "mute", "unmute", "role",
@@ -188,12 +207,17 @@ struct ChannelEvent {
   std::optional<std::uint64_t> ref{};         // delete, pin, unpin: the message's seq
   std::optional<std::string> channel_kind{};  // create
   std::optional<Meta> meta{};                 // create, meta
+  std::optional<std::vector<MentionInfo>> mentions{};  // message: when it mentions anyone
 };
 struct ChannelState {
   std::string channel;
   std::uint64_t last_seq = 0;
   std::optional<std::string> kind{};  // the channel's kind
   std::optional<std::string> role{};  // the user's role in it
+  std::optional<std::string> level{};          // notification level, when not "all"
+  std::optional<std::int64_t> mute_until{};    // when muted for plain messages
+  std::optional<std::uint64_t> unread{};       // messages after the user's read cursor
+  std::optional<std::uint64_t> mentions{};     // of those, the ones mentioning the user
 };
 struct Welcome {
   std::uint64_t rid = 0;
@@ -291,6 +315,29 @@ struct AdminResult {
   std::optional<std::uint64_t> seq{};  // system_message: the event's seq
 };
 
+// Something the user should be told of (type "notification"), sent to every
+// connection of the user according to their level for the channel. kind:
+// "message", "mention", or the membership event that concerns them
+// ("invite", "remove", "ban", "role").
+struct NotificationEvent {
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string kind;
+  std::string sender;
+};
+// The user's unread and mention counts of a channel changed (type "unread").
+struct UnreadEvent {
+  std::string channel;
+  std::uint64_t unread = 0;
+  std::uint64_t mentions = 0;
+};
+// The user's notification level changed on another device (type "notify").
+struct NotifyEvent {
+  std::string channel;
+  std::string level;
+  std::optional<std::int64_t> mute_until{};
+};
+
 // Relayed typing signal (type "typing").
 struct TypingEvent {
   std::string channel;
@@ -321,7 +368,8 @@ struct ReceiptList {
 
 using ServerMessage =
     std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent, TypingEvent,
-                 ReceiptEvent, ReceiptList, ChannelInfoReply, AdminResult>;
+                 ReceiptEvent, ReceiptList, ChannelInfoReply, AdminResult, NotificationEvent,
+                 UnreadEvent, NotifyEvent>;
 
 // ---- error codes (docs/errors.md) -----------------------------------------
 
@@ -357,6 +405,7 @@ inline constexpr const char* kInvalidRole = "invalid_role";
 inline constexpr const char* kInvalidAction = "invalid_action";
 inline constexpr const char* kInvalidMeta = "invalid_meta";
 inline constexpr const char* kNoSuchMessage = "no_such_message";
+inline constexpr const char* kInvalidLevel = "invalid_level";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
 
