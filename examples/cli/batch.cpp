@@ -78,6 +78,7 @@ class CommandRunner {
   void handle(const parley::TypingChanged& e) { out_.typing(e); }
   void handle(const parley::ReceiptUpdated& e) { out_.receipt(e); }
   void handle(const parley::SyncProgress& e) { out_.sync_progress(e); }
+  void handle(const parley::ChannelInfoLoaded&) {}  // no command asks for it yet
 
   void start(const std::string& line);
   void run_command(const Command& command);

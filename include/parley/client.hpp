@@ -23,6 +23,7 @@
 
 #include "parley/events.hpp"
 #include "parley/options.hpp"
+#include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
 
@@ -35,6 +36,13 @@ struct HistoryQuery {
   // At most this many text messages (1-1000). Events of other kinds in the
   // range come along and do not count.
   std::uint32_t limit = 50;
+};
+
+// How a new channel starts (Client::create_channel). A direct channel is not
+// created this way: see Client::open_direct.
+struct ChannelOptions {
+  ChannelKind kind = ChannelKind::public_channel;
+  ChannelMeta meta;  // the fields to set; each within its limit (docs/channels.md)
 };
 
 // How much the cache holds (Client::cache_usage).
@@ -74,9 +82,60 @@ class Client {
   const std::string& user() const;
 
   // Channel membership. Completion: ChannelRequestDone with the same id.
+  // The creator of a channel is its owner. Names starting with '@' are
+  // reserved for direct channels. Requests made offline wait for the
+  // connection up to ClientOptions::request_timeout, then fail with offline.
   RequestId create_channel(const std::string& name);
+  RequestId create_channel(const std::string& name, const ChannelOptions& options);
   RequestId join_channel(const std::string& name);
   RequestId leave_channel(const std::string& name);
+  // The direct channel of this user and `user`: created on first use, found
+  // again by the pair afterwards. ChannelRequestDone::channel is its name
+  // (chosen by the server; it starts with '@').
+  RequestId open_direct(const std::string& user);
+
+  // Moderation (docs/channels.md). Each completes with ChannelRequestDone,
+  // whose seq is the event appended (0 for a no-op); the server checks the
+  // permission and refuses with reasons such as forbidden, not_member,
+  // banned, invalid_user, no_such_message. Arguments are checked here first
+  // (invalid_argument with reason invalid_name, invalid_user, invalid_meta,
+  // invalid_seq or invalid_text). A zero duration means until lifted.
+  RequestId invite(const std::string& channel, const std::string& user);
+  RequestId remove_member(const std::string& channel, const std::string& user);
+  RequestId ban(const std::string& channel, const std::string& user,
+                std::chrono::seconds duration = {});
+  RequestId unban(const std::string& channel, const std::string& user);
+  RequestId mute(const std::string& channel, const std::string& user,
+                 std::chrono::seconds duration = {});
+  RequestId unmute(const std::string& channel, const std::string& user);
+  RequestId set_role(const std::string& channel, const std::string& user, Role role);
+  // Makes `user` the owner; this user becomes an admin.
+  RequestId transfer_ownership(const std::string& channel, const std::string& user);
+  // Changes the fields of `meta` that are set; an empty string clears a field.
+  RequestId set_meta(const std::string& channel, const ChannelMeta& meta);
+  // Deletes the message at `seq` (one's own, or anyone's with delete_others):
+  // its text leaves the server and every member's cache.
+  RequestId delete_message(const std::string& channel, std::uint64_t seq);
+  RequestId pin_message(const std::string& channel, std::uint64_t seq, bool pinned = true);
+  // Reports the message at `seq` to the server's administrators (reason: 1-1024
+  // bytes of UTF-8). Completes with seq 0.
+  RequestId report_message(const std::string& channel, std::uint64_t seq,
+                           const std::string& reason);
+
+  // Kind, metadata, members with roles, bans and pins. Completion:
+  // ChannelInfoLoaded with the same id (from the cache when offline).
+  RequestId load_channel_info(const std::string& channel);
+
+  // From the cache, kept current by the channel's events, for the UI: whether
+  // this user may do `permission` in `channel` now (false when not a member,
+  // and for post while muted), and this user's role there (nullopt when not a
+  // member or not known yet). The server makes the same checks and has the
+  // last word. Fast: no network.
+  bool can(const std::string& channel, Permission permission);
+  std::optional<Role> role(const std::string& channel);
+  // The channel's kind and metadata as the cache knows them (nullopt when unknown).
+  std::optional<ChannelKind> channel_kind(const std::string& channel);
+  std::optional<ChannelMeta> channel_meta(const std::string& channel);
 
   // Writes a text message to the durable outbox and returns its id; works
   // offline. Then MessagePending, later MessageSent or MessageFailed.

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
 
@@ -40,8 +41,13 @@ struct StateChanged {
   Status reason;
 };
 
-// A channel event the app has not seen yet: live, or caught up after being
-// offline. Per channel, events arrive in increasing seq order with no gaps.
+// A channel event the app has not seen yet, of any kind: live, or caught up
+// after being offline. Per channel, events arrive in increasing seq order with
+// no gaps. The client's own messages, creates, joins and leaves are not echoed
+// (MessageSent and ChannelRequestDone stand for them); the events of its
+// moderation calls (invite, ban, set_meta, delete_message, ...) are, after
+// the call's ChannelRequestDone. By the time an event arrives the cache has
+// applied it (roles, metadata, membership, deleted text).
 struct MessageReceived {
   Message message;
 };
@@ -67,11 +73,47 @@ struct MessageFailed {
   Status status;
 };
 
-// create_channel, join_channel or leave_channel finished.
+// A channel request finished: create_channel, join_channel, leave_channel,
+// open_direct (`channel` is then the direct channel's name), or one of the
+// moderation calls (invite, ban, set_meta, delete_message, ...). `seq` is the
+// channel event the request appended: 0 when there was none (a no-op such as
+// inviting a member, a report, or a failure).
 struct ChannelRequestDone {
   RequestId request = 0;
   std::string channel;
   Status status;
+  std::uint64_t seq = 0;
+};
+
+// A member of a channel and their role, as ChannelInfoLoaded lists them.
+struct ChannelMember {
+  std::string user;
+  Role role = Role::member;
+  bool muted = false;
+  std::int64_t muted_until_ms = 0;  // when muted: the end, ms since the epoch; 0: until lifted
+};
+
+// A ban in force (listed only to members who may ban).
+struct ChannelBan {
+  std::string user;
+  std::int64_t until_ms = 0;  // ms since the epoch; 0: until lifted
+};
+
+// load_channel_info finished. From the server when it could be asked
+// (`complete` true); otherwise from the cache, which knows the kind, metadata
+// and members as of the last events received, but not bans or pins
+// (`complete` false).
+struct ChannelInfoLoaded {
+  RequestId request = 0;
+  std::string channel;
+  Status status;
+  ChannelKind kind = ChannelKind::public_channel;
+  std::uint64_t last_seq = 0;
+  ChannelMeta meta;
+  std::vector<ChannelMember> members;
+  std::vector<ChannelBan> bans;
+  std::vector<std::uint64_t> pinned;  // seqs of the pinned messages, ascending
+  bool complete = true;
 };
 
 // load_history finished. `messages` are in ascending seq order. `complete` is
@@ -118,6 +160,6 @@ struct SyncProgress {
 
 using Event = std::variant<StateChanged, MessageReceived, MessagePending, MessageSent,
                            MessageFailed, ChannelRequestDone, HistoryLoaded, TypingChanged,
-                           ReceiptUpdated, SyncProgress>;
+                           ReceiptUpdated, SyncProgress, ChannelInfoLoaded>;
 
 }  // namespace parley

@@ -87,6 +87,12 @@ RequestId Client::create_channel(const std::string& name) {
   return id;
 }
 
+RequestId Client::create_channel(const std::string& name, const ChannelOptions& options) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, name, options] { e->create_channel(id, name, options); });
+  return id;
+}
+
 RequestId Client::join_channel(const std::string& name) {
   RequestId id = impl_->engine.next_request_id();
   impl_->engine.post([e = &impl_->engine, id, name] { e->join_channel(id, name); });
@@ -97,6 +103,105 @@ RequestId Client::leave_channel(const std::string& name) {
   RequestId id = impl_->engine.next_request_id();
   impl_->engine.post([e = &impl_->engine, id, name] { e->leave_channel(id, name); });
   return id;
+}
+
+RequestId Client::open_direct(const std::string& user) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, user] { e->open_direct(id, user); });
+  return id;
+}
+
+namespace {
+RequestId member_action(client::Engine& engine, const std::string& channel, const char* action,
+                        const std::string& user, std::optional<Role> role = std::nullopt,
+                        std::chrono::seconds duration = {}) {
+  RequestId id = engine.next_request_id();
+  engine.post([e = &engine, id, channel, action = std::string(action), user, role, duration] {
+    e->member_action(id, channel, action, user, role, duration);
+  });
+  return id;
+}
+}  // namespace
+
+RequestId Client::invite(const std::string& channel, const std::string& user) {
+  return member_action(impl_->engine, channel, "invite", user);
+}
+RequestId Client::remove_member(const std::string& channel, const std::string& user) {
+  return member_action(impl_->engine, channel, "remove", user);
+}
+RequestId Client::ban(const std::string& channel, const std::string& user,
+                      std::chrono::seconds duration) {
+  return member_action(impl_->engine, channel, "ban", user, std::nullopt, duration);
+}
+RequestId Client::unban(const std::string& channel, const std::string& user) {
+  return member_action(impl_->engine, channel, "unban", user);
+}
+RequestId Client::mute(const std::string& channel, const std::string& user,
+                       std::chrono::seconds duration) {
+  return member_action(impl_->engine, channel, "mute", user, std::nullopt, duration);
+}
+RequestId Client::unmute(const std::string& channel, const std::string& user) {
+  return member_action(impl_->engine, channel, "unmute", user);
+}
+RequestId Client::set_role(const std::string& channel, const std::string& user, Role role) {
+  return member_action(impl_->engine, channel, "role", user, role);
+}
+RequestId Client::transfer_ownership(const std::string& channel, const std::string& user) {
+  return member_action(impl_->engine, channel, "transfer", user);
+}
+
+RequestId Client::set_meta(const std::string& channel, const ChannelMeta& meta) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, channel, meta] { e->set_meta(id, channel, meta); });
+  return id;
+}
+
+RequestId Client::delete_message(const std::string& channel, std::uint64_t seq) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, channel, seq] { e->delete_message(id, channel, seq); });
+  return id;
+}
+
+RequestId Client::pin_message(const std::string& channel, std::uint64_t seq, bool pinned) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post(
+      [e = &impl_->engine, id, channel, seq, pinned] { e->pin_message(id, channel, seq, pinned); });
+  return id;
+}
+
+RequestId Client::report_message(const std::string& channel, std::uint64_t seq,
+                                 const std::string& reason) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, channel, seq, reason] {
+    e->report_message(id, channel, seq, reason);
+  });
+  return id;
+}
+
+RequestId Client::load_channel_info(const std::string& channel) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, channel] { e->load_channel_info(id, channel); });
+  return id;
+}
+
+bool Client::can(const std::string& channel, Permission permission) {
+  auto* e = &impl_->engine;
+  return e->call<bool>([e, &channel, permission] { return e->can(channel, permission); });
+}
+
+std::optional<Role> Client::role(const std::string& channel) {
+  auto* e = &impl_->engine;
+  return e->call<std::optional<Role>>([e, &channel] { return e->role(channel); });
+}
+
+std::optional<ChannelKind> Client::channel_kind(const std::string& channel) {
+  auto* e = &impl_->engine;
+  return e->call<std::optional<ChannelKind>>([e, &channel] { return e->channel_kind(channel); });
+}
+
+std::optional<ChannelMeta> Client::channel_meta(const std::string& channel) {
+  auto* e = &impl_->engine;
+  return e->call<std::optional<ChannelMeta>>([e, &channel] { return e->channel_meta(channel); });
 }
 
 Result<std::string> Client::send(const std::string& channel, const std::string& text) {

@@ -24,10 +24,16 @@ StatusCode status_code_for(const std::string& code) {
   using namespace wire::code;
   if (code == kChannelExists) return StatusCode::already_exists;
   if (code == kNoSuchChannel) return StatusCode::not_found;
-  if (code == kNotMember) return StatusCode::forbidden;
+  if (code == kNoSuchMessage) return StatusCode::not_found;
+  if (code == kNotMember || code == kForbidden || code == kBanned || code == kMuted) {
+    return StatusCode::forbidden;
+  }
+  if (code == kRateLimited) return StatusCode::rate_limited;
   if (code == kInvalidToken || code == kNotAuthenticated) return StatusCode::unauthenticated;
   if (code == kTokenExpired) return StatusCode::token_expired;
-  if (code == kInvalidName || code == kInvalidId || code == kInvalidText || code == kInvalidLimit) {
+  if (code == kInvalidName || code == kInvalidId || code == kInvalidText || code == kInvalidLimit ||
+      code == kInvalidKind || code == kInvalidSeq || code == kInvalidUser ||
+      code == kInvalidRole || code == kInvalidAction || code == kInvalidMeta || code == kFiltered) {
     return StatusCode::invalid_argument;
   }
   if (code == kShuttingDown) return StatusCode::offline;
@@ -409,6 +415,7 @@ void Engine::on_frame(std::string_view frame) {
     Reply reply = std::move(it->second.reply);
     in_flight_.erase(it);
     if (auto* e = std::get_if<wire::Error>(&message)) {
+      if (e->retry_after_ms) retry_after_ms_ = *e->retry_after_ms;
       reply(nullptr, from_wire(*e));
     } else {
       reply(&message, Status());
@@ -443,6 +450,7 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   attempt_ = 0;
   server_max_frame_ = welcome.max_frame;
   set_state(LifecycleState::syncing);
+  apply_channel_states(welcome.channels);
   begin_sync(welcome.channels);
   transmit_outbox();
   if (auto reads = cache_->unsent_reads()) {
@@ -465,7 +473,8 @@ void Engine::finish_sync_step() {
 // ---- membership ----------------------------------------------------------------
 
 void Engine::membership_request(RequestId req, wire::ClientMessage message,
-                                const std::string& channel) {
+                                const std::string& channel,
+                                std::function<void(const wire::Ok&)> joined) {
   auto done = [this, req, channel](const Status& s) {
     events_.push(ChannelRequestDone{req, channel, s});
   };
@@ -474,11 +483,12 @@ void Engine::membership_request(RequestId req, wire::ClientMessage message,
   bool leaving = std::holds_alternative<wire::LeaveChannel>(message);
   auto run = std::make_shared<std::function<void()>>();
   std::weak_ptr<std::function<void()>> weak = run;
-  *run = [this, message, channel, done, leaving, weak]() {
+  *run = [this, message, channel, done, leaving, joined, weak]() {
     auto self = weak.lock();
     request(
         message,
-        [this, channel, done, leaving](const wire::ServerMessage* reply, const Status& error) {
+        [this, channel, done, leaving, joined](const wire::ServerMessage* reply,
+                                               const Status& error) {
           if (reply == nullptr) return done(error);
           const auto* ok = std::get_if<wire::Ok>(reply);
           if (ok == nullptr) {
@@ -495,8 +505,11 @@ void Engine::membership_request(RequestId req, wire::ClientMessage message,
           }
           if (leaving) {
             cache_->remove_member(channel, user_);
+            cache_->set_my_role(channel, std::nullopt);
+            cache_->set_my_mute(channel, std::nullopt);
           } else {
             cache_->add_member(channel, user_);
+            if (joined) joined(*ok);
             fetch_receipts(channel);  // the members and their cursors
           }
           done(Status());
@@ -506,11 +519,45 @@ void Engine::membership_request(RequestId req, wire::ClientMessage message,
   when_ready([run] { (*run)(); }, done);
 }
 
-void Engine::create_channel(RequestId request, const std::string& name) {
-  membership_request(request, wire::CreateChannel{0, name, std::nullopt, std::nullopt}, name);
+void Engine::create_channel(RequestId request, const std::string& name,
+                            const ChannelOptions& options) {
+  auto fail = [&](Status s) { events_.push(ChannelRequestDone{request, name, std::move(s)}); };
+  if (!name.empty() && name.front() == '@') {
+    return fail(Status(StatusCode::invalid_argument,
+                       fmt::format("channel \"{}\": names starting with '@' are reserved for "
+                                   "direct channels",
+                                   name),
+                       wire::code::kInvalidName));
+  }
+  if (options.kind == ChannelKind::direct) {
+    return fail(Status(StatusCode::invalid_argument,
+                       fmt::format("channel \"{}\": a direct channel is opened with open_direct",
+                                   name),
+                       wire::code::kInvalidKind));
+  }
+  wire::Meta meta = wire::to_wire(options.meta);
+  if (std::string why = wire::check_meta(meta); !why.empty()) {
+    return fail(Status(StatusCode::invalid_argument, fmt::format("channel \"{}\": {}", name, why),
+                       wire::code::kInvalidMeta));
+  }
+  bool has_meta = meta.name || meta.topic || meta.description || meta.avatar || meta.data;
+  wire::CreateChannel create{0, name, std::string(to_string(options.kind)),
+                             has_meta ? std::optional<wire::Meta>(meta) : std::nullopt};
+  membership_request(request, create, name, [this, name, options](const wire::Ok&) {
+    cache_->set_channel_kind(name, options.kind);
+    cache_->set_my_role(name, Role::owner);
+    cache_->set_member_role(name, user_, Role::owner);
+    cache_->replace_meta(name, options.meta);
+  });
 }
 void Engine::join_channel(RequestId request, const std::string& name) {
-  membership_request(request, wire::JoinChannel{0, name}, name);
+  membership_request(request, wire::JoinChannel{0, name}, name, [this, name](const wire::Ok& ok) {
+    if (ok.seq != 0) {
+      cache_->set_my_role(name, Role::member);
+      cache_->set_member_role(name, user_, Role::member);
+    }
+    fetch_channel_state(name);  // kind, metadata, members and roles
+  });
 }
 void Engine::leave_channel(RequestId request, const std::string& name) {
   membership_request(request, wire::LeaveChannel{0, name}, name);
@@ -580,6 +627,15 @@ void Engine::transmit(const OutboxEntry& entry) {
           if (is_transient(error.reason())) {
             // The server could not store it just now: try again shortly.
             outbox_retry_at_ = Clock::now() + std::chrono::seconds(1);
+            return;
+          }
+          if (error.reason() == wire::code::kRateLimited) {
+            // Slowed down: the message stays in the outbox until the server's
+            // retry-after has passed (at least 50 ms, at most a minute).
+            auto wait = std::chrono::milliseconds(
+                std::clamp<std::uint64_t>(retry_after_ms_, 50, 60000));
+            auto at = Clock::now() + wait;
+            if (!outbox_retry_at_ || *outbox_retry_at_ < at) outbox_retry_at_ = at;
             return;
           }
           if (error.reason() == "connection_lost" || error.code() == StatusCode::offline ||

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -57,7 +58,8 @@ class Engine : public sys::TransportHandler {
   void disconnect();
   void reconnect_now();
   void set_token(std::string token);
-  void create_channel(RequestId request, const std::string& name);
+  void create_channel(RequestId request, const std::string& name,
+                      const ChannelOptions& options = {});
   void join_channel(RequestId request, const std::string& name);
   void leave_channel(RequestId request, const std::string& name);
   Result<std::string> send(const std::string& channel, const std::string& text);
@@ -66,6 +68,24 @@ class Engine : public sys::TransportHandler {
   void set_typing(const std::string& channel, bool typing);
   Status mark_read(const std::string& channel, std::uint64_t seq);
   Result<ReceiptSummary> receipt_summary(const std::string& channel, std::uint64_t seq);
+
+  // ---- engine thread: kinds, roles, moderation (engine_channels.cpp) ----
+  void open_direct(RequestId request, const std::string& user);
+  // action: the wire's ("invite", "remove", "ban", "unban", "mute", "unmute",
+  // "role", "transfer").
+  void member_action(RequestId request, const std::string& channel, const std::string& action,
+                     const std::string& user, std::optional<Role> role,
+                     std::chrono::seconds duration);
+  void set_meta(RequestId request, const std::string& channel, const ChannelMeta& meta);
+  void delete_message(RequestId request, const std::string& channel, std::uint64_t seq);
+  void pin_message(RequestId request, const std::string& channel, std::uint64_t seq, bool pinned);
+  void report_message(RequestId request, const std::string& channel, std::uint64_t seq,
+                      const std::string& reason);
+  void load_channel_info(RequestId request, const std::string& channel);
+  bool can(const std::string& channel, Permission permission);
+  std::optional<Role> role(const std::string& channel);
+  std::optional<ChannelKind> channel_kind(const std::string& channel);
+  std::optional<ChannelMeta> channel_meta(const std::string& channel);
 
   // ---- TransportHandler ----
   void on_open() override;
@@ -103,7 +123,9 @@ class Engine : public sys::TransportHandler {
   // Runs `run` once ready (at once if ready), or `fail` with offline after the request timeout.
   void when_ready(std::function<void()> run, std::function<void(const Status&)> fail,
                   bool answer_offline = false);
-  void membership_request(RequestId request, wire::ClientMessage message, const std::string& channel);
+  // `joined` runs after a successful create or join, before the completion event.
+  void membership_request(RequestId request, wire::ClientMessage message, const std::string& channel,
+                          std::function<void(const wire::Ok&)> joined = {});
 
   // Outbox.
   void transmit_outbox();
@@ -129,6 +151,31 @@ class Engine : public sys::TransportHandler {
   void send_read(const std::string& channel, std::uint64_t seq);
   void fetch_receipts(const std::string& channel);
   void track_membership(const Message& event);
+
+  // Kinds, roles, moderation (engine_channels.cpp).
+  // A request answered by ok: validated by the caller; `applied` updates the
+  // cache from the request before the completion event; the event it appended
+  // is then fetched and delivered like any other (the server does not send
+  // it back to this session).
+  void channel_request(RequestId request, const std::string& action, const std::string& channel,
+                       wire::ClientMessage message, std::function<void(const wire::Ok&)> applied);
+  // Fails a moderation request before it is sent.
+  void refuse_request(RequestId request, const std::string& action, const std::string& channel,
+                      Status status);
+  // One analytics event per moderation request: the action, the channel's
+  // kind and the outcome's code; never text, user names or reasons.
+  void moderation_analytics(const std::string& action, const std::string& channel,
+                            const Status& status);
+  // Applies a delivered event to the cache: membership, roles, mutes,
+  // metadata, deleted text.
+  void apply_channel_event(const Message& event);
+  // Kinds and this user's roles from a welcome.
+  void apply_channel_states(const std::vector<wire::ChannelState>& channels);
+  // Asks the server for the channel's kind, metadata and members (for a
+  // channel this device has just learnt of) and stores the answer.
+  void fetch_channel_state(const std::string& channel);
+  void apply_info(const wire::ChannelInfoReply& info);
+  void fetch_own_event(const std::string& channel, std::uint64_t seq);
 
   // Analytics: never content.
   void analytics(std::string name, std::vector<std::pair<std::string, std::string>> labels,
@@ -175,6 +222,10 @@ class Engine : public sys::TransportHandler {
   std::shared_ptr<sys::AnalyticsSink> analytics_;
   Clock::time_point state_since_ = Clock::now();
   std::map<std::string, Clock::time_point> send_started_;  // message id -> first transmit
+
+  // Channels (engine thread).
+  std::set<std::string> info_fetching_;  // fetch_channel_state in flight
+  std::uint64_t retry_after_ms_ = 0;     // of the last rate_limited error
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

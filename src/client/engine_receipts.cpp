@@ -179,11 +179,8 @@ void Engine::fetch_receipts(const std::string& channel) {
 }
 
 void Engine::track_membership(const Message& event) {
-  if (event.kind == EventKind::create || event.kind == EventKind::join) {
-    cache_->add_member(event.channel, event.sender);
-  } else if (event.kind == EventKind::leave) {
-    cache_->remove_member(event.channel, event.sender);
-  }
+  // Members, roles and everything else an event changes (engine_channels.cpp).
+  apply_channel_event(event);
 }
 
 Result<ReceiptSummary> Engine::receipt_summary(const std::string& channel, std::uint64_t seq) {

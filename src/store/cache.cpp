@@ -14,6 +14,9 @@
 //   however long the channel (a count over messages would read every row of
 //   the run). Eviction (cache_budget.cpp) trims runs as it deletes.
 // - receipts, members (cache_receipts.cpp).
+// - Since schema 4, group channels: channels.kind, role, muted_until, meta;
+//   members.role, muted_until; messages.deleted and the fields of the new
+//   event kinds (cache_channels.cpp).
 //
 // outbox.db, what must never be lost (schema of its own, kOutboxMigrations):
 // - meta(key, value): 'user', 'device_id', and 'cache_corrupt' while parley.db
@@ -108,6 +111,25 @@ CREATE TABLE members(
     R"sql(
 DROP TABLE IF EXISTS outbox;
 )sql",
+    // 4: group channels (issue 6): the channel's kind, this user's role and
+    // mute, the metadata (a JSON object, cache_channels.cpp); members' roles
+    // and mutes; and the fields of the new event kinds, with a deleted flag.
+    // NULL mutes mean not muted; '' kinds and roles mean not known yet.
+    R"sql(
+ALTER TABLE channels ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN role TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN muted_until INTEGER;
+ALTER TABLE channels ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT '';
+ALTER TABLE members ADD COLUMN muted_until INTEGER;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN target TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN role TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN until_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN ref INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN channel_kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN meta TEXT;
+)sql",
 };
 static_assert(std::size(kMigrations) == Cache::kSchemaVersion,
               "one migration step per schema version");
@@ -159,19 +181,33 @@ constexpr const char* kAllChannels =
 constexpr const char* kOneChannel =
     "SELECT name, member, last_seq, read_to FROM channels WHERE name = ?1";
 
+// An event's row: the columns, and one row's values as bound by bind_event.
+// The meta of create and meta events is kept as a JSON object (when the flag
+// before it is set): a field cleared by a meta event is "", an absent one null.
+#define PARLEY_EVENT_COLUMNS                                                          \
+  "messages(channel, seq, kind, sender, client_id, text, ts, deleted, target, role, " \
+  "until_ms, ref, channel_kind, meta)"
+#define PARLEY_EVENT_VALUES                                                     \
+  "(?,?,?,?,?,?,?,?,?,?,?,?,?,CASE WHEN ? THEN json_object('name',?,'topic',?," \
+  "'description',?,'avatar',?,'data',?) END)"
 constexpr const char* kInsertEvent =
-    "INSERT OR IGNORE INTO messages(channel, seq, kind, sender, client_id, text, ts) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-constexpr int kEventColumns = 7;  // as bound by bind_event
+    "INSERT OR IGNORE INTO " PARLEY_EVENT_COLUMNS " VALUES" PARLEY_EVENT_VALUES;
+constexpr int kEventColumns = 19;  // as bound by bind_event
 // Batches insert this many rows per statement (the largest that fits, then
 // smaller): SQLite's work per statement is then shared by the rows, which
 // makes a page of events about 1.5x as fast to insert as one row at a time.
 constexpr int kRowsPerInsert[] = {64, 16, 4, 1};
 constexpr const char* kEventRange =
-    "SELECT channel, seq, kind, sender, client_id, text, ts FROM messages "
+    "SELECT channel, seq, kind, sender, client_id, text, ts, deleted, target, role, until_ms, "
+    "ref, channel_kind, json_extract(meta, '$.name'), json_extract(meta, '$.topic'), "
+    "json_extract(meta, '$.description'), json_extract(meta, '$.avatar'), "
+    "json_extract(meta, '$.data') FROM messages "
     "WHERE channel = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq";
 constexpr const char* kLatestMessages =
-    "SELECT channel, seq, kind, sender, client_id, text, ts FROM messages "
+    "SELECT channel, seq, kind, sender, client_id, text, ts, deleted, target, role, until_ms, "
+    "ref, channel_kind, json_extract(meta, '$.name'), json_extract(meta, '$.topic'), "
+    "json_extract(meta, '$.description'), json_extract(meta, '$.avatar'), "
+    "json_extract(meta, '$.data') FROM messages "
     "WHERE channel = ?1 AND kind = 'message' AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 constexpr const char* kMaxSeq = "SELECT max(seq) FROM messages WHERE channel = ?1";
 // A covering search of messages_by_kind(channel, kind, seq); LIMIT -1: no bound.
@@ -225,18 +261,19 @@ const char* insert_rows_sql(std::size_t i) {
   static const auto sql = [] {
     std::array<std::string, std::size(kRowsPerInsert)> out;
     for (std::size_t k = 0; k < out.size(); ++k) {
-      out[k] =
-          "INSERT OR IGNORE INTO messages(channel, seq, kind, sender, client_id, text, ts) VALUES";
+      out[k] = "INSERT OR IGNORE INTO " PARLEY_EVENT_COLUMNS " VALUES";
       for (int r = 0; r < kRowsPerInsert[k]; ++r) {
-        out[k] += r == 0 ? "(?,?,?,?,?,?,?)" : ",(?,?,?,?,?,?,?)";
+        out[k] += r == 0 ? PARLEY_EVENT_VALUES : "," PARLEY_EVENT_VALUES;
       }
     }
     return out;
   }();
   return sql[i].c_str();
 }
+#undef PARLEY_EVENT_COLUMNS
+#undef PARLEY_EVENT_VALUES
 
-// Binds `m` to parameters first..first+6. `m` must outlive the statement's
+// Binds `m` to parameters first..first+18. `m` must outlive the statement's
 // run (no copies).
 void bind_event(Statement& q, int first, const Message& m) {
   q.bind_static(first, m.channel)
@@ -245,7 +282,25 @@ void bind_event(Statement& q, int first, const Message& m) {
       .bind_static(first + 3, m.sender)
       .bind_static(first + 4, m.id)
       .bind_static(first + 5, m.text)
-      .bind(first + 6, m.ts_ms);
+      .bind(first + 6, m.ts_ms)
+      .bind(first + 7, m.deleted ? 1 : 0)
+      .bind_static(first + 8, m.target)
+      .bind_static(first + 9, m.role)
+      .bind(first + 10, m.until_ms)
+      .bind(first + 11, clamp_seq(m.ref))
+      .bind_static(first + 12, m.channel_kind);
+  const std::optional<std::string>* meta[] = {&m.meta.name, &m.meta.topic, &m.meta.description,
+                                              &m.meta.avatar_url, &m.meta.data};
+  bool has_meta = false;
+  for (int i = 0; i < 5; ++i) {
+    if (*meta[i]) {
+      has_meta = true;
+      q.bind_static(first + 14 + i, **meta[i]);
+    } else {
+      q.bind_null(first + 14 + i);
+    }
+  }
+  q.bind(first + 13, has_meta ? 1 : 0);
 }
 
 }  // namespace
@@ -343,6 +398,17 @@ Result<std::vector<Message>> Cache::Rep::read_events(Statement& q) {
     m.text = q.column_text(5);
     m.ts_ms = q.column_int(6);
     m.state = DeliveryState::sent;
+    m.deleted = q.column_int(7) != 0;
+    m.target = q.column_text(8);
+    m.role = q.column_text(9);
+    m.until_ms = q.column_int(10);
+    m.ref = static_cast<std::uint64_t>(q.column_int(11));
+    m.channel_kind = q.column_text(12);
+    std::optional<std::string>* meta[] = {&m.meta.name, &m.meta.topic, &m.meta.description,
+                                          &m.meta.avatar_url, &m.meta.data};
+    for (int i = 0; i < 5; ++i) {
+      if (!q.column_is_null(13 + i)) *meta[i] = q.column_text(13 + i);
+    }
     out.push_back(std::move(m));
   }
   return out;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "parley/events.hpp"
+#include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
 
@@ -84,7 +85,7 @@ class Cache {
   static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user);
   ~Cache();
 
-  static constexpr int kSchemaVersion = 3;        // parley.db
+  static constexpr int kSchemaVersion = 4;        // parley.db
   static constexpr int kOutboxSchemaVersion = 1;  // outbox.db
 
   // ---- meta -------------------------------------------------------------
@@ -188,7 +189,7 @@ class Cache {
   Result<bool> raise_receipt(const std::string& channel, const std::string& user,
                              const std::string& device, ReceiptKind kind, std::uint64_t seq);
   // The channel's members as the server last listed them, kept up to date by
-  // join and leave events.
+  // the channel's events. Members who stay keep their role and mute.
   Status set_members(const std::string& channel, const std::vector<std::string>& users);
   Status add_member(const std::string& channel, const std::string& user);
   Status remove_member(const std::string& channel, const std::string& user);
@@ -206,6 +207,42 @@ class Cache {
   };
   // Channels whose read cursor the server has not acknowledged yet.
   Result<std::vector<PendingRead>> unsent_reads();
+
+  // ---- kinds, roles, metadata, deletions (cache_channels.cpp) -------------
+  // What this user may do in a channel, as far as the cache knows.
+  struct ChannelAccess {
+    bool member = false;
+    std::optional<ChannelKind> kind;          // nullopt: not known yet
+    std::optional<Role> role;                 // this user's; nullopt: none, or not known
+    std::optional<std::int64_t> muted_until;  // this user's mute: 0 until lifted; nullopt: none
+  };
+  // nullopt: no such channel row.
+  Result<std::optional<ChannelAccess>> channel_access(const std::string& channel);
+  // These change an existing channel row only.
+  Status set_channel_kind(const std::string& channel, ChannelKind kind);
+  Status set_my_role(const std::string& channel, std::optional<Role> role);
+  Status set_my_mute(const std::string& channel, std::optional<std::int64_t> until_ms);
+  // A meta event: the fields set in `changes` replace the stored ones ("" clears).
+  Status merge_meta(const std::string& channel, const ChannelMeta& changes);
+  // The whole metadata (from a create event or channel_info).
+  Status replace_meta(const std::string& channel, const ChannelMeta& meta);
+  // nullopt: no such channel. Cleared fields are absent.
+  Result<std::optional<ChannelMeta>> channel_meta(const std::string& channel);
+  struct MemberRow {
+    std::string user;
+    std::optional<Role> role;                 // nullopt: not known
+    std::optional<std::int64_t> muted_until;  // 0: until lifted; nullopt: not muted
+  };
+  // Adds the member if missing.
+  Status set_member_role(const std::string& channel, const std::string& user, Role role);
+  Status set_member_mute(const std::string& channel, const std::string& user,
+                         std::optional<std::int64_t> until_ms);
+  // The whole list (channel_info), with roles and mutes.
+  Status replace_members(const std::string& channel, const std::vector<MemberRow>& members);
+  Result<std::vector<MemberRow>> members(const std::string& channel);
+  // A deletion event: the message at `seq`, if stored, keeps its place and
+  // loses its text (deleted set).
+  Status mark_deleted(const std::string& channel, std::uint64_t seq);
 
   struct Rep;  // cache_rep.hpp
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "store/cache_rep.hpp"
 
@@ -14,7 +15,7 @@ constexpr const char* kRaiseReceipt =
     "INSERT INTO receipts(channel, user, device, kind, seq) VALUES(?1, ?2, ?3, ?4, ?5) "
     "ON CONFLICT(channel, user, device, kind) DO UPDATE SET seq = excluded.seq "
     "WHERE excluded.seq > receipts.seq";
-constexpr const char* kClearMembers = "DELETE FROM members WHERE channel = ?1";
+constexpr const char* kMemberNames = "SELECT user FROM members WHERE channel = ?1";
 constexpr const char* kAddMember = "INSERT OR IGNORE INTO members(channel, user) VALUES(?1, ?2)";
 constexpr const char* kRemoveMember = "DELETE FROM members WHERE channel = ?1 AND user = ?2";
 constexpr const char* kCountMembers =
@@ -54,11 +55,27 @@ Status Cache::set_members(const std::string& channel, const std::vector<std::str
   return rep_->note([&]() -> Status {
     Transaction tx(rep_->db);
     if (!tx.begin_status().ok()) return tx.begin_status();
+    // Members who stay keep their rows (roles and mutes, cache_channels.cpp).
+    const std::set<std::string> staying(users.begin(), users.end());
+    std::vector<std::string> gone;
     {
-      auto st = rep_->stmt(kClearMembers);
+      auto st = rep_->stmt(kMemberNames);
       if (!st) return st.status();
       Scoped q(**st);
-      if (Status s = q->bind(1, channel).run(); !s.ok()) return s;
+      q->bind(1, channel);
+      for (;;) {
+        auto row = q->step();
+        if (!row) return row.status();
+        if (!*row) break;
+        std::string user = q->column_text(0);
+        if (staying.count(user) == 0) gone.push_back(user);
+      }
+    }
+    for (const auto& user : gone) {
+      auto st = rep_->stmt(kRemoveMember);
+      if (!st) return st.status();
+      Scoped q(**st);
+      if (Status s = q->bind(1, channel).bind(2, user).run(); !s.ok()) return s;
     }
     for (const auto& user : users) {
       auto st = rep_->stmt(kAddMember);

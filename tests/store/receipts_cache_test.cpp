@@ -83,7 +83,7 @@ TEST_CASE("own read cursor is monotonic and remembered until the server has it")
   CHECK((*cache)->unsent_reads()->empty());
 }
 
-TEST_CASE("a version 1 cache migrates to version 3 keeping its data, outbox and device id") {
+TEST_CASE("a version 1 cache migrates to the current version keeping its data, outbox and device id") {
   Dir dir;
   {
     auto cache = Cache::open(dir.path.string(), "alice");
@@ -99,6 +99,17 @@ TEST_CASE("a version 1 cache migrates to version 3 keeping its data, outbox and 
     REQUIRE(db->exec("DROP TABLE receipts; DROP TABLE members; "
                      "ALTER TABLE channels DROP COLUMN my_read; "
                      "ALTER TABLE channels DROP COLUMN my_read_sent; "
+                     "ALTER TABLE channels DROP COLUMN kind; "
+                     "ALTER TABLE channels DROP COLUMN role; "
+                     "ALTER TABLE channels DROP COLUMN muted_until; "
+                     "ALTER TABLE channels DROP COLUMN meta; "
+                     "ALTER TABLE messages DROP COLUMN deleted; "
+                     "ALTER TABLE messages DROP COLUMN target; "
+                     "ALTER TABLE messages DROP COLUMN role; "
+                     "ALTER TABLE messages DROP COLUMN until_ms; "
+                     "ALTER TABLE messages DROP COLUMN ref; "
+                     "ALTER TABLE messages DROP COLUMN channel_kind; "
+                     "ALTER TABLE messages DROP COLUMN meta; "
                      "CREATE TABLE outbox(ord INTEGER PRIMARY KEY AUTOINCREMENT, "
                      "id TEXT NOT NULL UNIQUE, channel TEXT NOT NULL, text TEXT NOT NULL, "
                      "created_ms INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending', "
