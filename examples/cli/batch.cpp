@@ -66,6 +66,14 @@ class CommandRunner {
     std::string message_id{};       // /send: waits for this message's pending event
     Clock::time_point deadline{};
     std::uint32_t count = 0;  // /history: how many text messages to print
+    // What the result line repeats of the command (docs/cli.md).
+    std::string kind{};                      // /create
+    std::string user{};                      // /dm, member commands
+    std::string role{};                      // /role
+    std::optional<std::uint64_t> seconds{};  // /ban, /mute
+    std::optional<std::uint64_t> ref{};      // message commands
+    std::string text{};                      // /dm: what to send once the channel is open
+    bool with_seq = false;                   // moderation: the result has the event's seq
   };
 
   void handle(const parley::StateChanged& e);
@@ -78,11 +86,12 @@ class CommandRunner {
   void handle(const parley::TypingChanged& e) { out_.typing(e); }
   void handle(const parley::ReceiptUpdated& e) { out_.receipt(e); }
   void handle(const parley::SyncProgress& e) { out_.sync_progress(e); }
-  void handle(const parley::ChannelInfoLoaded&) {}  // no command asks for it yet
+  void handle(const parley::ChannelInfoLoaded& e);
 
   void start(const std::string& line);
   void run_command(const Command& command);
   void start_request(std::string command, std::string channel, parley::RequestId request);
+  void run_member_command(const MemberCommand& c);
   void expire_current();
   bool current_is(parley::RequestId request) const {
     return current_ && current_->request != 0 && current_->request == request;
@@ -232,7 +241,9 @@ void CommandRunner::handle(const parley::MessagePending& e) {
   pending_ids_.insert(e.id);
   out_.pending(e.channel, e.id, text_of(e.id));
   if (current_ && !current_->message_id.empty() && current_->message_id == e.id) {
-    out_.result({.command = "send", .channel = e.channel, .id = e.id});
+    // /send, or /dm with text.
+    out_.result(
+        {.command = current_->command, .channel = e.channel, .id = e.id, .user = current_->user});
     current_.reset();
   }
 }
@@ -258,19 +269,67 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
                     (e.status.ok() ? "ok" : e.status.to_string()));
     return;
   }
-  const std::string command = current_->command;
+  InFlight done = std::move(*current_);
+  current_.reset();
+  const std::string& command = done.command;
+  if (!e.status.ok()) {
+    out_.error(error_from(e.status));
+    return;
+  }
+  if (command == "dm" && !done.text.empty()) {
+    // The channel is open: send the text, and finish when it is in the outbox.
+    set_current(e.channel);
+    parley::Result<std::string> id = client_.send(e.channel, done.text);
+    if (!id) {
+      out_.error(error_from(id.status()));
+      return;
+    }
+    pending_ids_.insert(*id);
+    texts_[*id] = done.text;
+    current_ = InFlight{.command = "dm",
+                        .channel = e.channel,
+                        .message_id = *id,
+                        .deadline = Clock::now() + options_.command_timeout,
+                        .user = done.user};
+    return;
+  }
+  out_.result({.command = command,
+               .channel = e.channel,
+               .kind = done.kind,
+               .user = done.user,
+               .role = done.role,
+               .seconds = done.seconds,
+               .ref = done.ref,
+               .seq = done.with_seq ? std::optional<std::uint64_t>(e.seq) : std::nullopt});
+  if (command == "create" || command == "join" || command == "dm") {
+    set_current(e.channel);
+  } else if (command == "leave" && current_channel_ == e.channel) {
+    const std::vector<std::string> left = member_channels();
+    set_current(left.empty() ? "" : left.front());
+  }
+}
+
+void CommandRunner::handle(const parley::ChannelInfoLoaded& e) {
+  open_requests_.erase(e.request);
+  if (!current_is(e.request)) {
+    out_.diagnostic("late channel info for " + e.channel + " ignored");
+    return;
+  }
   current_.reset();
   if (!e.status.ok()) {
     out_.error(error_from(e.status));
     return;
   }
-  out_.result({.command = command, .channel = e.channel});
-  if (command != "leave") {
-    set_current(e.channel);
-  } else if (current_channel_ == e.channel) {
-    const std::vector<std::string> left = member_channels();
-    set_current(left.empty() ? "" : left.front());
+  if (!e.complete) {
+    out_.diagnostic("members of " + e.channel +
+                    ": server not reachable; showing what the cache has");
   }
+  out_.channel_info(e);
+  out_.result({.command = "members",
+               .channel = e.channel,
+               .count = static_cast<std::uint64_t>(e.members.size()),
+               .kind = parley::to_string(e.kind),
+               .topic = e.meta.topic.value_or("")});
 }
 
 void CommandRunner::handle(const parley::HistoryLoaded& e) {
@@ -330,7 +389,32 @@ void CommandRunner::run_command(const Command& command) {
       [this](const auto& c) {
         using C = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<C, CreateCommand>) {
-          start_request("create", c.channel, client_.create_channel(c.channel));
+          parley::ChannelOptions options;
+          parley::parse_channel_kind(c.kind, &options.kind);
+          start_request("create", c.channel, client_.create_channel(c.channel, options));
+          current_->kind = c.kind;
+        } else if constexpr (std::is_same_v<C, DirectCommand>) {
+          start_request("dm", "", client_.open_direct(c.user));
+          current_->user = c.user;
+          current_->text = c.text;
+        } else if constexpr (std::is_same_v<C, MemberCommand>) {
+          run_member_command(c);
+        } else if constexpr (std::is_same_v<C, TopicCommand>) {
+          parley::ChannelMeta meta;
+          meta.topic = c.text;
+          start_request("topic", c.channel, client_.set_meta(c.channel, meta));
+          current_->with_seq = true;
+        } else if constexpr (std::is_same_v<C, MessageCommand>) {
+          parley::RequestId request =
+              c.command == "delete"  ? client_.delete_message(c.channel, c.seq)
+              : c.command == "pin"   ? client_.pin_message(c.channel, c.seq, true)
+              : c.command == "unpin" ? client_.pin_message(c.channel, c.seq, false)
+                                     : client_.report_message(c.channel, c.seq, c.reason);
+          start_request(c.command, c.channel, request);
+          current_->ref = c.seq;
+          current_->with_seq = c.command != "report";
+        } else if constexpr (std::is_same_v<C, MembersCommand>) {
+          start_request("members", c.channel, client_.load_channel_info(c.channel));
         } else if constexpr (std::is_same_v<C, JoinCommand>) {
           start_request("join", c.channel, client_.join_channel(c.channel));
         } else if constexpr (std::is_same_v<C, LeaveCommand>) {
@@ -406,6 +490,35 @@ void CommandRunner::run_command(const Command& command) {
         }
       },
       command);
+}
+
+void CommandRunner::run_member_command(const MemberCommand& c) {
+  const std::chrono::seconds duration(static_cast<std::int64_t>(c.seconds.value_or(0)));
+  parley::RequestId request = 0;
+  if (c.command == "invite") {
+    request = client_.invite(c.channel, c.user);
+  } else if (c.command == "kick") {
+    request = client_.remove_member(c.channel, c.user);
+  } else if (c.command == "ban") {
+    request = client_.ban(c.channel, c.user, duration);
+  } else if (c.command == "unban") {
+    request = client_.unban(c.channel, c.user);
+  } else if (c.command == "mute") {
+    request = client_.mute(c.channel, c.user, duration);
+  } else if (c.command == "unmute") {
+    request = client_.unmute(c.channel, c.user);
+  } else if (c.command == "role") {
+    parley::Role role = parley::Role::member;
+    parley::parse_role(c.role, &role);  // checked by parse_command
+    request = client_.set_role(c.channel, c.user, role);
+  } else {
+    request = client_.transfer_ownership(c.channel, c.user);
+  }
+  start_request(c.command, c.channel, request);
+  current_->user = c.user;
+  current_->role = c.role;
+  current_->seconds = c.seconds;
+  current_->with_seq = true;
 }
 
 void CommandRunner::start_request(std::string command, std::string channel,

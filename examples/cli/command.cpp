@@ -1,6 +1,7 @@
 #include "command.hpp"
 
 #include <charconv>
+#include <cstdint>
 
 namespace parley_cli {
 namespace {
@@ -23,12 +24,23 @@ std::string_view next_word(std::string_view& rest) {
   return word;
 }
 
-bool parse_uint(std::string_view s, std::uint32_t max, std::uint32_t* out) {
+bool parse_u64(std::string_view s, std::uint64_t max, std::uint64_t* out) {
   std::uint64_t v = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size() || v > max) return false;
+  if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || v > max) return false;
+  *out = v;
+  return true;
+}
+
+bool parse_uint(std::string_view s, std::uint32_t max, std::uint32_t* out) {
+  std::uint64_t v = 0;
+  if (!parse_u64(s, max, &v)) return false;
   *out = static_cast<std::uint32_t>(v);
   return true;
+}
+
+bool is_role(std::string_view s) {
+  return s == "owner" || s == "admin" || s == "moderator" || s == "member" || s == "read_only";
 }
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
@@ -45,15 +57,20 @@ bool is_blank(std::string_view line) { return trim(line).empty(); }
 
 const std::vector<std::string_view>& command_names() {
   static const std::vector<std::string_view> names = {
-      "/channel", "/channels", "/create", "/help",  "/history", "/join",  "/leave",
-      "/quit",    "/read",     "/send",   "/sleep", "/switch",  "/typing"};
+      "/ban",     "/channel", "/channels", "/create", "/delete", "/dm",      "/help",
+      "/history", "/invite",  "/join",     "/kick",   "/leave",  "/members", "/mute",
+      "/pin",     "/quit",    "/read",     "/report", "/role",   "/send",    "/sleep",
+      "/switch",  "/topic",   "/transfer", "/typing", "/unban",  "/unmute",  "/unpin"};
   return names;
 }
 
 bool takes_channel(std::string_view name) {
   return name == "/create" || name == "/join" || name == "/leave" || name == "/send" ||
          name == "/history" || name == "/typing" || name == "/read" || name == "/switch" ||
-         name == "/channel";
+         name == "/channel" || name == "/invite" || name == "/kick" || name == "/ban" ||
+         name == "/unban" || name == "/mute" || name == "/unmute" || name == "/role" ||
+         name == "/transfer" || name == "/topic" || name == "/delete" || name == "/pin" ||
+         name == "/unpin" || name == "/report" || name == "/members";
 }
 
 Command parse_command(std::string_view line) {
@@ -69,14 +86,90 @@ Command parse_command(std::string_view line) {
     return SendCommand{std::string(channel), std::string(rest)};
   }
 
+  if (name == "/dm") {
+    const std::string_view user = next_word(rest);
+    if (user.empty()) return BadCommand{"usage: /dm USER [TEXT...]"};
+    return DirectCommand{std::string(user), std::string(rest)};
+  }
+  if (name == "/topic") {
+    const std::string_view channel = next_word(rest);
+    if (channel.empty()) return BadCommand{"usage: /topic CHANNEL [TEXT...] (no text clears it)"};
+    return TopicCommand{std::string(channel), std::string(rest)};
+  }
+  if (name == "/report") {
+    const std::string_view channel = next_word(rest);
+    const std::string_view seq = next_word(rest);
+    if (channel.empty() || seq.empty() || rest.empty()) {
+      return BadCommand{"usage: /report CHANNEL SEQ REASON..."};
+    }
+    MessageCommand cmd{"report", std::string(channel), 0, std::string(rest)};
+    if (!parse_u64(seq, UINT64_MAX, &cmd.seq) || cmd.seq == 0) {
+      return BadCommand{"seq " + quoted(seq) +
+                        ": expected a message's sequence number (1 or more)"};
+    }
+    return cmd;
+  }
+
   std::vector<std::string_view> args;
-  if (name == "/create" || name == "/join" || name == "/leave" || name == "/typing" ||
-      name == "/read" || name == "/switch" || name == "/channel") {
+  if (name == "/create") {
+    if (!take_words(rest, 1, &args) && args.size() != 2) {
+      return BadCommand{"usage: /create CHANNEL [public|private|broadcast]"};
+    }
+    CreateCommand cmd{std::string(args[0])};
+    if (args.size() == 2) {
+      if (args[1] != "public" && args[1] != "private" && args[1] != "broadcast") {
+        return BadCommand{"kind " + quoted(args[1]) + ": expected public, private or broadcast"};
+      }
+      cmd.kind = std::string(args[1]);
+    }
+    return cmd;
+  }
+  if (name == "/invite" || name == "/kick" || name == "/unban" || name == "/unmute" ||
+      name == "/transfer" || name == "/ban" || name == "/mute" || name == "/role") {
+    const bool timed = name == "/ban" || name == "/mute";
+    const bool with_role = name == "/role";
+    const bool fits = take_words(rest, with_role ? 3 : 2, &args) || (timed && args.size() == 3);
+    if (!fits) {
+      return BadCommand{"usage: " + std::string(name) + " CHANNEL USER" +
+                        (timed       ? " [SECONDS]"
+                         : with_role ? " ROLE"
+                                     : "")};
+    }
+    MemberCommand cmd{std::string(name.substr(1)), std::string(args[0]), std::string(args[1])};
+    if (with_role) {
+      if (!is_role(args[2])) {
+        return BadCommand{"role " + quoted(args[2]) +
+                          ": expected owner, admin, moderator, member or read_only"};
+      }
+      cmd.role = std::string(args[2]);
+    } else if (timed && args.size() == 3) {
+      std::uint64_t secs = 0;
+      if (!parse_u64(args[2], kMaxSeconds, &secs)) {
+        return BadCommand{"seconds " + quoted(args[2]) +
+                          ": expected a number from 0 (until lifted) to " +
+                          std::to_string(kMaxSeconds)};
+      }
+      cmd.seconds = secs;
+    }
+    return cmd;
+  }
+  if (name == "/delete" || name == "/pin" || name == "/unpin") {
+    if (!take_words(rest, 2, &args))
+      return BadCommand{"usage: " + std::string(name) + " CHANNEL SEQ"};
+    MessageCommand cmd{std::string(name.substr(1)), std::string(args[0]), 0, ""};
+    if (!parse_u64(args[1], UINT64_MAX, &cmd.seq) || cmd.seq == 0) {
+      return BadCommand{"seq " + quoted(args[1]) +
+                        ": expected a message's sequence number (1 or more)"};
+    }
+    return cmd;
+  }
+  if (name == "/join" || name == "/leave" || name == "/typing" || name == "/read" ||
+      name == "/switch" || name == "/channel" || name == "/members") {
     if (!take_words(rest, 1, &args)) {
       return BadCommand{"usage: " + std::string(name) + " CHANNEL"};
     }
     std::string channel(args[0]);
-    if (name == "/create") return CreateCommand{std::move(channel)};
+    if (name == "/members") return MembersCommand{std::move(channel)};
     if (name == "/join") return JoinCommand{std::move(channel)};
     if (name == "/leave") return LeaveCommand{std::move(channel)};
     if (name == "/typing") return TypingCommand{std::move(channel)};

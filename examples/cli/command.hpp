@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -11,6 +12,7 @@ namespace parley_cli {
 
 struct CreateCommand {
   std::string channel;
+  std::string kind = "public";  // public, private or broadcast
 };
 struct JoinCommand {
   std::string channel;
@@ -34,6 +36,36 @@ struct TypingCommand {
 struct ReadCommand {
   std::string channel;
 };
+// Opens the direct channel with `user`, and sends `text` there if not empty.
+struct DirectCommand {
+  std::string user;
+  std::string text;
+};
+// A change to a member: /invite, /kick, /ban, /unban, /mute, /unmute, /role,
+// /transfer. `command` is the name without the slash.
+struct MemberCommand {
+  std::string command;
+  std::string channel;
+  std::string user;
+  std::string role{};                      // /role: a role's wire name
+  std::optional<std::uint64_t> seconds{};  // /ban, /mute: how long (0: until lifted)
+};
+// /topic: sets (or, without text, clears) the channel's topic.
+struct TopicCommand {
+  std::string channel;
+  std::string text;
+};
+// Something done to one message: /delete, /pin, /unpin, /report (with `reason`).
+struct MessageCommand {
+  std::string command;
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string reason{};
+};
+// Lists the channel's members with their roles (and bans, to those who may ban).
+struct MembersCommand {
+  std::string channel;
+};
 // Interactive: makes `channel` the one plain text goes to (/switch, /channel).
 struct SwitchCommand {
   std::string channel;
@@ -51,13 +83,16 @@ struct BadCommand {
 };
 
 using Command = std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
-                             TypingCommand, ReadCommand, SwitchCommand, ChannelsCommand,
+                             TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
+                             MessageCommand, MembersCommand, SwitchCommand, ChannelsCommand,
                              SleepCommand, QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.
 inline constexpr std::uint32_t kMaxHistoryCount = 1000;
 // The longest /sleep: one hour.
 inline constexpr std::uint32_t kMaxSleepMs = 3'600'000;
+// The longest /ban or /mute: about 100 years (0 means until lifted).
+inline constexpr std::uint64_t kMaxSeconds = 3'153'600'000;
 
 // Parses one line (without its newline). `line` must not be blank.
 Command parse_command(std::string_view line);

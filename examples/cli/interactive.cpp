@@ -15,6 +15,7 @@
 #include <ctime>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -65,11 +66,16 @@ class HumanOutput final : public Output {
 
   void message(const parley::Message& m) override {
     const std::string when = style(kDim, clock_of(m.ts_ms)) + " ";
+    if (m.kind == parley::EventKind::system) {
+      screen_.print(when + where(m.channel) + style(kBold, "system") + ": " + body(m.text));
+      return;
+    }
     if (m.kind != parley::EventKind::message) {
-      const char* what = m.kind == parley::EventKind::create ? " created "
-                         : m.kind == parley::EventKind::join ? " joined "
-                                                             : " left ";
-      screen_.print(when + style(kDim, "* " + printable(m.sender) + what + m.channel));
+      screen_.print(when + style(kDim, "* " + describe(m)));
+      return;
+    }
+    if (m.deleted) {
+      screen_.print(when + where(m.channel) + name(m.sender) + ": " + style(kDim, "(deleted)"));
       return;
     }
     screen_.print(when + where(m.channel) + name(m.sender) + ": " + body(m.text));
@@ -161,6 +167,25 @@ class HumanOutput final : public Output {
     refresh_status();
   }
 
+  void channel_info(const parley::ChannelInfoLoaded& e) override {
+    std::string head = "members of " + printable(e.channel) + " (" + parley::to_string(e.kind);
+    if (e.meta.topic && !e.meta.topic->empty()) head += ", topic: " + printable(*e.meta.topic);
+    head += "):";
+    std::string text = head;
+    for (const parley::ChannelMember& m : e.members) {
+      text += "\n  " + name(m.user) + " " + style(kDim, std::string(parley::to_string(m.role)));
+      if (m.muted) {
+        text += style(kDim, m.muted_until_ms > 0 ? ", muted until " + clock_of(m.muted_until_ms)
+                                                 : std::string(", muted"));
+      }
+    }
+    for (const parley::ChannelBan& b : e.bans) {
+      text += "\n  " + style(kDim, printable(b.user) + " banned" +
+                                       (b.until_ms > 0 ? " until " + clock_of(b.until_ms) : ""));
+    }
+    screen_.print(text);
+  }
+
   void error(const ErrorLine& e) override {
     std::string text = style(kRed, "error: ") + printable(e.message);
     if (!e.id.empty() && e.message.find(e.id) == std::string::npos) text += " [" + e.id + "]";
@@ -188,6 +213,33 @@ class HumanOutput final : public Output {
       for (const std::string& n : r.names) list += (list.empty() ? "" : ", ") + n;
       info(list.empty() ? "you are in no channel yet; /join or /create one"
                         : "your channels: " + list);
+    } else if (r.command == "dm") {
+      info("direct channel with " + r.user + ": " + c + "; plain text goes there now");
+    } else if (r.command == "members") {
+      // channel_info() showed them.
+    } else if (r.seq && *r.seq == 0 && r.command != "report") {
+      info(r.command + " " + c + (r.user.empty() ? "" : " " + r.user) + ": nothing to change");
+    } else if (r.command == "invite") {
+      info("invited " + r.user + " to " + c);
+    } else if (r.command == "kick") {
+      info("removed " + r.user + " from " + c);
+    } else if (r.command == "ban" || r.command == "mute") {
+      info((r.command == "ban" ? "banned " : "muted ") + r.user + " in " + c +
+           (r.seconds && *r.seconds > 0 ? " for " + std::to_string(*r.seconds) + " s" : ""));
+    } else if (r.command == "unban" || r.command == "unmute") {
+      info("lifted the " + r.command.substr(2) + " of " + r.user + " in " + c);
+    } else if (r.command == "role") {
+      info(r.user + " is now " + r.role + " in " + c);
+    } else if (r.command == "transfer") {
+      info(r.user + " owns " + c + " now; you are an admin");
+    } else if (r.command == "topic") {
+      info("set the topic of " + c);
+    } else if (r.command == "delete" || r.command == "pin" || r.command == "unpin") {
+      info(r.command + (r.command == "delete" ? "d" : "ned") + " message #" +
+           std::to_string(r.ref.value_or(0)) + " of " + c);
+    } else if (r.command == "report") {
+      info("reported message #" + std::to_string(r.ref.value_or(0)) + " of " + c +
+           " to the administrators");
     } else if (r.command == "quit") {
       info("bye");
     }
@@ -209,9 +261,19 @@ class HumanOutput final : public Output {
         {"/send CHANNEL TEXT", "send TEXT to CHANNEL"},
         {"/switch CHANNEL", "make CHANNEL the current channel (also /channel)"},
         {"/channels", "list the channels you are in"},
-        {"/create CHANNEL", "create a channel, join it and make it current"},
+        {"/create CHANNEL [KIND]",
+         "create a channel (public, private or broadcast) and make it current"},
         {"/join CHANNEL", "join a channel and make it current"},
         {"/leave CHANNEL", "leave a channel"},
+        {"/dm USER [TEXT]", "open the direct channel with USER (and send TEXT there)"},
+        {"/members CHANNEL", "list the members of CHANNEL and their roles"},
+        {"/invite CHANNEL USER", "add USER to CHANNEL (also /kick to remove)"},
+        {"/ban CHANNEL USER [S]", "ban USER from CHANNEL for S seconds or until /unban"},
+        {"/mute CHANNEL USER [S]", "stop USER posting for S seconds or until /unmute"},
+        {"/role CHANNEL USER ROLE", "admin, moderator, member or read_only (/transfer: owner)"},
+        {"/topic CHANNEL [TEXT]", "set the topic (no text clears it)"},
+        {"/delete CHANNEL SEQ", "delete message #SEQ (also /pin, /unpin)"},
+        {"/report CHANNEL SEQ WHY", "report message #SEQ to the administrators"},
         {"/history CHANNEL N", "show the latest N messages of CHANNEL"},
         {"/typing CHANNEL", "tell CHANNEL you are typing (typing text does it for you)"},
         {"/read CHANNEL", "mark all of CHANNEL as read (shown messages of the current one are)"},
@@ -222,7 +284,7 @@ class HumanOutput final : public Output {
     std::string text = "commands:";
     for (const auto& [usage, what] : commands) {
       std::string u = usage;
-      u.resize(std::max<std::size_t>(u.size(), 20), ' ');
+      u.resize(std::max<std::size_t>(u.size(), 24), ' ');
       text += "\n  " + style(kBold, u) + " " + what;
     }
     text +=
@@ -236,6 +298,67 @@ class HumanOutput final : public Output {
     std::uint64_t handle = 0;  // the Screen's, for replace()
     std::string line;          // the line without the pending marker
   };
+
+  // "alice banned bob from general until 10:30", and the like.
+  static std::string describe(const parley::Message& m) {
+    using K = parley::EventKind;
+    const std::string by = printable(m.sender);
+    const std::string who = printable(m.target);
+    const std::string ch = printable(m.channel);
+    const std::string until = m.until_ms > 0 ? " until " + clock_of(m.until_ms) : "";
+    switch (m.kind) {
+      case K::create:
+        return by + " created " + ch +
+               (m.channel_kind.empty() || m.channel_kind == "public"
+                    ? ""
+                    : " (" + printable(m.channel_kind) + ")");
+      case K::join:
+        return by + " joined " + ch;
+      case K::leave:
+        return by + " left " + ch;
+      case K::invite:
+        return by + " invited " + who + " to " + ch;
+      case K::remove:
+        return by + " removed " + who + " from " + ch;
+      case K::ban:
+        return by + " banned " + who + " from " + ch + until;
+      case K::unban:
+        return by + " lifted the ban of " + who + " in " + ch;
+      case K::mute:
+        return by + " muted " + who + " in " + ch + until;
+      case K::unmute:
+        return by + " unmuted " + who + " in " + ch;
+      case K::role:
+        return who + " is now " + printable(m.role) + " in " + ch + " (by " + by + ")";
+      case K::meta: {
+        std::string what;
+        auto add = [&what](const char* field, const std::optional<std::string>& v) {
+          if (!v) return;
+          what += what.empty() ? " " : ", ";
+          what += v->empty() ? std::string("cleared the ") + field
+                             : std::string("set the ") + field + " to \"" + printable(*v) + "\"";
+        };
+        add("name", m.meta.name);
+        add("topic", m.meta.topic);
+        add("description", m.meta.description);
+        add("avatar", m.meta.avatar_url);
+        add("data", m.meta.data);
+        return by + (what.empty() ? " changed nothing" : what) + " of " + ch;
+      }
+      case K::deletion:
+        return by + " deleted message #" + std::to_string(m.ref) + " of " + ch;
+      case K::pin:
+        return by + " pinned message #" + std::to_string(m.ref) + " of " + ch;
+      case K::unpin:
+        return by + " unpinned message #" + std::to_string(m.ref) + " of " + ch;
+      case K::channel_deleted:
+        return ch + " was deleted by an administrator";
+      case K::message:
+      case K::system:
+        break;
+    }
+    return by + " " + parley::to_string(m.kind) + " " + ch;
+  }
 
   std::string style(const char* code, const std::string& s) const {
     return color_ ? "\033[" + std::string(code) + "m" + s + "\033[0m" : s;

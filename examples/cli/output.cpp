@@ -90,27 +90,123 @@ class JsonLine {
   rapidjson::Writer<rapidjson::StringBuffer> writer_;
 };
 
+// The fields of a metadata change that are set; "" means cleared.
+void meta_fields(JsonLine& line, const parley::ChannelMeta& meta) {
+  if (meta.name) line.field("name", *meta.name);
+  if (meta.topic) line.field("topic", *meta.topic);
+  if (meta.description) line.field("description", *meta.description);
+  if (meta.avatar_url) line.field("avatar", *meta.avatar_url);
+  if (meta.data) line.field("data", *meta.data);
+}
+
 class JsonOutput final : public Output {
  public:
   void message(const parley::Message& m) override {
-    if (m.kind == parley::EventKind::message) {
-      JsonLine("message")
-          .field("channel", m.channel)
-          .field("seq", m.seq)
-          .field("sender", m.sender)
-          .field("text", m.text)
-          .field("id", m.id)
-          .field("ts", parley::format_timestamp(m.ts_ms))
-          .emit();
-      return;
+    using K = parley::EventKind;
+    const std::string ts = parley::format_timestamp(m.ts_ms);
+    switch (m.kind) {
+      case K::message: {
+        JsonLine line("message");
+        line.field("channel", m.channel)
+            .field("seq", m.seq)
+            .field("sender", m.sender)
+            .field("text", m.text)
+            .field("id", m.id)
+            .field("ts", ts);
+        if (m.deleted) line.field("deleted", true);
+        line.emit();
+        return;
+      }
+      case K::create:
+      case K::join:
+      case K::leave: {
+        JsonLine line("member");
+        line.field("channel", m.channel)
+            .field("seq", m.seq)
+            .field("user", m.sender)
+            .field("action", parley::to_string(m.kind));
+        if (m.kind == K::create && !m.channel_kind.empty()) line.field("kind", m.channel_kind);
+        line.field("ts", ts).emit();
+        return;
+      }
+      case K::invite:
+      case K::remove:
+      case K::ban:
+      case K::unban:
+      case K::mute:
+      case K::unmute:
+      case K::role: {
+        // Done to `user` by `by`.
+        JsonLine line("member");
+        line.field("channel", m.channel)
+            .field("seq", m.seq)
+            .field("user", m.target)
+            .field("action", parley::to_string(m.kind))
+            .field("by", m.sender);
+        if (m.kind == K::role) line.field("role", m.role);
+        if ((m.kind == K::ban || m.kind == K::mute) && m.until_ms > 0) {
+          line.field("until", parley::format_timestamp(m.until_ms));
+        }
+        line.field("ts", ts).emit();
+        return;
+      }
+      case K::meta: {
+        JsonLine line("meta");
+        line.field("channel", m.channel).field("seq", m.seq).field("user", m.sender);
+        meta_fields(line, m.meta);
+        line.field("ts", ts).emit();
+        return;
+      }
+      case K::deletion:
+      case K::pin:
+      case K::unpin: {
+        JsonLine line(m.kind == K::deletion ? "delete" : "pin");
+        line.field("channel", m.channel)
+            .field("seq", m.seq)
+            .field("user", m.sender)
+            .field("ref", m.ref);
+        if (m.kind != K::deletion) line.field("pinned", m.kind == K::pin);
+        line.field("ts", ts).emit();
+        return;
+      }
+      case K::system:
+        JsonLine("system")
+            .field("channel", m.channel)
+            .field("seq", m.seq)
+            .field("user", m.sender)
+            .field("text", m.text)
+            .field("ts", ts)
+            .emit();
+        return;
+      case K::channel_deleted:
+        JsonLine("channel_deleted")
+            .field("channel", m.channel)
+            .field("seq", m.seq)
+            .field("user", m.sender)
+            .field("ts", ts)
+            .emit();
+        return;
     }
-    JsonLine("member")
-        .field("channel", m.channel)
-        .field("seq", m.seq)
-        .field("user", m.sender)
-        .field("action", parley::to_string(m.kind))
-        .field("ts", parley::format_timestamp(m.ts_ms))
-        .emit();
+  }
+
+  void channel_info(const parley::ChannelInfoLoaded& e) override {
+    for (const parley::ChannelMember& m : e.members) {
+      JsonLine line("channel_member");
+      line.field("channel", e.channel)
+          .field("user", m.user)
+          .field("role", parley::to_string(m.role));
+      if (m.muted) {
+        line.field("muted", true);
+        if (m.muted_until_ms > 0) line.field("until", parley::format_timestamp(m.muted_until_ms));
+      }
+      line.emit();
+    }
+    for (const parley::ChannelBan& b : e.bans) {
+      JsonLine line("channel_ban");
+      line.field("channel", e.channel).field("user", b.user);
+      if (b.until_ms > 0) line.field("until", parley::format_timestamp(b.until_ms));
+      line.emit();
+    }
   }
 
   void pending(const std::string& channel, const std::string& id,
@@ -178,6 +274,13 @@ class JsonOutput final : public Output {
     line.field("command", r.command);
     if (!r.channel.empty()) line.field("channel", r.channel);
     if (!r.id.empty()) line.field("id", r.id);
+    if (!r.kind.empty()) line.field("kind", r.kind);
+    if (!r.user.empty()) line.field("user", r.user);
+    if (!r.role.empty()) line.field("role", r.role);
+    if (r.seconds) line.field("seconds", *r.seconds);
+    if (r.ref) line.field("ref", *r.ref);
+    if (r.seq) line.field("seq", *r.seq);
+    if (!r.topic.empty()) line.field("topic", r.topic);
     if (r.count) line.field("count", *r.count);
     line.emit();
   }

@@ -24,11 +24,18 @@ class Screen;
 // The closing line of a command that succeeded. (Members have "{}" so that
 // designated initializers may leave them out without a warning.)
 struct CommandResult {
-  std::string command{};                 // "create", "join", "history", ...
-  std::string channel{};                 // empty: the command has none
-  std::string id{};                      // /send: the message id
-  std::optional<std::uint64_t> count{};  // /history: how many messages were printed
-  std::vector<std::string> names{};      // /channels (interactive): the channels
+  std::string command{};                   // "create", "join", "history", ...
+  std::string channel{};                   // empty: the command has none
+  std::string id{};                        // /send, /dm: the message id
+  std::optional<std::uint64_t> count{};    // /history, /members: how many lines were printed
+  std::vector<std::string> names{};        // /channels (interactive): the channels
+  std::string kind{};                      // /create, /members: the channel's kind
+  std::string user{};                      // /dm and member commands: the user
+  std::string role{};                      // /role: the new role
+  std::optional<std::uint64_t> seconds{};  // /ban, /mute: as given
+  std::optional<std::uint64_t> ref{};      // message commands: the message's seq
+  std::optional<std::uint64_t> seq{};      // moderation commands: the event's seq (0: none)
+  std::string topic{};                     // /members: the topic, when set
 };
 
 // An error line. `code` is a Status::reason() or one of the CLI's own codes
@@ -47,7 +54,8 @@ class Output {
  public:
   virtual ~Output() = default;
 
-  // A channel event: a text message, or a membership change (create, join, leave).
+  // A channel event of any kind: a text message, a membership or role change,
+  // a metadata change, a deletion, a pin, a system message.
   virtual void message(const parley::Message& m) = 0;
   // Our message is in the outbox, then stored by the server. `text` is its
   // text when this run sent it, else empty (an earlier run's message).
@@ -60,6 +68,8 @@ class Output {
   virtual void typing(const parley::TypingChanged& e) = 0;
   // A member's delivered or read cursor moved.
   virtual void receipt(const parley::ReceiptUpdated& e) = 0;
+  // /members: the channel's members and bans (its result line follows).
+  virtual void channel_info(const parley::ChannelInfoLoaded& e) = 0;
   virtual void error(const ErrorLine& e) = 0;
   virtual void result(const CommandResult& r) = 0;
   // A note for people (late answers, an unreachable server): stderr in batch
