@@ -2,12 +2,18 @@
 // server with its own signing key, and a message-level peer over RawWsClient.
 #pragma once
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,11 +48,17 @@ inline std::int64_t unix_now() {
 // A server on 127.0.0.1 with an ephemeral port and a fresh data directory,
 // running on its own thread.
 struct TestServer {
+  using Configure = std::function<void(server::ServerOptions&)>;
+
   TempDir dir;
   token::SigningKey key = token::generate_key();
+  Configure configure;  // changes the options of every start, e.g. a word filter
   std::unique_ptr<server::Server> server;
 
   explicit TestServer(std::size_t max_queued_bytes = 16u << 20) { start(max_queued_bytes); }
+  explicit TestServer(Configure configure_options) : configure(std::move(configure_options)) {
+    start();
+  }
   ~TestServer() { server.reset(); }
 
   server::ServerOptions options(std::size_t max_queued_bytes = 16u << 20) const {
@@ -54,6 +66,7 @@ struct TestServer {
     o.data_dir = dir.path.string();
     std::copy(std::begin(key.public_key), std::end(key.public_key), o.public_key.begin());
     o.max_queued_bytes = max_queued_bytes;
+    if (configure) configure(o);
     return o;
   }
   void start(std::size_t max_queued_bytes = 16u << 20) {
@@ -71,6 +84,10 @@ struct TestServer {
   int port() const { return server->port(); }
   std::string token(const std::string& user, std::int64_t ttl = 3600) const {
     return token::mint(key, user, ttl, unix_now());
+  }
+  // A token with the server administrator claim.
+  std::string admin_token(const std::string& user) const {
+    return token::mint(key, user, 3600, unix_now(), /*admin=*/true);
   }
 };
 
@@ -170,6 +187,43 @@ inline std::string client_id(int n) {
   char buf[33];
   std::snprintf(buf, sizeof buf, "%032x", n);
   return buf;
+}
+
+// A plain HTTP/1.1 GET; returns the whole response, headers included.
+inline std::string http_get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    response.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return response;
+}
+
+inline std::string body_of(const std::string& response) {
+  auto at = response.find("\r\n\r\n");
+  return at == std::string::npos ? std::string() : response.substr(at + 4);
+}
+
+// The value of one sample line of /metrics ("name{labels}"), or -1.
+inline double metric(int port, const std::string& sample) {
+  std::string text = body_of(http_get(port, "/metrics"));
+  std::size_t at = text.find("\n" + sample + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + sample.size() + 2));
 }
 
 }  // namespace parley::test

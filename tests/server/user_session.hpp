@@ -1,0 +1,139 @@
+// One authenticated connection of a user for the group channel tests: each
+// request gets a fresh rid and waits for the reply carrying it, while channel
+// events and other unsolicited messages that arrive first are set aside, in
+// order, for event() and next().
+//
+//   UserSession alice(server, "alice");
+//   auto ok = alice.ok(wire::CreateChannel{0, "team", std::string("private")});
+//   auto error = bob.refused(wire::JoinChannel{0, "team"}, "forbidden");
+//
+// Use from one thread at a time.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <variant>
+
+#include "server_fixture.hpp"
+
+namespace parley::test {
+
+// The rid of a reply, or nullopt for events and unsolicited errors.
+inline std::optional<std::uint64_t> reply_rid(const wire::ServerMessage& message) {
+  return std::visit(
+      [](const auto& m) -> std::optional<std::uint64_t> {
+        if constexpr (std::is_same_v<std::decay_t<decltype(m)>, wire::Error>) {
+          return m.rid;
+        } else if constexpr (requires { m.rid; }) {
+          return m.rid;
+        } else {
+          return std::nullopt;
+        }
+      },
+      message);
+}
+
+// A message id never used before in this process: the server deduplicates
+// on (sender, id), and one user may connect several times in a test.
+inline std::string fresh_id() {
+  static std::atomic<int> next{1};
+  return client_id(next++);
+}
+
+class UserSession {
+ public:
+  UserSession(const TestServer& server, std::string user, bool admin = false)
+      : user_(std::move(user)), peer_(std::make_unique<Peer>(server.port())) {
+    welcome_ = peer_->auth(admin ? server.admin_token(user_) : server.token(user_));
+  }
+
+  const std::string& user() const { return user_; }
+  const wire::Welcome& welcome() const { return welcome_; }
+  Peer& peer() { return *peer_; }
+
+  // Sends `message` with a fresh rid and returns the reply to it.
+  wire::ServerMessage ask(wire::ClientMessage message) {
+    const std::uint64_t rid = ++last_rid_;
+    std::visit([&](auto& m) { m.rid = rid; }, message);
+    peer_->send(wire::encode(message));
+    for (;;) {
+      wire::ServerMessage reply = peer_->next();
+      if (reply_rid(reply) == rid) return reply;
+      set_aside_.push_back(std::move(reply));
+    }
+  }
+
+  // ask(), where the reply must be a T.
+  template <typename T>
+  T ask_for(wire::ClientMessage message) {
+    const std::string sent = wire::encode(message);
+    wire::ServerMessage reply = ask(std::move(message));
+    auto* value = std::get_if<T>(&reply);
+    if (value == nullptr) FAIL(user_ << " sent " << sent << " and got " << wire::encode(reply));
+    return *value;
+  }
+  wire::Ok ok(wire::ClientMessage message) { return ask_for<wire::Ok>(std::move(message)); }
+  // ask(), where the reply must be an error with `code`.
+  wire::Error refused(wire::ClientMessage message, const std::string& code) {
+    auto error = ask_for<wire::Error>(std::move(message));
+    CHECK_MESSAGE(error.code == code, user_ << ": " << error.message);
+    CHECK_FALSE(error.message.empty());
+    return error;
+  }
+
+  // A send of `text` with a fresh id (the reply is an ack or an error).
+  wire::ServerMessage send(const std::string& channel, const std::string& text) {
+    return ask(wire::Send{0, channel, fresh_id(), text});
+  }
+  wire::Ack sent(const std::string& channel, const std::string& text) {
+    return ask_for<wire::Ack>(wire::Send{0, channel, fresh_id(), text});
+  }
+  wire::HistoryPage history_after(const std::string& channel, std::uint64_t after) {
+    return ask_for<wire::HistoryPage>(
+        wire::History{0, channel, std::nullopt, after, wire::kMaxHistoryLimit});
+  }
+
+  // The next message that is not a reply: set aside earlier, or arriving now.
+  wire::ServerMessage next(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    if (!set_aside_.empty()) {
+      wire::ServerMessage message = std::move(set_aside_.front());
+      set_aside_.pop_front();
+      return message;
+    }
+    return peer_->next(timeout);
+  }
+  template <typename T>
+  T expect() {
+    wire::ServerMessage message = next();
+    auto* value = std::get_if<T>(&message);
+    if (value == nullptr) FAIL(user_ << " expected another type than " << wire::encode(message));
+    return *value;
+  }
+  wire::ChannelEvent event() { return expect<wire::ChannelEvent>(); }
+  // The next event of `kind`, skipping others.
+  wire::ChannelEvent event(const std::string& kind) {
+    for (;;) {
+      wire::ChannelEvent e = event();
+      if (e.kind == kind) return e;
+    }
+  }
+  // True if nothing was set aside and nothing arrives within `wait`.
+  bool quiet(std::chrono::milliseconds wait = std::chrono::milliseconds(200)) {
+    return set_aside_.empty() && peer_->quiet(wait);
+  }
+  // Drops what was set aside.
+  void forget() { set_aside_.clear(); }
+
+ private:
+  std::string user_;
+  std::unique_ptr<Peer> peer_;
+  wire::Welcome welcome_;
+  std::uint64_t last_rid_ = 100;
+  std::deque<wire::ServerMessage> set_aside_;
+};
+
+}  // namespace parley::test
