@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "parley/sys/analytics.hpp"
@@ -579,4 +580,37 @@ TEST_CASE("an offline member catches up on membership, role and metadata changes
   CHECK(member_in(cached, "bob")->role == Role::admin);
   REQUIRE(member_in(cached, "alice") != nullptr);
   CHECK(member_in(cached, "alice")->role == Role::owner);
+}
+
+TEST_CASE("a rate-limited message stays in the outbox and is sent once the limit allows") {
+  TestServer server(/*listen=*/false, 65536, [](server::ServerOptions& o) {
+    o.rate_per_s = 10;  // one every 100 ms after a burst of 2
+    o.rate_burst = 2;
+  });
+  auto opened = Client::open(server.options("alice", temp_dir("alice")));
+  REQUIRE(opened.ok());
+  auto& alice = **opened;
+  REQUIRE(wait_ready(alice));
+  ok(alice, alice.create_channel("fast"));
+  std::set<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    auto id = alice.send("fast", "quick " + std::to_string(i));
+    REQUIRE(id.ok());
+    ids.insert(*id);
+  }
+  std::set<std::uint64_t> seqs;
+  auto until = std::chrono::steady_clock::now() + 20s;
+  while (!ids.empty() && std::chrono::steady_clock::now() < until) {
+    auto ev = alice.next_event(200ms);
+    if (!ev) continue;
+    if (auto* f = std::get_if<MessageFailed>(&*ev))
+      FAIL("refused for good: " << f->status.to_string());
+    if (auto* s = std::get_if<MessageSent>(&*ev)) {
+      ids.erase(s->id);
+      seqs.insert(s->seq);
+    }
+  }
+  CHECK(ids.empty());
+  CHECK(seqs.size() == 8);
+  CHECK(alice.outbox()->empty());
 }

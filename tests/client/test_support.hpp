@@ -36,7 +36,9 @@ inline std::int64_t now_seconds() {
 
 // A server running on its own thread, plus what clients need to reach it.
 struct TestServer {
-  explicit TestServer(bool listen = false, std::size_t max_frame = 65536) {
+  // `tweak` may change the server's options (rate limit, word filter, ...).
+  explicit TestServer(bool listen = false, std::size_t max_frame = 65536,
+                      const std::function<void(server::ServerOptions&)>& tweak = nullptr) {
     dir = temp_dir("server");
     key = token::generate_key();
     server::ServerOptions opts;
@@ -45,6 +47,7 @@ struct TestServer {
     opts.port = 0;
     opts.data_dir = dir.string();
     std::copy(std::begin(key.public_key), std::end(key.public_key), opts.public_key.begin());
+    if (tweak) tweak(opts);
     auto s = server::Server::create(opts);
     REQUIRE_MESSAGE(s.ok(), s.status().to_string());
     server = std::move(*s);
