@@ -168,6 +168,11 @@ Status Hub::load() {
     ++metrics_.members;
   }
   for (const StoredBan& b : *bans) channels_[b.channel].bans[b.user] = b.until;
+  auto restrictions = store_.restrictions();
+  if (!restrictions) return restrictions.status();
+  for (const StoredMembership& r : *restrictions) {
+    channels_[r.channel].restricted[r.user] = Member{r.role, r.muted_until};
+  }
   for (const StoredPin& p : *pins) channels_[p.channel].pinned.insert(p.seq);
   for (const StoredUser& u : *users) {
     if (u.banned_until) banned_users_[u.name] = *u.banned_until;
@@ -388,12 +393,12 @@ void Hub::handle(Session& session, const wire::JoinChannel& request) {
                  fmt::format("channel \"{}\" is {}: members are invited", request.channel,
                              to_string(channel.kind)));
   }
-  auto event = store_.join(request.channel, session.user(), now_ms());
-  if (!event) return store_error(session, request.rid, event.status());
-  channel.last_seq = event->seq;
-  add_member(request.channel, channel, session.user(), Role::member);
-  reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
-  publish(*event, &session);
+  StoredEvent event;
+  event.channel = request.channel;
+  event.kind = EventKind::join;
+  event.sender = session.user();
+  event.ts = now_ms();
+  start_membership(session, request.rid, channel, std::move(event));
 }
 
 void Hub::handle(Session& session, const wire::LeaveChannel& request) {
@@ -404,9 +409,19 @@ void Hub::handle(Session& session, const wire::LeaveChannel& request) {
     return error(session, request.rid, code::kNotMember,
                  fmt::format("\"{}\" is not a member of \"{}\"", session.user(), request.channel));
   }
-  auto event = store_.leave(request.channel, session.user(), now_ms());
+  std::optional<Member> kept = lasting_restriction(channel.members.at(session.user()));
+  StoredEvent leave;
+  leave.channel = request.channel;
+  leave.kind = EventKind::leave;
+  leave.sender = session.user();
+  leave.ts = now_ms();
+  auto event = store_.append_event(leave, [&](std::int64_t id, std::uint64_t) {
+    if (Status s = store_.drop_member(id, session.user()); !s.ok()) return s;
+    return keep_restriction(id, request.channel, session.user(), kept);
+  });
   if (!event) return store_error(session, request.rid, event.status());
   channel.last_seq = event->seq;
+  if (kept) channel.restricted[session.user()] = *kept;
   reply(session, wire::Ok{request.rid, request.channel, event->seq, event->seq});
   // The leaver's other sessions hear of it too: publish before removing.
   publish(*event, &session);

@@ -63,6 +63,8 @@ class Hub {
     std::map<std::string, Member> members;
     std::map<std::string, std::int64_t> bans;  // user -> until (0: until lifted)
     std::set<std::uint64_t> pinned;
+    // Former members who left read-only or muted, and get it back on return.
+    std::map<std::string, Member> restricted;
   };
 
   void handle(Session& session, const wire::ClientMessage& message);
@@ -114,6 +116,17 @@ class Hub {
   bool commit_event(Session& session, std::uint64_t rid, StoredEvent event,
                     const ServerStore::Effects& effects, const std::function<void()>& apply = {},
                     bool remove_target = false);
+  // What a leaving member keeps for their return: read_only, an active mute.
+  std::optional<Member> lasting_restriction(const Member& member) const;
+  // Store effects that keep `kept` for `user` (nothing when it is empty).
+  Status keep_restriction(std::int64_t channel_id, const std::string& channel,
+                          const std::string& user, const std::optional<Member>& kept);
+  // Appends `event` (a join, an invite, or a join to a direct channel) that
+  // makes event.target (invite) or event.sender (join) a member again, with
+  // the restrictions they left with; replies ok and publishes it. False after
+  // replying the store's refusal.
+  bool start_membership(Session& session, std::uint64_t rid, Channel& channel,
+                        StoredEvent event);
   // Index upkeep, with the gauges.
   void add_member(const std::string& channel_name, Channel& channel, const std::string& user,
                   Role role);

@@ -151,6 +151,57 @@ std::optional<std::string> Hub::screen_send(Session& session, const wire::Send& 
   return std::nullopt;
 }
 
+// ---- restrictions that outlive a membership ----------------------------------
+
+std::optional<Hub::Member> Hub::lasting_restriction(const Member& member) const {
+  bool read_only = member.role == Role::read_only;
+  bool muted = member.muted_until && active(*member.muted_until, now_ms());
+  if (!read_only && !muted) return std::nullopt;
+  return Member{read_only ? Role::read_only : Role::member,
+                muted ? member.muted_until : std::nullopt};
+}
+
+Status Hub::keep_restriction(std::int64_t channel_id, const std::string& channel,
+                             const std::string& user, const std::optional<Member>& kept) {
+  if (!kept) return Status();
+  return store_.put_restriction(channel_id, StoredMembership{channel, user, kept->role,
+                                                             kept->muted_until});
+}
+
+bool Hub::start_membership(Session& session, std::uint64_t rid, Channel& channel,
+                           StoredEvent event) {
+  const std::string name = event.channel;
+  const std::string user = event.kind == EventKind::invite ? event.target : event.sender;
+  Member returning{Role::member, std::nullopt};
+  auto was = channel.restricted.find(user);
+  if (was != channel.restricted.end()) returning = lasting_restriction(was->second).value_or(returning);
+  bool invite = event.kind == EventKind::invite;
+  auto stored = store_.append_event(std::move(event), [&](std::int64_t id, std::uint64_t seq) {
+    if (invite) {
+      if (Status s = store_.drop_ban(id, user); !s.ok()) return s;
+    }
+    if (Status s = store_.put_member(id, user, returning.role, seq); !s.ok()) return s;
+    if (returning.muted_until) {
+      if (Status s = store_.put_mute(id, user, returning.muted_until); !s.ok()) return s;
+    }
+    return store_.drop_restriction(id, user);
+  });
+  if (!stored) {
+    store_error(session, rid, stored.status());
+    return false;
+  }
+  channel.last_seq = stored->seq;
+  if (invite) channel.bans.erase(user);
+  channel.restricted.erase(user);
+  add_member(name, channel, user, returning.role);
+  channel.members[user].muted_until = returning.muted_until;
+  reply(session, wire::Ok{rid, name, stored->seq, stored->seq});
+  // Joining first, so that the new member's sessions hear of it too.
+  publish(*stored, &session);
+  after_membership(*stored);
+  return true;
+}
+
 // ---- index upkeep -------------------------------------------------------------
 
 void Hub::add_member(const std::string& channel_name, Channel& channel, const std::string& user,
@@ -228,12 +279,13 @@ void Hub::handle(Session& session, const wire::OpenDirect& request) {
       return reply(session, wire::Ok{request.rid, name, 0, channel.last_seq});
     }
     // One of the pair left: coming back is a join.
-    auto event = store_.join(name, session.user(), now_ms());
-    if (!event) return store_error(session, request.rid, event.status());
-    channel.last_seq = event->seq;
-    add_member(name, channel, session.user(), Role::member);
-    reply(session, wire::Ok{request.rid, name, event->seq, event->seq});
-    return publish(*event, &session);
+    StoredEvent event;
+    event.channel = name;
+    event.kind = EventKind::join;
+    event.sender = session.user();
+    event.ts = now_ms();
+    start_membership(session, request.rid, channel, std::move(event));
+    return;
   }
   auto event = store_.create_direct(name, session.user(), request.user, now_ms());
   if (!event) return store_error(session, request.rid, event.status());
@@ -322,22 +374,10 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
       return reply(session, e);
     }
     event.kind = EventKind::invite;
-    // Joining first, so that the invited user's sessions hear of it too.
-    add_member(name, channel, target, Role::member);
-    auto stored = store_.append_event(event, [&](std::int64_t id, std::uint64_t seq) {
-      if (Status s = store_.drop_ban(id, target); !s.ok()) return s;
-      return store_.put_member(id, target, Role::member, seq);
-    });
-    if (!stored) {
-      drop_member(name, channel, target);
-      return store_error(session, rid, stored.status());
+    if (start_membership(session, rid, channel, event)) {
+      ++metrics_.moderation_actions_total["invite"];
     }
-    channel.bans.erase(target);
-    channel.last_seq = stored->seq;
-    ++metrics_.moderation_actions_total["invite"];
-    reply(session, wire::Ok{rid, name, stored->seq, stored->seq});
-    publish(*stored, &session);
-    return after_membership(*stored);
+    return;
   }
 
   if (action == "remove") {
@@ -345,9 +385,16 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     if (outranked()) return;
     event.kind = EventKind::remove;
     ++metrics_.moderation_actions_total["remove"];
+    std::optional<Member> kept = lasting_restriction(*member);
     commit_event(
         session, rid, event,
-        [&](std::int64_t id, std::uint64_t) { return store_.drop_member(id, target); }, {},
+        [&](std::int64_t id, std::uint64_t) {
+          if (Status s = store_.drop_member(id, target); !s.ok()) return s;
+          return keep_restriction(id, name, target, kept);
+        },
+        [&] {
+          if (kept) channel.restricted[target] = *kept;
+        },
         /*remove_target=*/true);
     return;
   }
@@ -359,13 +406,19 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     bool was_member = member != nullptr;
     ++metrics_.moderation_actions_total["ban"];
     std::int64_t until = event.until;
+    std::optional<Member> kept = member ? lasting_restriction(*member) : std::nullopt;
     commit_event(
         session, rid, event,
         [&](std::int64_t id, std::uint64_t) {
           if (Status s = store_.put_ban(id, target, until, session.user(), now); !s.ok()) return s;
-          return store_.drop_member(id, target);
+          if (Status s = store_.drop_member(id, target); !s.ok()) return s;
+          return keep_restriction(id, name, target, kept);
         },
-        [&] { channel.bans[target] = until; }, /*remove_target=*/was_member);
+        [&] {
+          channel.bans[target] = until;
+          if (kept) channel.restricted[target] = *kept;
+        },
+        /*remove_target=*/was_member);
     return;
   }
 
@@ -402,6 +455,13 @@ void Hub::member_action(Session& session, const wire::MemberAction& request, Cha
     if (actor.role != Role::owner) {
       return error(session, rid, code::kForbidden,
                    fmt::format("only the owner of \"{}\" may transfer its ownership", name));
+    }
+    // Nobody outranks an owner, so a mute could never be lifted afterwards.
+    if (member->muted_until && active(*member->muted_until, now)) {
+      return error(session, rid, code::kForbidden,
+                   fmt::format("\"{}\" is muted in \"{}\": unmute them before handing over "
+                               "ownership",
+                               target, name));
     }
     event.kind = EventKind::role;
     event.role = to_string(Role::owner);
@@ -565,9 +625,9 @@ void Hub::handle(Session& session, const wire::Report& request) {
   if (channel == nullptr) return;
   if (membership(session, request.rid, request.channel, *channel) == nullptr) return;
   if (request.reason.empty() || request.reason.size() > wire::kMaxReportReason) {
-    return error(session, request.rid, code::kBadField,
-                 fmt::format("field \"reason\" must be 1-{} bytes, not {}", wire::kMaxReportReason,
-                             request.reason.size()));
+    return error(session, request.rid, code::kInvalidText,
+                 fmt::format("a report's reason must be 1-{} bytes, not {}",
+                             wire::kMaxReportReason, request.reason.size()));
   }
   auto original = store_.event_at(request.channel, request.seq);
   if (!original) return store_error(session, request.rid, original.status());

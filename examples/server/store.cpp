@@ -145,6 +145,17 @@ CREATE TABLE mentions (
   PRIMARY KEY (channel_id, user, seq)
 ) WITHOUT ROWID;
 )sql",
+    // 5: restrictions outlive the membership: a read-only or muted member who
+    // leaves (or is removed or banned) gets them back on joining again.
+    R"sql(
+CREATE TABLE restrictions (
+  channel_id  INTEGER NOT NULL REFERENCES channels(id),
+  user        TEXT NOT NULL,
+  role        TEXT NOT NULL,
+  muted_until INTEGER,
+  PRIMARY KEY (channel_id, user)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();

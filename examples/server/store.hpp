@@ -116,7 +116,7 @@ struct ReceiptAdvance {
 
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -165,6 +165,10 @@ class ServerStore {
   Status clear_message(std::int64_t channel_id, std::uint64_t seq);      // deletion
   Status put_pin(std::int64_t channel_id, std::uint64_t seq, bool pinned);
   Status close_channel(std::int64_t channel_id);  // deleted, members dropped
+  // What a member who leaves keeps for their return: a role below member, a mute.
+  Status put_restriction(std::int64_t channel_id, const StoredMembership& restriction);
+  Status drop_restriction(std::int64_t channel_id, const std::string& user);
+  Result<std::vector<StoredMembership>> restrictions();
 
   // The event at `seq` of `channel`, if any.
   Result<std::optional<StoredEvent>> event_at(const std::string& channel, std::uint64_t seq);

@@ -177,6 +177,46 @@ Status ServerStore::close_channel(std::int64_t channel_id) {
   return Status();
 }
 
+Status ServerStore::put_restriction(std::int64_t channel_id, const StoredMembership& restriction) {
+  return run_once(
+      "INSERT INTO restrictions (channel_id, user, role, muted_until) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT (channel_id, user) DO UPDATE SET role = excluded.role, "
+      "muted_until = excluded.muted_until",
+      [&](store::Statement& q) {
+        q.bind(1, channel_id).bind(2, restriction.user).bind(3, to_string(restriction.role));
+        if (restriction.muted_until) {
+          q.bind(4, *restriction.muted_until);
+        } else {
+          q.bind_null(4);
+        }
+      });
+}
+
+Status ServerStore::drop_restriction(std::int64_t channel_id, const std::string& user) {
+  return run_once("DELETE FROM restrictions WHERE channel_id = ?1 AND user = ?2",
+                  [&](store::Statement& q) { q.bind(1, channel_id).bind(2, user); });
+}
+
+Result<std::vector<StoredMembership>> ServerStore::restrictions() {
+  auto stmt = db_.prepare(
+      "SELECT c.name, r.user, r.role, r.muted_until FROM restrictions r "
+      "JOIN channels c ON c.id = r.channel_id ORDER BY c.name, r.user");
+  if (!stmt) return internal("restrictions", stmt.status());
+  std::vector<StoredMembership> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return internal("restrictions", row.status());
+    if (!*row) break;
+    StoredMembership m;
+    m.channel = stmt->column_text(0);
+    m.user = stmt->column_text(1);
+    if (!parse_role(stmt->column_text(2), &m.role)) m.role = Role::read_only;
+    if (!stmt->column_is_null(3)) m.muted_until = stmt->column_int(3);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 Result<std::optional<StoredEvent>> ServerStore::event_at(const std::string& channel,
                                                          std::uint64_t seq) {
   auto stmt = db_.prepare(fmt::format(

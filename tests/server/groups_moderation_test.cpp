@@ -289,7 +289,7 @@ TEST_CASE("groups: administration through the protocol") {
 
   // Reports.
   CHECK(bob.ok(wire::Report{0, "lobby", reported, "spam"}).seq == 0);
-  bob.refused(wire::Report{0, "lobby", reported, ""}, "bad_field");
+  bob.refused(wire::Report{0, "lobby", reported, ""}, "invalid_text");
   bob.refused(wire::Report{0, "lobby", 1, "not a message"}, "no_such_message");
   bob.refused(wire::Report{0, "inner", 1, "spam"}, "not_member");
   auto reports = root.ask_for<wire::AdminResult>(admin("reports"));

@@ -892,12 +892,10 @@ TEST_CASE("groups: roles, bans, mutes, pins and deletions survive a restart") {
   alice.refused(member("keep", "transfer", "carol"), "forbidden");  // admin now
 }
 
-// Known bug, reported to the lead: leaving a public channel drops the
-// membership row with its mute and role, and joining again starts afresh as
-// a member. should_fail: this passes while the bug is there; once fixed,
-// doctest reports it, and the decorator goes.
-TEST_CASE("groups: a mute and a read-only role survive leaving and joining again" *
-          doctest::should_fail()) {
+// Leaving does not shed a restriction: a mute or the read-only role comes
+// back with the member, whether they left, were removed or were banned (and
+// unbanned), and whether they come back by joining or by invitation.
+TEST_CASE("groups: a mute and a read-only role survive leaving and joining again") {
   TestServer server;
   UserSession alice(server, "alice");
   UserSession bob(server, "bob");
@@ -913,4 +911,43 @@ TEST_CASE("groups: a mute and a read-only role survive leaving and joining again
   }
   check_refused(bob.send("open", "still muted?"), "muted");
   check_refused(carol.send("open", "still read-only?"), "forbidden");
+
+  // Removed, then invited back; banned, unbanned, then joining again.
+  alice.ok(member("open", "remove", "bob"));
+  alice.ok(member("open", "invite", "bob"));
+  check_refused(bob.send("open", "muted after an invitation?"), "muted");
+  alice.ok(member("open", "ban", "carol"));
+  alice.ok(member("open", "unban", "carol"));
+  carol.ok(join("open"));
+  check_refused(carol.send("open", "read-only after a ban?"), "forbidden");
+
+  // Lifting them works as before, and a restriction-free member leaves nothing behind.
+  alice.ok(member("open", "unmute", "bob"));
+  alice.ok(member("open", "role", "carol", "member"));
+  bob.ok(leave("open"));
+  bob.ok(join("open"));
+  carol.ok(leave("open"));
+  carol.ok(join("open"));
+  bob.sent("open", "free again");
+  carol.sent("open", "free again");
+
+  // And it holds across a restart (the store keeps it).
+  alice.ok(member("open", "mute", "bob"));
+  bob.ok(leave("open"));
+  server.restart();
+  UserSession back(server, "bob");
+  back.ok(join("open"));
+  check_refused(back.send("open", "muted after a restart?"), "muted");
+}
+
+TEST_CASE("groups: a muted member cannot be made owner") {
+  TestServer server;
+  UserSession alice(server, "alice");
+  UserSession bob(server, "bob");
+  alice.ok(create("t", ChannelKind::private_channel));
+  alice.ok(member("t", "invite", "bob"));
+  alice.ok(member("t", "mute", "bob"));
+  alice.refused(member("t", "transfer", "bob"), "forbidden");
+  alice.ok(member("t", "unmute", "bob"));
+  alice.ok(member("t", "transfer", "bob"));
 }
