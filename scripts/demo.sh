@@ -134,6 +134,21 @@ done
 echo "/history general 20" >&4
 wait_lines "$work/bob.out" '"command":"history"' 1
 
+# A private group: alice creates it, invites bob, makes him a moderator and
+# sets the topic; bob posts there. Each step waits for the other side's line.
+echo "/create plans private" >&3
+wait_lines "$work/alice.out" '"command":"create","channel":"plans"' 1
+echo "/invite plans bob" >&3
+wait_lines "$work/bob.out" '"action":"invite"' 1
+echo "/role plans bob moderator" >&3
+wait_lines "$work/bob.out" '"action":"role"' 1
+echo "/topic plans Friday release" >&3
+wait_lines "$work/alice.out" '"command":"topic"' 1
+echo "/send plans Moderator reporting in." >&4
+wait_lines "$work/alice.out" '"text":"Moderator reporting in."' 1
+echo "/members plans" >&4
+wait_lines "$work/bob.out" '"command":"members"' 1
+
 echo "/quit" >&3
 echo "/quit" >&4
 exec 3>&- 4>&-
@@ -173,6 +188,20 @@ for name, lines in (("alice", alice), ("bob", bob)):
     kinds = collections.Counter(l["event"] for l in lines)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     print(f"{name}'s parley-cli printed {len(lines)} JSON lines: {summary}")
+print()
+print("The private group 'plans': what bob's parley-cli printed, then alice's view of bob's post:")
+for l in bob:
+    if l.get("channel") != "plans":
+        continue
+    if l["event"] == "member":
+        what = l["action"] + (" -> " + l["role"] if "role" in l else "")
+        print(f"  member  {l['user']}: {what}" + (f" (by {l['by']})" if "by" in l else ""))
+    elif l["event"] in ("meta", "channel_member") or (
+            l["event"] == "result" and l["command"] == "members"):
+        print("  " + json.dumps(l, ensure_ascii=False, separators=(",", ":")))
+for l in alice:
+    if l.get("channel") == "plans" and l["event"] == "message":
+        print("  " + json.dumps(l, ensure_ascii=False, separators=(",", ":")))
 print()
 print("Example lines (alice):")
 for l in [l for l in alice if l["event"] in ("pending", "sent")][:2]:
