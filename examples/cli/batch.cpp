@@ -87,6 +87,10 @@ class CommandRunner {
   void handle(const parley::ReceiptUpdated& e) { out_.receipt(e); }
   void handle(const parley::SyncProgress& e) { out_.sync_progress(e); }
   void handle(const parley::ChannelInfoLoaded& e);
+  // Not shown yet.
+  void handle(const parley::NotificationReceived&) {}
+  void handle(const parley::UnreadChanged&) {}
+  void handle(const parley::NotificationLevelChanged&) {}
 
   void start(const std::string& line);
   void run_command(const Command& command);

@@ -53,6 +53,14 @@ struct CacheUsage {
   std::uint64_t evicted = 0;     // events evicted since open (to stay within budget)
 };
 
+// A channel's unread and mention counts, as the server last pushed them
+// (Client::unread, Client::badge).
+struct UnreadCount {
+  std::uint64_t unread = 0;    // messages of others after this user's read cursor
+  std::uint64_t mentions = 0;  // of those, the ones that mention this user
+  bool operator==(const UnreadCount&) const = default;
+};
+
 class Client {
  public:
   // Opens (or creates) the cache in options.data_dir and starts the client's
@@ -156,6 +164,28 @@ class Client {
   // read cursor is monotonic, kept in the cache and sent to the server when
   // connected. Fails with invalid_argument for a bad channel name.
   Status mark_read(const std::string& channel, std::uint64_t seq = 0);
+
+  // Notifications (docs/notifications.md, "In the SDK and the CLI").
+  // This user's level for `channel` on every device; mute_until silences
+  // plain messages until then (mentions still notify unless the level is
+  // none); nullopt or a time in the past: not muted. Completion:
+  // ChannelRequestDone (seq 0), then NotificationLevelChanged if it changed.
+  RequestId set_notification_level(
+      const std::string& channel, NotificationLevel level,
+      std::optional<std::chrono::system_clock::time_point> mute_until = {});
+  // The level and mute as the cache knows them (kept in step by the welcome
+  // and by changes from other devices); nullopt for an unknown channel.
+  std::optional<NotificationLevel> notification_level(const std::string& channel);
+  std::optional<std::chrono::system_clock::time_point> notification_muted_until(
+      const std::string& channel);
+  // The counts the server last gave for `channel` (zero when unknown). The
+  // server computes them; mark_read lowers them once the server has the read
+  // cursor and pushes the new counts (UnreadChanged).
+  UnreadCount unread(const std::string& channel);
+  // Totals over the channels this user is a member of, for an app badge:
+  // mentions of every channel, unread messages of channels whose level is not
+  // none (a channel set to none asked for no attention unless mentioned).
+  UnreadCount badge();
 
   // Delivered to / read by how many members, for message `seq` of `channel`,
   // from the receipt cursors in the cache.

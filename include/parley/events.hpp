@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -158,8 +159,51 @@ struct SyncProgress {
   std::uint64_t total = 0;
 };
 
-using Event = std::variant<StateChanged, MessageReceived, MessagePending, MessageSent,
-                           MessageFailed, ChannelRequestDone, HistoryLoaded, TypingChanged,
-                           ReceiptUpdated, SyncProgress, ChannelInfoLoaded>;
+// How much of a channel deserves this user's attention, on every device of
+// theirs (docs/notifications.md, "Levels"): every message, only mentions of
+// them (and invites, removals, bans, role changes), or nothing but removals.
+enum class NotificationLevel {
+  all,       // the default
+  mentions,  // mentions of this user, @channel, @here
+  none,
+};
+const char* to_string(NotificationLevel level);
+// Parses "all", "mentions" or "none"; false for anything else.
+bool parse_notification_level(std::string_view text, NotificationLevel* out);
+
+// The server says something in a channel deserves this user's attention
+// (only with ClientOptions::notifications). `kind`: "message", "mention",
+// "invite", "remove", "ban" or "role" (a newer server may add others). Never
+// for the user's own messages. The message itself arrives as MessageReceived.
+struct NotificationReceived {
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string kind;
+  std::string sender;
+};
+
+// This user's unread and mention counts of a channel changed: pushed by the
+// server (a new message, a read on any of the user's devices, a deletion)
+// or found changed in a welcome. Client::unread answers the same from the cache.
+struct UnreadChanged {
+  std::string channel;
+  std::uint64_t unread = 0;
+  std::uint64_t mentions = 0;
+};
+
+// This user's notification level of a channel changed: set on another device,
+// found changed in a welcome, or by this device's set_notification_level
+// (after its ChannelRequestDone). mute_until_ms: plain messages do not notify
+// before then (ms since the epoch); 0: not muted.
+struct NotificationLevelChanged {
+  std::string channel;
+  NotificationLevel level = NotificationLevel::all;
+  std::int64_t mute_until_ms = 0;
+};
+
+using Event =
+    std::variant<StateChanged, MessageReceived, MessagePending, MessageSent, MessageFailed,
+                 ChannelRequestDone, HistoryLoaded, TypingChanged, ReceiptUpdated, SyncProgress,
+                 ChannelInfoLoaded, NotificationReceived, UnreadChanged, NotificationLevelChanged>;
 
 }  // namespace parley

@@ -70,6 +70,11 @@ struct ClientOptions {
   std::uint32_t sync_page_size = 500;
   // Largest frame accepted from the server.
   std::size_t max_incoming_frame = 4u << 20;
+  // Ask the server for notification traffic (auth "notifications"):
+  // NotificationReceived, UnreadChanged as counts change, and
+  // NotificationLevelChanged from the user's other devices. Off (bots, load
+  // generators): counts are refreshed only by each connection's welcome.
+  bool notifications = true;
   // Optional analytics sink (sys/analytics.hpp): structured events about
   // sending, delivery, reading, typing and the connection, never content.
   std::shared_ptr<sys::AnalyticsSink> analytics;

@@ -219,6 +219,51 @@ void Client::set_typing(const std::string& channel, bool typing) {
   impl_->engine.post([e = &impl_->engine, channel, typing] { e->set_typing(channel, typing); });
 }
 
+RequestId Client::set_notification_level(
+    const std::string& channel, NotificationLevel level,
+    std::optional<std::chrono::system_clock::time_point> mute_until) {
+  std::int64_t mute_ms = 0;
+  if (mute_until) {
+    mute_ms = std::chrono::duration_cast<std::chrono::milliseconds>(mute_until->time_since_epoch())
+                  .count();
+  }
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, channel, level, mute_ms] {
+    e->set_notification_level(id, channel, level, mute_ms);
+  });
+  return id;
+}
+
+std::optional<NotificationLevel> Client::notification_level(const std::string& channel) {
+  auto* e = &impl_->engine;
+  auto row = e->call<std::optional<store::Cache::NotifyRow>>(
+      [e, &channel] { return e->notify_state(channel); });
+  if (!row) return std::nullopt;
+  return row->level;
+}
+
+std::optional<std::chrono::system_clock::time_point> Client::notification_muted_until(
+    const std::string& channel) {
+  auto* e = &impl_->engine;
+  auto row = e->call<std::optional<store::Cache::NotifyRow>>(
+      [e, &channel] { return e->notify_state(channel); });
+  if (!row || row->mute_until <= 0) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(row->mute_until));
+}
+
+UnreadCount Client::unread(const std::string& channel) {
+  auto* e = &impl_->engine;
+  auto row = e->call<std::optional<store::Cache::NotifyRow>>(
+      [e, &channel] { return e->notify_state(channel); });
+  if (!row) return {};
+  return UnreadCount{row->unread, row->mentions};
+}
+
+UnreadCount Client::badge() {
+  auto* e = &impl_->engine;
+  return e->call<UnreadCount>([e] { return e->badge(); });
+}
+
 Status Client::mark_read(const std::string& channel, std::uint64_t seq) {
   auto* e = &impl_->engine;
   return e->call<Status>([e, &channel, seq] { return e->mark_read(channel, seq); });

@@ -317,6 +317,7 @@ void Engine::on_open() {
   auth.token = options_.token;
   auth.device = device_id_;
   auth.client = std::string("parley-cpp/") + version();
+  auth.notifications = options_.notifications;
   auth_rid_ = auth.rid;
   transport_->send(wire::encode(wire::ClientMessage(auth)));
   in_flight_[auth.rid] = InFlight{
@@ -403,6 +404,18 @@ void Engine::on_frame(std::string_view frame) {
       handle_receipt(*r);
       continue;
     }
+    if (auto* n = std::get_if<wire::NotificationEvent>(&message)) {
+      handle_notification(*n);
+      continue;
+    }
+    if (auto* u = std::get_if<wire::UnreadEvent>(&message)) {
+      handle_unread(*u);
+      continue;
+    }
+    if (auto* n = std::get_if<wire::NotifyEvent>(&message)) {
+      handle_notify(*n);
+      continue;
+    }
     std::optional<std::uint64_t> rid;
     std::visit(
         [&](const auto& m) {
@@ -451,6 +464,7 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   server_max_frame_ = welcome.max_frame;
   set_state(LifecycleState::syncing);
   apply_channel_states(welcome.channels);
+  apply_notify_states(welcome.channels);
   begin_sync(welcome.channels);
   transmit_outbox();
   if (auto reads = cache_->unsent_reads()) {

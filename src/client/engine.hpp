@@ -87,6 +87,12 @@ class Engine : public sys::TransportHandler {
   std::optional<ChannelKind> channel_kind(const std::string& channel);
   std::optional<ChannelMeta> channel_meta(const std::string& channel);
 
+  // ---- engine thread: notifications (engine_notify.cpp) ----
+  void set_notification_level(RequestId request, const std::string& channel,
+                              NotificationLevel level, std::int64_t mute_until_ms);
+  std::optional<store::Cache::NotifyRow> notify_state(const std::string& channel);
+  UnreadCount badge();
+
   // ---- TransportHandler ----
   void on_open() override;
   void on_frame(std::string_view frame) override;
@@ -176,6 +182,13 @@ class Engine : public sys::TransportHandler {
   void fetch_channel_state(const std::string& channel);
   void apply_info(const wire::ChannelInfoReply& info);
   void fetch_own_event(const std::string& channel, std::uint64_t seq);
+
+  // Notifications (engine_notify.cpp): levels and counts from a welcome,
+  // and the server's notification, unread and notify events.
+  void apply_notify_states(const std::vector<wire::ChannelState>& channels);
+  void handle_notification(const wire::NotificationEvent& event);
+  void handle_unread(const wire::UnreadEvent& event);
+  void handle_notify(const wire::NotifyEvent& event);
 
   // Analytics: never content.
   void analytics(std::string name, std::vector<std::pair<std::string, std::string>> labels,

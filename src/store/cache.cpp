@@ -17,6 +17,8 @@
 // - Since schema 4, group channels: channels.kind, role, muted_until, meta;
 //   members.role, muted_until; messages.deleted and the fields of the new
 //   event kinds (cache_channels.cpp).
+// - Since schema 5, notifications: channels.unread, mentions, notify_level,
+//   mute_until (cache_notify.cpp).
 //
 // outbox.db, what must never be lost (schema of its own, kOutboxMigrations):
 // - meta(key, value): 'user', 'device_id', and 'cache_corrupt' while parley.db
@@ -129,6 +131,15 @@ ALTER TABLE messages ADD COLUMN until_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN ref INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN channel_kind TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN meta TEXT;
+)sql",
+    // 5: notifications (issue 7): this user's unread and mention counts per
+    // channel as the server last pushed them, and the notification level
+    // ('all', 'mentions', 'none') with its mute (ms since the epoch, 0: none).
+    R"sql(
+ALTER TABLE channels ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE channels ADD COLUMN mentions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE channels ADD COLUMN notify_level TEXT NOT NULL DEFAULT 'all';
+ALTER TABLE channels ADD COLUMN mute_until INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 static_assert(std::size(kMigrations) == Cache::kSchemaVersion,
@@ -409,6 +420,9 @@ Result<std::vector<Message>> Cache::Rep::read_events(Statement& q) {
     for (int i = 0; i < 5; ++i) {
       if (!q.column_is_null(13 + i)) *meta[i] = q.column_text(13 + i);
     }
+    // Mentions are a function of the text (the server computes them the same
+    // way), so they are not stored.
+    if (m.kind == EventKind::message && !m.deleted) m.mentions = find_mentions(m.text);
     out.push_back(std::move(m));
   }
   return out;

@@ -85,7 +85,7 @@ class Cache {
   static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user);
   ~Cache();
 
-  static constexpr int kSchemaVersion = 4;        // parley.db
+  static constexpr int kSchemaVersion = 5;        // parley.db
   static constexpr int kOutboxSchemaVersion = 1;  // outbox.db
 
   // ---- meta -------------------------------------------------------------
@@ -243,6 +243,25 @@ class Cache {
   // A deletion event: the message at `seq`, if stored, keeps its place and
   // loses its text (deleted set).
   Status mark_deleted(const std::string& channel, std::uint64_t seq);
+
+  // ---- notifications (cache_notify.cpp) ------------------------------------
+  // This user's counts and notification setting of one channel.
+  struct NotifyRow {
+    std::string channel;
+    bool member = true;
+    std::uint64_t unread = 0;
+    std::uint64_t mentions = 0;
+    NotificationLevel level = NotificationLevel::all;
+    std::int64_t mute_until = 0;  // ms since the epoch; 0: not muted
+  };
+  // nullopt: no such channel row.
+  Result<std::optional<NotifyRow>> notify_state(const std::string& channel);
+  // Every channel row, by name.
+  Result<std::vector<NotifyRow>> notify_states();
+  // These change an existing channel row only, and answer whether it changed.
+  Result<bool> set_unread(const std::string& channel, std::uint64_t unread, std::uint64_t mentions);
+  Result<bool> set_notify_level(const std::string& channel, NotificationLevel level,
+                                std::int64_t mute_until);
 
   struct Rep;  // cache_rep.hpp
 

@@ -252,6 +252,11 @@ TEST_CASE("a version 3 cache migrates to version 4 keeping its channels and even
                      "ALTER TABLE channels DROP COLUMN role; "
                      "ALTER TABLE channels DROP COLUMN muted_until; "
                      "ALTER TABLE channels DROP COLUMN meta; "
+                     // and of notifications (schema 5)
+                     "ALTER TABLE channels DROP COLUMN unread; "
+                     "ALTER TABLE channels DROP COLUMN mentions; "
+                     "ALTER TABLE channels DROP COLUMN notify_level; "
+                     "ALTER TABLE channels DROP COLUMN mute_until; "
                      "ALTER TABLE members DROP COLUMN role; "
                      "ALTER TABLE members DROP COLUMN muted_until; "
                      "ALTER TABLE messages DROP COLUMN deleted; "

@@ -103,6 +103,11 @@ TEST_CASE("a version 1 cache migrates to the current version keeping its data, o
                      "ALTER TABLE channels DROP COLUMN role; "
                      "ALTER TABLE channels DROP COLUMN muted_until; "
                      "ALTER TABLE channels DROP COLUMN meta; "
+                     // and of notifications (schema 5)
+                     "ALTER TABLE channels DROP COLUMN unread; "
+                     "ALTER TABLE channels DROP COLUMN mentions; "
+                     "ALTER TABLE channels DROP COLUMN notify_level; "
+                     "ALTER TABLE channels DROP COLUMN mute_until; "
                      "ALTER TABLE messages DROP COLUMN deleted; "
                      "ALTER TABLE messages DROP COLUMN target; "
                      "ALTER TABLE messages DROP COLUMN role; "
