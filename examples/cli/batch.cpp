@@ -70,7 +70,8 @@ class CommandRunner {
     std::string kind{};                      // /create
     std::string user{};                      // /dm, member commands
     std::string role{};                      // /role
-    std::optional<std::uint64_t> seconds{};  // /ban, /mute
+    std::optional<std::uint64_t> seconds{};  // /ban, /mute, /notify
+    std::string level{};                     // /notify
     std::optional<std::uint64_t> ref{};      // message commands
     std::string text{};                      // /dm: what to send once the channel is open
     bool with_seq = false;                   // moderation: the result has the event's seq
@@ -87,10 +88,12 @@ class CommandRunner {
   void handle(const parley::ReceiptUpdated& e) { out_.receipt(e); }
   void handle(const parley::SyncProgress& e) { out_.sync_progress(e); }
   void handle(const parley::ChannelInfoLoaded& e);
-  // Not shown yet.
-  void handle(const parley::NotificationReceived&) {}
-  void handle(const parley::UnreadChanged&) {}
-  void handle(const parley::NotificationLevelChanged&) {}
+  void handle(const parley::NotificationReceived& e) { out_.notification(e); }
+  void handle(const parley::UnreadChanged& e) {
+    out_.unread(e.channel, parley::UnreadCount{e.unread, e.mentions}, false);
+  }
+  void handle(const parley::NotificationLevelChanged& e) { out_.notify_level(e); }
+  void show_unread();
 
   void start(const std::string& line);
   void run_command(const Command& command);
@@ -304,7 +307,8 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
                .role = done.role,
                .seconds = done.seconds,
                .ref = done.ref,
-               .seq = done.with_seq ? std::optional<std::uint64_t>(e.seq) : std::nullopt});
+               .seq = done.with_seq ? std::optional<std::uint64_t>(e.seq) : std::nullopt,
+               .level = done.level});
   if (command == "create" || command == "join" || command == "dm") {
     set_current(e.channel);
   } else if (command == "leave" && current_channel_ == e.channel) {
@@ -417,6 +421,20 @@ void CommandRunner::run_command(const Command& command) {
           start_request(c.command, c.channel, request);
           current_->ref = c.seq;
           current_->with_seq = c.command != "report";
+        } else if constexpr (std::is_same_v<C, NotifyCommand>) {
+          parley::NotificationLevel level = parley::NotificationLevel::all;
+          parley::parse_notification_level(c.level, &level);  // checked by parse_command
+          std::optional<std::chrono::system_clock::time_point> until;
+          if (c.mute_seconds && *c.mute_seconds > 0) {
+            until = std::chrono::system_clock::now() +
+                    std::chrono::seconds(static_cast<std::int64_t>(*c.mute_seconds));
+          }
+          start_request("notify", c.channel,
+                        client_.set_notification_level(c.channel, level, until));
+          current_->level = c.level;
+          current_->seconds = c.mute_seconds;
+        } else if constexpr (std::is_same_v<C, UnreadCommand>) {
+          show_unread();
         } else if constexpr (std::is_same_v<C, MembersCommand>) {
           start_request("members", c.channel, client_.load_channel_info(c.channel));
         } else if constexpr (std::is_same_v<C, JoinCommand>) {
@@ -494,6 +512,23 @@ void CommandRunner::run_command(const Command& command) {
         }
       },
       command);
+}
+
+// /unread: one line per channel this user is in, the totals, then the result.
+void CommandRunner::show_unread() {
+  auto channels = client_.channels();
+  if (!channels) {
+    out_.error(error_from(channels.status()));
+    return;
+  }
+  std::uint64_t count = 0;
+  for (const parley::ChannelInfo& c : *channels) {
+    if (!c.member) continue;
+    out_.unread(c.name, client_.unread(c.name), true);
+    ++count;
+  }
+  out_.unread_total(client_.badge());
+  out_.result({.command = "unread", .count = count});
 }
 
 void CommandRunner::run_member_command(const MemberCommand& c) {

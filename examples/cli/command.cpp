@@ -57,10 +57,10 @@ bool is_blank(std::string_view line) { return trim(line).empty(); }
 
 const std::vector<std::string_view>& command_names() {
   static const std::vector<std::string_view> names = {
-      "/ban",     "/channel", "/channels", "/create", "/delete", "/dm",      "/help",
-      "/history", "/invite",  "/join",     "/kick",   "/leave",  "/members", "/mute",
-      "/pin",     "/quit",    "/read",     "/report", "/role",   "/send",    "/sleep",
-      "/switch",  "/topic",   "/transfer", "/typing", "/unban",  "/unmute",  "/unpin"};
+      "/ban",      "/channel", "/channels", "/create", "/delete",  "/dm",    "/help",   "/history",
+      "/invite",   "/join",    "/kick",     "/leave",  "/members", "/mute",  "/notify", "/pin",
+      "/quit",     "/read",    "/report",   "/role",   "/send",    "/sleep", "/switch", "/topic",
+      "/transfer", "/typing",  "/unban",    "/unmute", "/unpin",   "/unread"};
   return names;
 }
 
@@ -70,7 +70,7 @@ bool takes_channel(std::string_view name) {
          name == "/channel" || name == "/invite" || name == "/kick" || name == "/ban" ||
          name == "/unban" || name == "/mute" || name == "/unmute" || name == "/role" ||
          name == "/transfer" || name == "/topic" || name == "/delete" || name == "/pin" ||
-         name == "/unpin" || name == "/report" || name == "/members";
+         name == "/unpin" || name == "/report" || name == "/members" || name == "/notify";
 }
 
 Command parse_command(std::string_view line) {
@@ -195,10 +195,30 @@ Command parse_command(std::string_view line) {
     }
     return cmd;
   }
-  if (name == "/quit" || name == "/help" || name == "/channels") {
+  if (name == "/notify") {
+    if (!take_words(rest, 2, &args) && args.size() != 3) {
+      return BadCommand{"usage: /notify CHANNEL all|mentions|none [MUTE_SECONDS]"};
+    }
+    if (args[1] != "all" && args[1] != "mentions" && args[1] != "none") {
+      return BadCommand{"level " + quoted(args[1]) + ": expected all, mentions or none"};
+    }
+    NotifyCommand cmd{std::string(args[0]), std::string(args[1])};
+    if (args.size() == 3) {
+      std::uint64_t secs = 0;
+      if (!parse_u64(args[2], kMaxSeconds, &secs)) {
+        return BadCommand{"seconds " + quoted(args[2]) +
+                          ": expected a number from 0 (not muted) to " +
+                          std::to_string(kMaxSeconds)};
+      }
+      cmd.mute_seconds = secs;
+    }
+    return cmd;
+  }
+  if (name == "/quit" || name == "/help" || name == "/channels" || name == "/unread") {
     if (!rest.empty()) return BadCommand{std::string(name) + " takes no arguments"};
     if (name == "/quit") return QuitCommand{};
     if (name == "/channels") return ChannelsCommand{};
+    if (name == "/unread") return UnreadCommand{};
     return HelpCommand{};
   }
   return BadCommand{"unknown command " + quoted(name)};

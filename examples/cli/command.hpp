@@ -66,6 +66,15 @@ struct MessageCommand {
 struct MembersCommand {
   std::string channel;
 };
+// Sets this user's notification level of `channel` (Client::set_notification_level):
+// "all", "mentions" or "none", and mutes plain messages for `mute_seconds` when given.
+struct NotifyCommand {
+  std::string channel;
+  std::string level;
+  std::optional<std::uint64_t> mute_seconds{};
+};
+// Lists the unread and mention counts of the channels this user is in, then the totals.
+struct UnreadCommand {};
 // Interactive: makes `channel` the one plain text goes to (/switch, /channel).
 struct SwitchCommand {
   std::string channel;
@@ -82,10 +91,11 @@ struct BadCommand {
   std::string message;
 };
 
-using Command = std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
-                             TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
-                             MessageCommand, MembersCommand, SwitchCommand, ChannelsCommand,
-                             SleepCommand, QuitCommand, HelpCommand, BadCommand>;
+using Command =
+    std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
+                 TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
+                 MessageCommand, MembersCommand, NotifyCommand, UnreadCommand, SwitchCommand,
+                 ChannelsCommand, SleepCommand, QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.
 inline constexpr std::uint32_t kMaxHistoryCount = 1000;

@@ -32,6 +32,7 @@ constexpr const char* kBold = "1";
 constexpr const char* kDim = "2";
 constexpr const char* kRed = "31";
 constexpr const char* kYellow = "33";
+constexpr const char* kMention = "1;33";
 // Other people's names, picked by a hash of the name so each keeps its colour.
 constexpr const char* kNameColors[] = {"36", "32", "35", "34", "96", "92", "95", "94"};
 
@@ -78,7 +79,7 @@ class HumanOutput final : public Output {
       screen_.print(when + where(m.channel) + name(m.sender) + ": " + style(kDim, "(deleted)"));
       return;
     }
-    screen_.print(when + where(m.channel) + name(m.sender) + ": " + body(m.text));
+    screen_.print(when + where(m.channel) + name(m.sender) + ": " + body_with_mentions(m));
     if (m.sender != user_) {
       auto it = last_own_.find(m.channel);
       if (it != last_own_.end() && m.seq > it->second) {
@@ -240,10 +241,60 @@ class HumanOutput final : public Output {
     } else if (r.command == "report") {
       info("reported message #" + std::to_string(r.ref.value_or(0)) + " of " + c +
            " to the administrators");
+    } else if (r.command == "notify") {
+      info("notifications of " + c + ": " + level_text(r.level) +
+           (r.seconds && *r.seconds > 0
+                ? ", plain messages muted for " + std::to_string(*r.seconds) + " s"
+                : ""));
+    } else if (r.command == "unread") {
+      // unread() and unread_total() showed them.
     } else if (r.command == "quit") {
       info("bye");
     }
     // /send shows the message itself; /sleep needs no echo.
+  }
+
+  void notification(const parley::NotificationReceived& e) override {
+    // A plain message shows as itself; the rest deserve a line of their own.
+    if (e.kind == "message") return;
+    const std::string seq = " (#" + std::to_string(e.seq) + ")";
+    std::string text;
+    if (e.kind == "mention") {
+      text = printable(e.sender) + " mentioned you in " + printable(e.channel) + seq;
+    } else if (e.kind == "invite") {
+      text = printable(e.sender) + " added you to " + printable(e.channel);
+    } else if (e.kind == "remove" || e.kind == "ban") {
+      text = printable(e.sender) + (e.kind == "ban" ? " banned you from " : " removed you from ") +
+             printable(e.channel);
+    } else if (e.kind == "role") {
+      text = printable(e.sender) + " changed your role in " + printable(e.channel);
+    } else {
+      text = printable(e.kind) + " in " + printable(e.channel) + " from " + printable(e.sender);
+    }
+    screen_.print(style(kMention, "(!) " + text));
+  }
+
+  void unread(const std::string& channel, const parley::UnreadCount& count, bool listed) override {
+    if (listed) {
+      screen_.print("  " + style(kBold, printable(channel)) + " " + counts(count));
+      return;
+    }
+    // Live changes go to the status line, not the scrollback.
+    if (count.unread == 0 && count.mentions == 0) {
+      unread_.erase(channel);
+    } else {
+      unread_[channel] = count;
+    }
+    refresh_status();
+  }
+
+  void unread_total(const parley::UnreadCount& total) override {
+    info("in all: " + counts(total) + " (channels set to none count their mentions only)");
+  }
+
+  void notify_level(const parley::NotificationLevelChanged& e) override {
+    info("notifications of " + e.channel + ": " + level_text(parley::to_string(e.level)) +
+         (e.mute_until_ms > 0 ? ", plain messages muted until " + clock_of(e.mute_until_ms) : ""));
   }
 
   void diagnostic(const std::string& text) override { screen_.print(style(kDim, printable(text))); }
@@ -275,6 +326,9 @@ class HumanOutput final : public Output {
         {"/delete CHANNEL SEQ", "delete message #SEQ (also /pin, /unpin)"},
         {"/report CHANNEL SEQ WHY", "report message #SEQ to the administrators"},
         {"/history CHANNEL N", "show the latest N messages of CHANNEL"},
+        {"/notify CHANNEL LEVEL [S]",
+         "be notified of all, mentions or none; mute plain messages for S seconds"},
+        {"/unread", "unread messages and mentions per channel"},
         {"/typing CHANNEL", "tell CHANNEL you are typing (typing text does it for you)"},
         {"/read CHANNEL", "mark all of CHANNEL as read (shown messages of the current one are)"},
         {"/sleep MS", "wait MS milliseconds"},
@@ -376,6 +430,34 @@ class HumanOutput final : public Output {
     return channel == current_ ? "" : style(kYellow, "[" + printable(channel) + "]") + " ";
   }
 
+  // Message text with its mentions highlighted: bold yellow when they name
+  // this user (or @channel, @here), bold otherwise.
+  std::string body_with_mentions(const parley::Message& m) const {
+    if (m.mentions.empty()) return body(m.text);
+    std::string out;
+    std::size_t at = 0;
+    for (const parley::Mention& mention : m.mentions) {
+      if (mention.offset < at || mention.offset + mention.length > m.text.size()) continue;
+      out += body(m.text.substr(at, mention.offset - at));
+      const bool me =
+          mention.user == user_ || mention.user == "@channel" || mention.user == "@here";
+      out += style(me ? kMention : kBold, printable(m.text.substr(mention.offset, mention.length)));
+      at = mention.offset + mention.length;
+    }
+    return out + body(m.text.substr(at));
+  }
+
+  static std::string counts(const parley::UnreadCount& c) {
+    return std::to_string(c.unread) + " unread, " + std::to_string(c.mentions) +
+           (c.mentions == 1 ? " mention" : " mentions");
+  }
+
+  static std::string level_text(const std::string& level) {
+    if (level == "mentions") return "mentions only";
+    if (level == "none") return "none";
+    return "all messages";
+  }
+
   // Message text; continuation lines indented under the first.
   static std::string body(const std::string& text) {
     std::string out;
@@ -423,6 +505,14 @@ class HumanOutput final : public Output {
       add(printable(who) + (one ? " is typing" : " are typing") +
           (channel == current_ ? "" : " in " + printable(channel)) + "…");
     }
+    std::string unread;
+    for (const auto& [channel, count] : unread_) {
+      if (channel == current_) continue;  // what is shown there is marked read
+      unread += (unread.empty() ? "" : ", ") + printable(channel) + " " +
+                std::to_string(count.unread) +
+                (count.mentions > 0 ? " (" + std::to_string(count.mentions) + " @)" : "");
+    }
+    if (!unread.empty()) add("unread: " + unread);
     auto own = last_own_.find(current_);
     if (own != last_own_.end()) {
       const std::uint64_t seq = own->second;
@@ -464,6 +554,7 @@ class HumanOutput final : public Output {
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> syncing_;  // fetched, total
   std::map<std::string, std::set<std::string>> typing_;
   std::map<std::string, std::uint64_t> last_own_;
+  std::map<std::string, parley::UnreadCount> unread_;  // channels with something unread
   std::map<std::string, std::map<std::string, std::uint64_t>> read_;
   std::map<std::string, std::map<std::string, std::uint64_t>> delivered_;
 };

@@ -99,6 +99,17 @@ void meta_fields(JsonLine& line, const parley::ChannelMeta& meta) {
   if (meta.data) line.field("data", *meta.data);
 }
 
+// "alice,@here": who the message mentions, in order (user names cannot hold
+// commas), so that the line stays flat.
+std::string mention_list(const std::vector<parley::Mention>& mentions) {
+  std::string out;
+  for (const parley::Mention& m : mentions) {
+    if (!out.empty()) out += ',';
+    out += m.user;
+  }
+  return out;
+}
+
 class JsonOutput final : public Output {
  public:
   void message(const parley::Message& m) override {
@@ -114,6 +125,7 @@ class JsonOutput final : public Output {
             .field("id", m.id)
             .field("ts", ts);
         if (m.deleted) line.field("deleted", true);
+        if (!m.mentions.empty()) line.field("mentions", mention_list(m.mentions));
         line.emit();
         return;
       }
@@ -257,6 +269,35 @@ class JsonOutput final : public Output {
     line.emit();
   }
 
+  void notification(const parley::NotificationReceived& e) override {
+    JsonLine("notification")
+        .field("channel", e.channel)
+        .field("kind", e.kind)
+        .field("seq", e.seq)
+        .field("sender", e.sender)
+        .emit();
+  }
+
+  void unread(const std::string& channel, const parley::UnreadCount& count,
+              bool /*listed*/) override {
+    JsonLine("unread")
+        .field("channel", channel)
+        .field("unread", count.unread)
+        .field("mentions", count.mentions)
+        .emit();
+  }
+
+  void unread_total(const parley::UnreadCount& total) override {
+    JsonLine("unread_total").field("unread", total.unread).field("mentions", total.mentions).emit();
+  }
+
+  void notify_level(const parley::NotificationLevelChanged& e) override {
+    JsonLine line("notify");
+    line.field("channel", e.channel).field("level", parley::to_string(e.level));
+    if (e.mute_until_ms > 0) line.field("mute_until", parley::format_timestamp(e.mute_until_ms));
+    line.emit();
+  }
+
   void diagnostic(const std::string& text) override {
     std::fprintf(stderr, "parley-cli: %s\n", text.c_str());
   }
@@ -281,6 +322,7 @@ class JsonOutput final : public Output {
     if (r.ref) line.field("ref", *r.ref);
     if (r.seq) line.field("seq", *r.seq);
     if (!r.topic.empty()) line.field("topic", r.topic);
+    if (!r.level.empty()) line.field("level", r.level);
     if (r.count) line.field("count", *r.count);
     line.emit();
   }

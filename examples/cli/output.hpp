@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "parley/client.hpp"
 #include "parley/events.hpp"
 #include "parley/types.hpp"
 
@@ -36,6 +37,7 @@ struct CommandResult {
   std::optional<std::uint64_t> ref{};      // message commands: the message's seq
   std::optional<std::uint64_t> seq{};      // moderation commands: the event's seq (0: none)
   std::string topic{};                     // /members: the topic, when set
+  std::string level{};                     // /notify: the level
 };
 
 // An error line. `code` is a Status::reason() or one of the CLI's own codes
@@ -70,6 +72,17 @@ class Output {
   virtual void receipt(const parley::ReceiptUpdated& e) = 0;
   // /members: the channel's members and bans (its result line follows).
   virtual void channel_info(const parley::ChannelInfoLoaded& e) = 0;
+  // The server says something deserves the user's attention.
+  virtual void notification(const parley::NotificationReceived& e) = 0;
+  // A channel's unread and mention counts: as they change, and per channel
+  // for /unread (`listed`).
+  virtual void unread(const std::string& channel, const parley::UnreadCount& count,
+                      bool listed) = 0;
+  // /unread: the totals over the user's channels (Client::badge), after the
+  // per-channel lines.
+  virtual void unread_total(const parley::UnreadCount& total) = 0;
+  // The user's notification level of a channel changed (here or on another device).
+  virtual void notify_level(const parley::NotificationLevelChanged& e) = 0;
   virtual void error(const ErrorLine& e) = 0;
   virtual void result(const CommandResult& r) = 0;
   // A note for people (late answers, an unreachable server): stderr in batch
