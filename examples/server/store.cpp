@@ -228,6 +228,10 @@ Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path, 
 Status ServerStore::migrate() {
   auto version = db_.user_version();
   if (!version) return version.status();
+  if (*version < 0) {
+    return Status(StatusCode::corrupt,
+                  fmt::format("schema version {} is not one this server ever wrote", *version));
+  }
   if (*version > kSchemaVersion) {
     return Status(
         StatusCode::io_error,

@@ -654,6 +654,11 @@ Status migrate(Database& db, const std::string& path, const char* const* steps, 
                   fmt::format("cache \"{}\" has schema version {}, newer than this library's {}",
                               path, *version, count));
   }
+  if (*version < 0) {
+    return Status(StatusCode::corrupt,
+                  fmt::format("cache \"{}\" has schema version {}, which no parley cache has",
+                              path, *version));
+  }
   if (*version == 0) {
     auto tables = query_text(db, "SELECT count(*) FROM sqlite_schema");
     if (!tables) return with_path(path, tables.status());

@@ -400,7 +400,8 @@ TEST_CASE("parley-server admin: every subcommand against a running server") {
       CHECK(again.closed_reason().message().find("4004") != std::string::npos);
     }
     run = admin({"users"});
-    const auto* listed = find(json_of(run), "users", "user", "bob");
+    rapidjson::Document users = json_of(run);  // outlives `listed`, which points into it
+    const auto* listed = find(users, "users", "user", "bob");
     REQUIRE(listed != nullptr);
     CHECK(num(*listed, "banned_until") == static_cast<std::uint64_t>(*error.until));
 

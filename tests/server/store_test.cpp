@@ -316,3 +316,17 @@ TEST_CASE("store: migrations from version 1 keep everything") {
   auto db = store::Database::open(path);
   CHECK(*db->user_version() == ServerStore::kSchemaVersion);
 }
+
+TEST_CASE("store: a negative schema version is refused, the file kept") {
+  TempDir dir;
+  std::string path = (dir.path / "server.db").string();
+  {
+    auto db = store::Database::open(path);
+    REQUIRE(db.ok());
+    REQUIRE(db->set_user_version(-1).ok());
+  }
+  auto store = ServerStore::open(path);
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.status().code() == StatusCode::corrupt);
+  CHECK(std::filesystem::exists(path));
+}

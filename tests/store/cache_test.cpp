@@ -172,6 +172,23 @@ TEST_CASE("a schema newer than the library is refused and the file kept") {
   CHECK(user_version_of(tmp.db()) == Cache::kSchemaVersion + 41);
 }
 
+// Found by the cache_file fuzzer: a negative version indexed the migrations
+// below their start.
+TEST_CASE("a negative schema version is refused as corrupt and the file kept") {
+  TempDir tmp;
+  {
+    auto db = Database::open(tmp.db());
+    REQUIRE(db.ok());
+    REQUIRE(db->exec("CREATE TABLE t(x)").ok());
+    REQUIRE(db->set_user_version(-7).ok());
+  }
+  auto cache = Cache::open(tmp.str(), "alice");
+  REQUIRE_FALSE(cache.ok());
+  INFO(cache.status().message());
+  CHECK(contains(cache.status().message(), "schema version -7"));
+  CHECK(fs::exists(tmp.db()));
+}
+
 TEST_CASE("a database of another program is refused") {
   TempDir tmp;
   {
