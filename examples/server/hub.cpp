@@ -61,6 +61,12 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
           add_meta(out, m.meta);
         } else if constexpr (std::is_same_v<T, wire::Notify>) {
           out = {&m.channel, &m.level};
+        } else if constexpr (std::is_same_v<T, wire::SetPresence>) {
+          add(out, m.status);
+          add(out, m.text);
+        } else if constexpr (std::is_same_v<T, wire::Activity>) {
+        } else if constexpr (requires { m.users; }) {  // watch, unwatch, get_presence
+          for (const auto& user : m.users) out.push_back(&user);
         } else if constexpr (std::is_same_v<T, wire::Report>) {
           out = {&m.channel, &m.reason};
         } else if constexpr (std::is_same_v<T, wire::Admin>) {

@@ -87,6 +87,11 @@ class Hub {
   void handle(Session& session, const wire::ChannelInfoRequest& request);
   void handle(Session& session, const wire::Admin& request);
   void handle(Session& session, const wire::Notify& request);
+  void handle(Session& session, const wire::SetPresence& request);
+  void handle(Session& session, const wire::Activity& request);
+  void handle(Session& session, const wire::Watch& request);
+  void handle(Session& session, const wire::Unwatch& request);
+  void handle(Session& session, const wire::GetPresence& request);
 
   // hub_groups.cpp
   // The channel `name` if it exists (and is not deleted); else replies

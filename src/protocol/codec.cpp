@@ -97,6 +97,52 @@ void serialize(Ar& ar, NotifyEvent& m) {
   optional_field(ar, "mute_until", m.mute_until);
 }
 template <class Ar>
+void serialize(Ar& ar, SetPresence& m) {
+  ar(make_nvp("rid", m.rid));
+  optional_field(ar, "status", m.status);
+  optional_field(ar, "text", m.text);
+  optional_field(ar, "text_until", m.text_until);
+  optional_field(ar, "hide_last_seen", m.hide_last_seen);
+}
+template <class Ar>
+void serialize(Ar& ar, Activity& m) {
+  ar(make_nvp("rid", m.rid));
+}
+template <class Ar>
+void serialize(Ar& ar, Watch& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("users", m.users));
+  optional_field(ar, "notify", m.notify);
+}
+template <class Ar>
+void serialize(Ar& ar, Unwatch& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("users", m.users));
+}
+template <class Ar>
+void serialize(Ar& ar, GetPresence& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("users", m.users));
+}
+template <class Ar>
+void serialize(Ar& ar, PresenceEvent& m) {
+  ar(make_nvp("user", m.user), make_nvp("status", m.status));
+  optional_field(ar, "last_seen", m.last_seen);
+  optional_field(ar, "text", m.text);
+  optional_field(ar, "text_until", m.text_until);
+  optional_field(ar, "invisible", m.invisible);
+  optional_field(ar, "hide_last_seen", m.hide_last_seen);
+  optional_field(ar, "notify", m.notify);
+}
+template <class Ar>
+void serialize(Ar& ar, PresenceList& m) {
+  ar(make_nvp("rid", m.rid));
+  optional_field(ar, "channel", m.channel);
+  ar(make_nvp("users", m.users));
+}
+template <class Ar>
+void serialize(Ar& ar, OnlineCount& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("online", m.online),
+     make_nvp("members", m.members));
+}
+template <class Ar>
 void serialize(Ar& ar, Admin& m) {
   ar(make_nvp("rid", m.rid), make_nvp("action", m.action));
   optional_field(ar, "channel", m.channel);
@@ -306,6 +352,14 @@ template <> constexpr const char* kName<Notify> = "notify";
 template <> constexpr const char* kName<NotificationEvent> = "notification";
 template <> constexpr const char* kName<UnreadEvent> = "unread";
 template <> constexpr const char* kName<NotifyEvent> = "notify";
+template <> constexpr const char* kName<SetPresence> = "set_presence";
+template <> constexpr const char* kName<Activity> = "activity";
+template <> constexpr const char* kName<Watch> = "watch";
+template <> constexpr const char* kName<Unwatch> = "unwatch";
+template <> constexpr const char* kName<GetPresence> = "get_presence";
+template <> constexpr const char* kName<PresenceEvent> = "presence";
+template <> constexpr const char* kName<PresenceList> = "presence_list";
+template <> constexpr const char* kName<OnlineCount> = "online_count";
 
 template <class Variant>
 std::string encode_variant(const Variant& message) {

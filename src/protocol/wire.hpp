@@ -26,6 +26,10 @@ inline constexpr std::size_t kMaxMetaDescription = 2048;
 inline constexpr std::size_t kMaxMetaAvatar = 1024;
 inline constexpr std::size_t kMaxMetaData = 4096;
 inline constexpr std::size_t kMaxReportReason = 1024;
+// Presence (docs/presence.md).
+inline constexpr std::size_t kMaxStatusText = 256;       // bytes of custom status text
+inline constexpr std::size_t kMaxPresenceUsers = 100;    // users per watch or get_presence
+inline constexpr std::size_t kMaxWatchedUsers = 1000;    // users watched by one connection
 
 // Channel metadata (create, set_meta, events, channel_info). `data` holds the
 // text of a JSON object. Absent: unchanged (or unset); "": cleared.
@@ -174,10 +178,49 @@ struct ListReceipts {
   std::string channel;
 };
 
+// Presence (docs/presence.md). This user's presence settings, on every
+// device; each field present is changed. status: "online" (derived from
+// activity), "away" or "invisible" (shown offline to others). text: custom
+// status text ("" clears it), text_until: when it expires (ms since the
+// epoch; 0 or absent: never). hide_last_seen: others get no last_seen.
+// Reply: ok (channel "", seq 0).
+struct SetPresence {
+  std::uint64_t rid = 0;
+  std::optional<std::string> status{};
+  std::optional<std::string> text{};
+  std::optional<std::int64_t> text_until{};
+  std::optional<bool> hide_last_seen{};
+};
+// The user is active on this device (input, app in the foreground): resets
+// this connection's idle timer. No reply unless refused.
+struct Activity {
+  std::uint64_t rid = 0;
+};
+// Subscribes this connection to the presence of `users` (1-100; at most 1000
+// per connection) until unwatch or disconnect. notify: also mark the change
+// that brings one of them online with "notify": true. Reply: presence_list
+// (the snapshot), then presence events as they change.
+struct Watch {
+  std::uint64_t rid = 0;
+  std::vector<std::string> users;
+  std::optional<bool> notify{};
+};
+// Ends this connection's subscriptions to `users`. Reply: ok (channel "", seq 0).
+struct Unwatch {
+  std::uint64_t rid = 0;
+  std::vector<std::string> users;
+};
+// The presence of `users` (1-100) now, without subscribing. Reply: presence_list.
+struct GetPresence {
+  std::uint64_t rid = 0;
+  std::vector<std::string> users;
+};
+
 using ClientMessage =
     std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History, ListChannels, Typing,
                  Receipt, ListReceipts, OpenDirect, MemberAction, SetMeta, DeleteMessage,
-                 PinMessage, Report, ChannelInfoRequest, Admin, Notify>;
+                 PinMessage, Report, ChannelInfoRequest, Admin, Notify, SetPresence, Activity,
+                 Watch, Unwatch, GetPresence>;
 
 // ---- server to client -------------------------------------------------------
 
@@ -366,10 +409,43 @@ struct ReceiptList {
   std::vector<ReceiptCursor> delivered;  // one per user and device
 };
 
+// A user's presence (type "presence"; also the items of presence_list).
+// status: "online", "away" or "offline". last_seen (ms since the epoch):
+// for an offline user, when they were last seen online; absent while online
+// or away, when hidden by the user, or when never seen. text: custom status
+// text, absent when unset or expired. The user's own connections also get
+// invisible and hide_last_seen (their settings) and their real status.
+// notify: this change brought a user watched with notify online.
+struct PresenceEvent {
+  std::string user;
+  std::string status;
+  std::optional<std::int64_t> last_seen{};
+  std::optional<std::string> text{};
+  std::optional<std::int64_t> text_until{};
+  std::optional<bool> invisible{};
+  std::optional<bool> hide_last_seen{};
+  std::optional<bool> notify{};
+};
+// Reply to watch and get_presence; with rid 0 and `channel`, the snapshot of
+// a channel's members sent after the welcome and after joining a channel.
+struct PresenceList {
+  std::uint64_t rid = 0;
+  std::optional<std::string> channel{};
+  std::vector<PresenceEvent> users;
+};
+// A channel too large for per-member presence (type "online_count"): how many
+// of its members are online or away. Sent after the welcome and when it
+// changes, at most once per count interval (1 s).
+struct OnlineCount {
+  std::string channel;
+  std::uint64_t online = 0;
+  std::uint64_t members = 0;
+};
+
 using ServerMessage =
     std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent, TypingEvent,
                  ReceiptEvent, ReceiptList, ChannelInfoReply, AdminResult, NotificationEvent,
-                 UnreadEvent, NotifyEvent>;
+                 UnreadEvent, NotifyEvent, PresenceEvent, PresenceList, OnlineCount>;
 
 // ---- error codes (docs/errors.md) -----------------------------------------
 
@@ -406,6 +482,8 @@ inline constexpr const char* kInvalidAction = "invalid_action";
 inline constexpr const char* kInvalidMeta = "invalid_meta";
 inline constexpr const char* kNoSuchMessage = "no_such_message";
 inline constexpr const char* kInvalidLevel = "invalid_level";
+inline constexpr const char* kInvalidStatus = "invalid_status";
+inline constexpr const char* kTooManyUsers = "too_many_users";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
 
