@@ -192,6 +192,17 @@ Status Hub::load() {
       notify_[n.user][n.channel] = NotifySetting{n.level, n.mute_until};
     }
   }
+  auto presences = store_.presences();
+  if (!presences) return presences.status();
+  presence_.clear();
+  for (StoredPresence& p : *presences) {
+    std::string user = p.user;
+    PresenceState& state = presence_of(user);
+    state.stored = std::move(p);
+    state.shown = presence_view(user, state, false);
+    state.own = presence_view(user, state, true);
+    if (state.stored.text_until != 0) expiring_text_.insert({state.stored.text_until, user});
+  }
   count_channels();
   return Status();
 }
@@ -209,7 +220,7 @@ void Hub::on_open(Session&) {
 void Hub::on_close(Session& session) {
   --metrics_.connections;
   typing_relayed_at_.erase(&session);
-  if (!session.authenticated()) return;
+  if (!session.authenticated()) return presence_closed(session);
   auto it = sessions_of_user_.find(session.user());
   if (it != sessions_of_user_.end()) {
     std::erase(it->second, &session);
@@ -218,6 +229,7 @@ void Hub::on_close(Session& session) {
       unread_.erase(session.user());  // recomputed at the next welcome
     }
   }
+  presence_closed(session);
   if (Status s = store_.touch_user(session.user(), now_ms()); !s.ok()) {
     log("warning", "cannot record last seen of \"{}\": {}", session.user(), s.message());
   }
@@ -282,9 +294,13 @@ void Hub::handle(Session& session, const wire::ClientMessage& message) {
   }
   std::visit(
       [&](const auto& request) {
-        if constexpr (!std::is_same_v<std::decay_t<decltype(request)>, wire::Auth>) {
-          handle(session, request);
+        using T = std::decay_t<decltype(request)>;
+        if constexpr (std::is_same_v<T, wire::Send>) {
+          note_activity(session);
+        } else if constexpr (std::is_same_v<T, wire::Typing>) {
+          if (request.active) note_activity(session);
         }
+        if constexpr (!std::is_same_v<T, wire::Auth>) handle(session, request);
       },
       message);
 }
@@ -323,7 +339,9 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
   session.set_identity(claims->user, auth.device.value_or(""));
   session.set_admin(claims->admin);
   session.set_notifications(auth.notifications.value_or(false));
+  session.set_presence(auth.presence.value_or(false));
   sessions_of_user_[session.user()].push_back(&session);
+  presence_opened(session);
   if (Status s = store_.touch_user(session.user(), now); !s.ok()) {
     log("warning", "cannot record user \"{}\": {}", session.user(), s.message());
   }
@@ -335,6 +353,7 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
   welcome.max_frame = max_frame_;
   welcome.channels = memberships(session.user());
   reply(session, welcome);
+  presence_welcome(session);
 }
 
 void Hub::handle(Session& session, const wire::CreateChannel& request) {

@@ -42,6 +42,20 @@ class Hub {
   // The word filter and the per-user send rate limit (default: neither).
   void set_moderation(WordFilter filter, RateLimiter limiter);
 
+  // Presence timing (docs/presence.md, "Model"); the defaults are the server's.
+  struct PresenceConfig {
+    std::chrono::milliseconds grace{5000};          // before a disconnect shows as offline
+    std::chrono::milliseconds away_after{300000};   // idle time before away
+    std::size_t max_members = 100;                  // smaller channels get per-member events
+    std::chrono::milliseconds count_interval{1000}; // between online_count updates of a channel
+  };
+  // How often the server loop must call tick().
+  static constexpr std::chrono::milliseconds kPresenceTick{100};
+  void set_presence_config(const PresenceConfig& config) { presence_config_ = config; }
+  // Runs presence's timers (grace periods, idleness, status text expiry) and
+  // publishes the changes coalesced since the last tick.
+  void tick();
+
   void on_open(Session& session);
   // One complete text frame from the client.
   void on_frame(Session& session, std::string_view frame);
@@ -65,6 +79,7 @@ class Hub {
     std::set<std::uint64_t> pinned;
     // Former members who left read-only or muted, and get it back on return.
     std::map<std::string, Member> restricted;
+    std::uint64_t online = 0;  // members shown online or away (presence)
   };
 
   void handle(Session& session, const wire::ClientMessage& message);
@@ -161,6 +176,58 @@ class Hub {
   // Queues `item` on every open connection of `user` that asked for
   // notifications at auth, except `except`.
   void to_user(const std::string& user, const Encoded& item, const Session* except = nullptr);
+
+  // hub_presence.cpp (docs/presence.md)
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  struct PresenceState {
+    StoredPresence stored;       // settings and last seen, as in the store
+    wire::PresenceEvent shown;   // as last published to others
+    wire::PresenceEvent own;     // as last published to the user's own connections
+    SteadyTime session_start{};  // when the user's presence session began
+    bool queued = false;         // in presence_changed_
+  };
+  struct SessionPresence {
+    SteadyTime last_active{};
+    std::unordered_map<std::string, bool> watching;  // user -> notify
+  };
+  PresenceState& presence_of(const std::string& user);
+  // Queues `user` for publishing at the next tick.
+  void presence_changed(const std::string& user);
+  // The presence of `user` as others see it (own: as their own devices do), now.
+  wire::PresenceEvent presence_view(const std::string& user, const PresenceState& state,
+                                    bool own) const;
+  // What `session` is told of `user`: what was last published to it.
+  wire::PresenceEvent presence_for(const Session& session, const std::string& user);
+  void publish_presence(const std::string& user);
+  Status save_presence(const PresenceState& state);
+  bool small_channel(const Channel& channel) const {
+    return channel.members.size() < presence_config_.max_members;
+  }
+  // After the welcome: the members of the user's small channels, the counts
+  // of the large ones.
+  void presence_welcome(Session& session);
+  void presence_opened(Session& session);
+  void presence_closed(Session& session);
+  void note_activity(Session& session);
+  // A member joined (added) or left `channel`.
+  void presence_membership(const std::string& channel_name, Channel& channel,
+                           const std::string& user, bool added);
+  void send_online_count(const std::string& channel_name, const Channel& channel);
+  bool validate_users(Session& session, std::uint64_t rid, const std::vector<std::string>& users);
+
+  PresenceConfig presence_config_;
+  std::unordered_map<std::string, PresenceState> presence_;
+  std::unordered_map<const Session*, SessionPresence> session_presence_;
+  // watched user -> watching session -> notify
+  std::unordered_map<std::string, std::unordered_map<Session*, bool>> watchers_;
+  std::vector<std::string> presence_changed_;
+  // Users whose last connection closed: when, for the grace period.
+  std::unordered_map<std::string, SteadyTime> closing_users_;
+  std::set<std::pair<std::int64_t, std::string>> expiring_text_;  // (text_until, user)
+  std::set<std::string> counts_changed_;  // large channels whose online count may have moved
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> counts_sent_;
+  SteadyTime next_count_at_{};
+  SteadyTime next_idle_scan_at_{};
 
   // hub_admin.cpp
   // The active server-wide ban of `user` (its until), if any.

@@ -213,10 +213,12 @@ void Hub::add_member(const std::string& channel_name, Channel& channel, const st
   }
   channels_of_user_[user].insert(channel_name);
   ++metrics_.members;
+  presence_membership(channel_name, channel, user, true);
 }
 
 void Hub::drop_member(const std::string& channel_name, Channel& channel, const std::string& user) {
   if (channel.members.erase(user) == 0) return;
+  presence_membership(channel_name, channel, user, false);
   auto counts = unread_.find(user);
   if (counts != unread_.end()) counts->second.erase(channel_name);
   --metrics_.members;

@@ -90,10 +90,26 @@ int mint_token(const std::string& key_file, const std::string& user, std::int64_
   return 0;
 }
 
+// The presence flags (docs/presence.md, "Server options").
+struct PresenceFlags {
+  double grace_s = 5;
+  double away_after_s = 300;
+  std::size_t max_members = 100;
+  int dead_timeout_s = 60;
+};
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000 + 0.5));
+}
+
 int serve(const std::string& listen, const std::string& data_dir, const std::string& key_file,
           std::size_t max_frame, const std::string& sync, const std::string& filter_file,
-          const std::string& rate_limit) {
+          const std::string& rate_limit, const PresenceFlags& presence) {
   parley::server::ServerOptions options;
+  options.presence_grace = to_ms(presence.grace_s);
+  options.away_after = to_ms(presence.away_after_s);
+  options.presence_max_members = presence.max_members;
+  options.dead_timeout_s = presence.dead_timeout_s;
   if (!parse_listen(listen, &options.host, &options.port)) {
     std::fprintf(stderr, "parley-server: --listen \"%s\" is not HOST:PORT\n", listen.c_str());
     return kExitUsage;
@@ -183,6 +199,21 @@ int main(int argc, char** argv) {
                  "sends per user: N/S (N per S seconds), N/S,burst=B, or off (default " +
                      std::string(kDefaultRateLimit) + ")");
 
+  PresenceFlags presence;
+  app.add_option("--presence-grace", presence.grace_s,
+                 "seconds before a disconnected user shows as offline (default 5)")
+      ->check(CLI::Range(0.0, 60.0));
+  app.add_option("--away-after", presence.away_after_s,
+                 "seconds without activity before a connected user is away (default 300)")
+      ->check(CLI::Range(1.0, 86400.0));
+  app.add_option("--presence-max-members", presence.max_members,
+                 "channels with fewer members get per-member presence events (default 100)")
+      ->check(CLI::Range(std::size_t{2}, std::size_t{100000}));
+  app.add_option("--dead-timeout", presence.dead_timeout_s,
+                 "seconds of silence before a connection is closed as dead; pinged at half "
+                 "(default 60)")
+      ->check(CLI::Range(2, 3600));
+
   CLI::App* keygen_cmd = app.add_subcommand("keygen", "write a new signing key");
   std::string out;
   keygen_cmd->add_option("--out", out, "key file to create (never overwritten)")->required();
@@ -246,5 +277,5 @@ int main(int argc, char** argv) {
                  app.help().c_str());
     return kExitUsage;
   }
-  return serve(listen, data_dir, key_file, max_frame, sync, filter_file, rate_limit);
+  return serve(listen, data_dir, key_file, max_frame, sync, filter_file, rate_limit, presence);
 }

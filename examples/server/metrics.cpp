@@ -47,20 +47,23 @@ void labelled(std::string* out, const char* name, const char* help, const char* 
 
 }  // namespace
 
-void LatencyHistogram::observe(double seconds) {
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), buckets_(bounds_.size(), 0) {}
+
+void Histogram::observe(double seconds) {
   seconds = std::max(seconds, 0.0);
-  auto bucket = std::lower_bound(kBounds.begin(), kBounds.end(), seconds);  // le: bound >= value
-  if (bucket != kBounds.end()) ++buckets_[static_cast<std::size_t>(bucket - kBounds.begin())];
+  auto bucket = std::lower_bound(bounds_.begin(), bounds_.end(), seconds);  // le: bound >= value
+  if (bucket != bounds_.end()) ++buckets_[static_cast<std::size_t>(bucket - bounds_.begin())];
   ++count_;
   sum_ += seconds;
 }
 
-void LatencyHistogram::render(std::string* out, const char* name) const {
+void Histogram::render(std::string* out, const char* name) const {
   auto it = std::back_inserter(*out);
   std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < kBounds.size(); ++i) {
+  for (std::size_t i = 0; i < bounds_.size(); ++i) {
     cumulative += buckets_[i];
-    fmt::format_to(it, "{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[i], cumulative);
+    fmt::format_to(it, "{}_bucket{{le=\"{}\"}} {}\n", name, bounds_[i], cumulative);
   }
   fmt::format_to(it, "{}_bucket{{le=\"+Inf\"}} {}\n", name, count_);
   fmt::format_to(it, "{}_sum {:.9f}\n", name, sum_);
@@ -162,6 +165,24 @@ std::string Metrics::render() const {
            "level", notifications_suppressed_total);
   labelled(&out, "parley_notify_changes_total", "Notification level changes, by new level.",
            "level", notify_changes_total);
+  scalar(&out, "parley_presence_online_users", "gauge", "Users with at least one connection.",
+         presence_online_users);
+  scalar(&out, "parley_presence_sessions_started_total", "counter",
+         "Presence sessions started: a user connected while offline.",
+         presence_sessions_started_total);
+  scalar(&out, "parley_presence_sessions_ended_total", "counter",
+         "Presence sessions ended: the grace period after a user's last connection passed.",
+         presence_sessions_ended_total);
+  header(&out, "parley_presence_session_seconds", "histogram",
+         "Length of ended presence sessions, from the first connection to the last close.");
+  presence_session_seconds.render(&out, "parley_presence_session_seconds");
+  scalar(&out, "parley_presence_changes_total", "counter",
+         "Changes of a user's presence published (coalesced per tick).", presence_changes_total);
+  scalar(&out, "parley_presence_events_total", "counter",
+         "Presence events queued to client sessions (snapshots not counted).",
+         presence_events_total);
+  scalar(&out, "parley_online_count_events_total", "counter",
+         "online_count events queued to client sessions.", online_count_events_total);
   scalar(&out, "parley_uptime_seconds", "gauge", "Seconds since the server started.",
          fmt::format("{:.3f}", uptime));
   return out;

@@ -9,15 +9,15 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace parley::server {
 
 // A Prometheus histogram with fixed buckets, in seconds.
-class LatencyHistogram {
+class Histogram {
  public:
-  // Upper bounds of the buckets; +Inf is implicit.
-  static constexpr std::array<double, 13> kBounds = {
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+  // Upper bounds of the buckets, ascending; +Inf is implicit.
+  explicit Histogram(std::vector<double> bounds);
 
   void observe(double seconds);
   std::uint64_t count() const { return count_; }
@@ -25,9 +25,25 @@ class LatencyHistogram {
   void render(std::string* out, const char* name) const;
 
  private:
-  std::array<std::uint64_t, kBounds.size()> buckets_{};  // not cumulative
+  std::vector<double> bounds_;
+  std::vector<std::uint64_t> buckets_;  // not cumulative
   std::uint64_t count_ = 0;
   double sum_ = 0;
+};
+
+// Request latencies: 100 µs to 1 s.
+class LatencyHistogram : public Histogram {
+ public:
+  static constexpr std::array<double, 13> kBounds = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+  LatencyHistogram() : Histogram({kBounds.begin(), kBounds.end()}) {}
+};
+
+// Presence sessions: 1 s to a day.
+class SessionHistogram : public Histogram {
+ public:
+  static constexpr std::array<double, 9> kBounds = {1, 10, 60, 300, 900, 3600, 14400, 43200, 86400};
+  SessionHistogram() : Histogram({kBounds.begin(), kBounds.end()}) {}
 };
 
 struct Metrics {
@@ -62,6 +78,14 @@ struct Metrics {
   std::map<std::string, std::uint64_t> receipts_received_total;   // accepted, by kind
   std::map<std::string, std::uint64_t> receipts_broadcast_total;  // events queued, by kind
   LatencyHistogram send_ack_seconds;                              // send decoded to ack queued
+  // Presence (docs/presence.md).
+  std::int64_t presence_online_users = 0;             // users with a connection
+  std::uint64_t presence_sessions_started_total = 0;  // a user's first connection
+  std::uint64_t presence_sessions_ended_total = 0;    // grace over after their last
+  SessionHistogram presence_session_seconds;          // length of ended sessions
+  std::uint64_t presence_changes_total = 0;           // published changes of a user's presence
+  std::uint64_t presence_events_total = 0;            // presence events queued to sessions
+  std::uint64_t online_count_events_total = 0;        // online_count events queued
   std::chrono::steady_clock::time_point started;
 
   // The Prometheus text exposition (version 0.0.4).

@@ -144,6 +144,7 @@ class Server::Impl {
   void flush_loopbacks();
   void begin_shutdown();
   static void on_shutdown_deadline(lws_sorted_usec_list_t* sul);
+  static void on_presence_tick(lws_sorted_usec_list_t* sul);
 
   std::unique_ptr<ServerStore> store_;
   Metrics metrics_;
@@ -160,7 +161,7 @@ class Server::Impl {
   struct Deadline {
     lws_sorted_usec_list_t sul;  // first member: the callback casts back
     Impl* impl;
-  } deadline_{};
+  } deadline_{}, presence_tick_{};
 };
 
 // ---- set-up and teardown ------------------------------------------------------
@@ -192,6 +193,11 @@ Status Server::Impl::open() {
     filter = std::move(*loaded);
   }
   hub_->set_moderation(std::move(filter), RateLimiter(options.rate_per_s, options.rate_burst));
+  Hub::PresenceConfig presence;
+  presence.grace = options.presence_grace;
+  presence.away_after = options.away_after;
+  presence.max_members = options.presence_max_members;
+  hub_->set_presence_config(presence);
 
   static std::once_flag log_once;
   std::call_once(log_once, [] { lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log); });
@@ -203,9 +209,14 @@ Status Server::Impl::open() {
   protocols_[0].user = this;
   protocols_[0].tx_packet_size = options.max_frame + LWS_PRE + 16;
 
-  // Peers that vanish without closing are found by pings when idle.
-  idle_policy_.secs_since_valid_ping = 60;
-  idle_policy_.secs_since_valid_hangup = 120;
+  // Peers that vanish without closing are found by pings when idle: pinged
+  // after half the dead timeout of silence, closed after all of it.
+  if (options.dead_timeout_s < 2 || options.dead_timeout_s > 3600) {
+    return Status(StatusCode::invalid_argument,
+                  fmt::format("dead timeout {} s is not within 2-3600", options.dead_timeout_s));
+  }
+  idle_policy_.secs_since_valid_ping = static_cast<std::uint16_t>(options.dead_timeout_s / 2);
+  idle_policy_.secs_since_valid_hangup = static_cast<std::uint16_t>(options.dead_timeout_s);
 
   lws_context_creation_info info{};
   info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
@@ -237,6 +248,9 @@ Status Server::Impl::open() {
 void Server::Impl::run() {
   if (ran.exchange(true)) return;
   deadline_.impl = this;
+  presence_tick_.impl = this;
+  lws_sul_schedule(context_, 0, &presence_tick_.sul, &Impl::on_presence_tick,
+                   std::chrono::duration_cast<std::chrono::microseconds>(Hub::kPresenceTick).count());
   while (!loop_done_) {
     if (lws_service(context_, 0) < 0) {
       log("error", "event loop failed; stopping");
@@ -259,6 +273,7 @@ void Server::Impl::teardown() {
     link->close_from_server(wire::close_code::kGoingAway, code::kShuttingDown);
   if (context_ != nullptr) {
     lws_sul_cancel(&deadline_.sul);
+    lws_sul_cancel(&presence_tick_.sul);
     // Closes the remaining WebSocket sessions through on_closed.
     lws_context_destroy(context_);
     context_ = nullptr;
@@ -540,6 +555,15 @@ void Server::Impl::on_shutdown_deadline(lws_sorted_usec_list_t* sul) {
   }
   impl->loop_done_ = true;
   lws_cancel_service(impl->context_);  // end this pass's wait at once
+}
+
+void Server::Impl::on_presence_tick(lws_sorted_usec_list_t* sul) {
+  Impl* impl = reinterpret_cast<Deadline*>(sul)->impl;
+  if (impl->shutting_down_) return;
+  impl->hub_->tick();
+  impl->flush_loopbacks();
+  lws_sul_schedule(impl->context_, 0, &impl->presence_tick_.sul, &Impl::on_presence_tick,
+                   std::chrono::duration_cast<std::chrono::microseconds>(Hub::kPresenceTick).count());
 }
 
 // ---- Server ---------------------------------------------------------------------

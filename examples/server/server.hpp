@@ -16,6 +16,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -37,6 +38,11 @@ struct ServerOptions {
   std::string filter_file;                     // word filter rules (docs/channels.md); "": none
   double rate_per_s = 0;                       // sends per second per user; 0: no limit
   double rate_burst = 0;                       // the bucket's size
+  // Presence (docs/presence.md).
+  std::chrono::milliseconds presence_grace{5000};  // before a disconnect shows as offline
+  std::chrono::milliseconds away_after{300000};    // idle time before a user is away
+  std::size_t presence_max_members = 100;          // smaller channels get per-member presence
+  int dead_timeout_s = 60;                         // close a connection silent this long (2-3600)
 };
 
 class Server {

@@ -38,6 +38,9 @@ class Session {
   // Asked at auth for notification, unread and notify events.
   bool notifications() const { return notifications_; }
   void set_notifications(bool on) { notifications_ = on; }
+  // Asked at auth for channel members' presence, its own and online counts.
+  bool presence() const { return presence_; }
+  void set_presence(bool on) { presence_ = on; }
 
   // Queues one encoded JSON object. When the queue would exceed its bound the
   // session drops it and everything queued and closes with 1008
@@ -69,6 +72,7 @@ class Session {
   std::string device_;
   bool admin_ = false;
   bool notifications_ = false;
+  bool presence_ = false;
   std::deque<Encoded> queue_;
   std::size_t queued_bytes_ = 0;
   bool closing_ = false;

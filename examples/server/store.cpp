@@ -156,6 +156,18 @@ CREATE TABLE restrictions (
   PRIMARY KEY (channel_id, user)
 ) WITHOUT ROWID;
 )sql",
+    // 6: presence settings and last seen (issue 8, docs/presence.md). One row
+    // per user who changed a setting or was seen online.
+    R"sql(
+CREATE TABLE presence (
+  user           TEXT PRIMARY KEY,
+  status         TEXT NOT NULL CHECK (status IN ('online', 'away', 'invisible')),
+  text           TEXT NOT NULL,
+  text_until     INTEGER NOT NULL,
+  hide_last_seen INTEGER NOT NULL,
+  last_seen      INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();

@@ -74,6 +74,16 @@ struct StoredUser {
   std::optional<std::int64_t> banned_until;  // server-wide ban; 0: until lifted
 };
 
+// A user's presence settings and last seen (docs/presence.md).
+struct StoredPresence {
+  std::string user;
+  std::string status = "online";  // "online", "away" or "invisible"
+  std::string text;               // custom status text; "" when unset
+  std::int64_t text_until = 0;    // ms since the epoch; 0: no expiry
+  bool hide_last_seen = false;
+  std::int64_t last_seen = 0;     // ms since the epoch; 0: never seen online
+};
+
 struct StoredNotify {
   std::string channel;
   std::string user;
@@ -116,7 +126,7 @@ struct ReceiptAdvance {
 
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -184,6 +194,10 @@ class ServerStore {
                       std::int64_t now_ms);
   Result<std::vector<StoredBan>> bans();
   Result<std::vector<StoredPin>> pins();
+
+  // Presence (store_notify.cpp): replaces the user's row.
+  Status save_presence(const StoredPresence& presence);
+  Result<std::vector<StoredPresence>> presences();
 
   // Notifications (store_notify.cpp).
   Status set_notify(const std::string& channel, const std::string& user, const std::string& level,

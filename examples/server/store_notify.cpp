@@ -1,5 +1,6 @@
 // ServerStore: notification levels, mentions and unread counts (issue 7,
-// docs/notifications.md).
+// docs/notifications.md); presence settings and last seen (issue 8,
+// docs/presence.md).
 #include <fmt/format.h>
 
 #include "store.hpp"
@@ -22,6 +23,32 @@ Status ServerStore::set_notify(const std::string& channel, const std::string& us
       "mute_until = excluded.mute_until",
       [&](store::Statement& q) { q.bind(1, channel).bind(2, user).bind(3, level).bind(4, mute_until); });
   return s.ok() ? s : internal("notify", s);
+}
+
+Status ServerStore::save_presence(const StoredPresence& p) {
+  Status s = run_once(
+      "INSERT OR REPLACE INTO presence (user, status, text, text_until, hide_last_seen, "
+      "last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      [&](store::Statement& q) {
+        q.bind(1, p.user).bind(2, p.status).bind(3, p.text).bind(4, p.text_until);
+        q.bind(5, std::int64_t{p.hide_last_seen ? 1 : 0}).bind(6, p.last_seen);
+      });
+  return s.ok() ? s : internal("presence", s);
+}
+
+Result<std::vector<StoredPresence>> ServerStore::presences() {
+  auto stmt = db_.prepare(
+      "SELECT user, status, text, text_until, hide_last_seen, last_seen FROM presence");
+  if (!stmt) return internal("presence", stmt.status());
+  std::vector<StoredPresence> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return internal("presence", row.status());
+    if (!*row) break;
+    out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
+                   stmt->column_int(3), stmt->column_int(4) != 0, stmt->column_int(5)});
+  }
+  return out;
 }
 
 Result<std::vector<StoredNotify>> ServerStore::notify_settings() {

@@ -24,6 +24,7 @@ void serialize(Ar& ar, Auth& m) {
   optional_field(ar, "device", m.device);
   optional_field(ar, "client", m.client);
   optional_field(ar, "notifications", m.notifications);
+  optional_field(ar, "presence", m.presence);
 }
 template <class Ar>
 void serialize(Ar& ar, Meta& m) {

@@ -51,6 +51,10 @@ struct Auth {
   // true: this connection wants notification, unread and notify events
   // (docs/notifications.md). Absent: it gets none of them.
   std::optional<bool> notifications{};
+  // true: this connection wants the presence of its channels' members, its
+  // own presence and online counts (docs/presence.md). Absent: it gets
+  // presence only for the users it watches.
+  std::optional<bool> presence{};
 };
 struct CreateChannel {
   std::uint64_t rid = 0;
