@@ -61,6 +61,18 @@ struct UnreadCount {
   bool operator==(const UnreadCount&) const = default;
 };
 
+// What set_presence changes; fields left empty stay as they are.
+struct PresenceSettings {
+  std::optional<PresenceMode> status;
+  // Custom status text, up to 256 bytes of UTF-8; "" clears it (and its expiry).
+  std::optional<std::string> text;
+  // When the text expires (the server then clears it). Setting `text` without
+  // it means no expiry; on its own it changes the expiry of the current text.
+  std::optional<std::chrono::system_clock::time_point> text_until;
+  // Others get no last seen time.
+  std::optional<bool> hide_last_seen;
+};
+
 class Client {
  public:
   // Opens (or creates) the cache in options.data_dir and starts the client's
@@ -186,6 +198,39 @@ class Client {
   // mentions of every channel, unread messages of channels whose level is not
   // none (a channel set to none asked for no attention unless mentioned).
   UnreadCount badge();
+
+  // Presence (docs/presence.md, "In the SDK and the CLI"). The server
+  // publishes presence to the members of this user's small channels, to
+  // watchers and to the user's own devices; each item arrives as
+  // PresenceChanged and updates an in-memory cache that presence() reads.
+  // The four requests complete with ChannelRequestDone (channel empty, seq 0)
+  // and, like the channel requests, wait for a connection up to
+  // request_timeout. Arguments are checked here first (invalid_argument with
+  // reason invalid_user, too_many_users, invalid_text or invalid_status):
+  // 1-100 valid user names per call.
+  //
+  // This user's status, custom text and privacy settings, on every device.
+  RequestId set_presence(const PresenceSettings& settings);
+  // Subscribes to `users`' presence: a snapshot (PresenceChanged for each,
+  // before the completion), then their changes. With notify, the change that
+  // brings one of them online also gives PresenceNotified. The client keeps
+  // its watch list (at most 1000 users) and watches again after every
+  // reconnect, which brings a fresh snapshot.
+  RequestId watch_presence(const std::vector<std::string>& users, bool notify = false);
+  RequestId unwatch_presence(const std::vector<std::string>& users);
+  // The current presence of `users`, once, without subscribing: PresenceChanged
+  // for each, then the completion.
+  RequestId query_presence(const std::vector<std::string>& users);
+  // The user did something (input, the app came to the foreground): keeps
+  // them online rather than away. Cheap to call often: the SDK sends at most
+  // one signal per 10 s, and nothing while offline. Sending a message or a
+  // typing signal counts as activity by itself.
+  void report_activity();
+  // From the in-memory cache: the presence last received for `user` (nullopt
+  // when none was), and the online count last received for a large channel.
+  // Kept across reconnects until fresh snapshots replace them. Fast: no network.
+  std::optional<Presence> presence(const std::string& user);
+  std::optional<std::uint64_t> online_count(const std::string& channel);
 
   // Delivered to / read by how many members, for message `seq` of `channel`,
   // from the receipt cursors in the cache.

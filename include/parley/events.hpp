@@ -78,7 +78,9 @@ struct MessageFailed {
 // open_direct (`channel` is then the direct channel's name), or one of the
 // moderation calls (invite, ban, set_meta, delete_message, ...). `seq` is the
 // channel event the request appended: 0 when there was none (a no-op such as
-// inviting a member, a report, or a failure).
+// inviting a member, a report, or a failure). Also the completion of the
+// calls that concern no channel: set_presence, watch_presence,
+// unwatch_presence and query_presence, with `channel` empty and seq 0.
 struct ChannelRequestDone {
   RequestId request = 0;
   std::string channel;
@@ -201,9 +203,34 @@ struct NotificationLevelChanged {
   std::int64_t mute_until_ms = 0;
 };
 
+// A user's presence as the server sent it: a change, or an item of a snapshot
+// (after each welcome, after joining a small channel, and the answers to
+// watch_presence and query_presence, which come before their
+// ChannelRequestDone). Emitted for every item received, changed or not; by
+// then Client::presence answers the same. Includes this user's own presence.
+struct PresenceChanged {
+  Presence presence;
+};
+
+// A user watched with notify (Client::watch_presence) came online: from
+// offline to online or away. Follows that user's PresenceChanged.
+struct PresenceNotified {
+  std::string user;
+};
+
+// How many members of a large channel (too large for per-member presence:
+// the server's presence_max_members, 100 by default) are online or away.
+// After each welcome, then at most once a second while it changes.
+struct OnlineCountChanged {
+  std::string channel;
+  std::uint64_t online = 0;
+  std::uint64_t members = 0;
+};
+
 using Event =
     std::variant<StateChanged, MessageReceived, MessagePending, MessageSent, MessageFailed,
                  ChannelRequestDone, HistoryLoaded, TypingChanged, ReceiptUpdated, SyncProgress,
-                 ChannelInfoLoaded, NotificationReceived, UnreadChanged, NotificationLevelChanged>;
+                 ChannelInfoLoaded, NotificationReceived, UnreadChanged, NotificationLevelChanged,
+                 PresenceChanged, PresenceNotified, OnlineCountChanged>;
 
 }  // namespace parley

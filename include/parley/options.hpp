@@ -75,8 +75,15 @@ struct ClientOptions {
   // NotificationLevelChanged from the user's other devices. Off (bots, load
   // generators): counts are refreshed only by each connection's welcome.
   bool notifications = true;
+  // Ask the server for presence traffic (auth "presence"): the presence of
+  // the members of this user's small channels and this user's own, the
+  // snapshots after each welcome, and online counts of large channels. Off
+  // (bots, load generators): presence only of the users watched with
+  // Client::watch_presence. docs/presence.md.
+  bool presence = true;
   // Optional analytics sink (sys/analytics.hpp): structured events about
-  // sending, delivery, reading, typing and the connection, never content.
+  // sending, delivery, reading, typing, presence and the connection, never
+  // content.
   std::shared_ptr<sys::AnalyticsSink> analytics;
   // Optional listener. When set, every event goes to it instead of next_event(),
   // called on a thread the client owns (never the caller's, never while the

@@ -133,6 +133,44 @@ struct ReceiptSummary {
   std::uint32_t read = 0;
 };
 
+// Presence (docs/presence.md, "In the SDK and the CLI").
+// How a user appears to others, derived by the server from their connections.
+enum class PresenceStatus {
+  online,   // connected, and active within the server's idle time
+  away,     // connected but idle, or set to away
+  offline,  // no connection (after the grace period), or invisible
+};
+const char* to_string(PresenceStatus status);
+// Parses "online", "away" or "offline"; false for anything else.
+bool parse_presence_status(std::string_view text, PresenceStatus* out);
+
+// How this user chooses to appear (Client::set_presence), on every device.
+enum class PresenceMode {
+  online,     // automatic: online while active, away when idle
+  away,       // away while connected
+  invisible,  // offline to everyone else; this user's own devices see the truth
+};
+const char* to_string(PresenceMode mode);
+// Parses "online", "away" or "invisible"; false for anything else.
+bool parse_presence_mode(std::string_view text, PresenceMode* out);
+
+// A user's presence as the server last told this client. For this user's own
+// presence, `status` is the real one (online or away even while invisible)
+// and `invisible` and `hide_last_seen` are their settings; for others both
+// are false.
+struct Presence {
+  std::string user;
+  PresenceStatus status = PresenceStatus::offline;
+  // Offline users only: when they were last seen online (ms since the epoch);
+  // absent when they hide it, or were never seen.
+  std::optional<std::int64_t> last_seen_ms;
+  std::optional<std::string> text;            // custom status text, when set
+  std::optional<std::int64_t> text_until_ms;  // when the text expires; absent: never
+  bool invisible = false;
+  bool hide_last_seen = false;
+  bool operator==(const Presence&) const = default;
+};
+
 // Rules shared by the SDK and the server: 1-64 bytes of UTF-8, no spaces and
 // no control characters. Returns an empty string when valid, else why not.
 std::string check_channel_name(const std::string& name);

@@ -264,6 +264,45 @@ UnreadCount Client::badge() {
   return e->call<UnreadCount>([e] { return e->badge(); });
 }
 
+RequestId Client::set_presence(const PresenceSettings& settings) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, settings] { e->set_presence(id, settings); });
+  return id;
+}
+
+RequestId Client::watch_presence(const std::vector<std::string>& users, bool notify) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post(
+      [e = &impl_->engine, id, users, notify] { e->watch_presence(id, users, notify); });
+  return id;
+}
+
+RequestId Client::unwatch_presence(const std::vector<std::string>& users) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, users] { e->unwatch_presence(id, users); });
+  return id;
+}
+
+RequestId Client::query_presence(const std::vector<std::string>& users) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, users] { e->query_presence(id, users); });
+  return id;
+}
+
+void Client::report_activity() {
+  impl_->engine.post([e = &impl_->engine] { e->report_activity(); });
+}
+
+std::optional<Presence> Client::presence(const std::string& user) {
+  auto* e = &impl_->engine;
+  return e->call<std::optional<Presence>>([e, &user] { return e->presence(user); });
+}
+
+std::optional<std::uint64_t> Client::online_count(const std::string& channel) {
+  auto* e = &impl_->engine;
+  return e->call<std::optional<std::uint64_t>>([e, &channel] { return e->online_count(channel); });
+}
+
 Status Client::mark_read(const std::string& channel, std::uint64_t seq) {
   auto* e = &impl_->engine;
   return e->call<Status>([e, &channel, seq] { return e->mark_read(channel, seq); });

@@ -33,7 +33,8 @@ StatusCode status_code_for(const std::string& code) {
   if (code == kTokenExpired) return StatusCode::token_expired;
   if (code == kInvalidName || code == kInvalidId || code == kInvalidText || code == kInvalidLimit ||
       code == kInvalidKind || code == kInvalidSeq || code == kInvalidUser ||
-      code == kInvalidRole || code == kInvalidAction || code == kInvalidMeta || code == kFiltered) {
+      code == kInvalidRole || code == kInvalidAction || code == kInvalidMeta || code == kFiltered ||
+      code == kInvalidLevel || code == kInvalidStatus || code == kTooManyUsers) {
     return StatusCode::invalid_argument;
   }
   if (code == kShuttingDown) return StatusCode::offline;
@@ -318,6 +319,7 @@ void Engine::on_open() {
   auth.device = device_id_;
   auth.client = std::string("parley-cpp/") + version();
   auth.notifications = options_.notifications;
+  auth.presence = options_.presence;
   auth_rid_ = auth.rid;
   transport_->send(wire::encode(wire::ClientMessage(auth)));
   in_flight_[auth.rid] = InFlight{
@@ -348,6 +350,7 @@ void Engine::on_closed(const Status& reason) {
   outbox_in_flight_.clear();
   delivered_sent_.clear();
   typing_sent_.clear();
+  presence_session_ended();
   // Requests on the lost connection: run again after reconnecting, or fail.
   auto flights = std::move(in_flight_);
   in_flight_.clear();
@@ -416,6 +419,18 @@ void Engine::on_frame(std::string_view frame) {
       handle_notify(*n);
       continue;
     }
+    if (auto* p = std::get_if<wire::PresenceEvent>(&message)) {
+      handle_presence(*p);
+      continue;
+    }
+    if (auto* c = std::get_if<wire::OnlineCount>(&message)) {
+      handle_online_count(*c);
+      continue;
+    }
+    if (auto* l = std::get_if<wire::PresenceList>(&message); l && l->rid == 0) {
+      handle_presence_list(*l);  // a snapshot the server sent by itself
+      continue;
+    }
     std::optional<std::uint64_t> rid;
     std::visit(
         [&](const auto& m) {
@@ -466,6 +481,8 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   apply_channel_states(welcome.channels);
   apply_notify_states(welcome.channels);
   begin_sync(welcome.channels);
+  session_since_ = Clock::now();
+  rewatch_presence();
   transmit_outbox();
   if (auto reads = cache_->unsent_reads()) {
     for (const auto& r : *reads) {
@@ -478,6 +495,7 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
 void Engine::finish_sync_step() {
   if (!syncing_ || !sync_waiting_.empty()) return;
   syncing_ = false;
+  session_ready_ = true;
   set_state(LifecycleState::ready);
   auto ready = std::move(waiting_);
   waiting_.clear();

@@ -93,6 +93,15 @@ class Engine : public sys::TransportHandler {
   std::optional<store::Cache::NotifyRow> notify_state(const std::string& channel);
   UnreadCount badge();
 
+  // ---- engine thread: presence (engine_presence.cpp) ----
+  void set_presence(RequestId request, const PresenceSettings& settings);
+  void watch_presence(RequestId request, const std::vector<std::string>& users, bool notify);
+  void unwatch_presence(RequestId request, const std::vector<std::string>& users);
+  void query_presence(RequestId request, const std::vector<std::string>& users);
+  void report_activity();
+  std::optional<Presence> presence(const std::string& user) const;
+  std::optional<std::uint64_t> online_count(const std::string& channel) const;
+
   // ---- TransportHandler ----
   void on_open() override;
   void on_frame(std::string_view frame) override;
@@ -190,6 +199,20 @@ class Engine : public sys::TransportHandler {
   void handle_unread(const wire::UnreadEvent& event);
   void handle_notify(const wire::NotifyEvent& event);
 
+  // Presence (engine_presence.cpp): the server's presence, presence_list and
+  // online_count frames, the watch list sent again on each connection, and
+  // the presence_session analytics event.
+  void handle_presence(const wire::PresenceEvent& event);
+  void handle_presence_list(const wire::PresenceList& list);
+  void handle_online_count(const wire::OnlineCount& count);
+  void rewatch_presence();
+  void presence_session_ended();
+  // A presence request (checked by the caller), sent once ready and again
+  // after a lost connection; completed with ChannelRequestDone and the
+  // status `answered` makes of the server's reply.
+  void presence_request(RequestId request, wire::ClientMessage message,
+                        std::function<Status(const wire::ServerMessage&)> answered);
+
   // Analytics: never content.
   void analytics(std::string name, std::vector<std::pair<std::string, std::string>> labels,
                  std::vector<std::pair<std::string, double>> values = {});
@@ -239,6 +262,18 @@ class Engine : public sys::TransportHandler {
   // Channels (engine thread).
   std::set<std::string> info_fetching_;  // fetch_channel_state in flight
   std::uint64_t retry_after_ms_ = 0;     // of the last rate_limited error
+
+  // Presence (engine thread).
+  std::map<std::string, Presence> presence_;              // user -> as last received
+  std::map<std::string, std::uint64_t> online_counts_;    // large channel -> online
+  std::map<std::string, bool> watched_;                   // user -> notify, as the server has it
+  // user -> the latest watch or unwatch call naming them, so that a late
+  // answer to an earlier call does not undo a later one.
+  std::map<std::string, std::uint64_t> watch_call_;
+  std::uint64_t watch_calls_ = 0;
+  std::optional<Clock::time_point> activity_sent_;        // the last activity signal
+  std::optional<Clock::time_point> session_since_;        // this connection's welcome
+  bool session_ready_ = false;                            // this connection reached ready
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

@@ -7,7 +7,8 @@
 //
 // Events describe what happened (a message was sent, acknowledged after so many
 // ms, delivered, read; typing started; the connection changed state and how long
-// it stayed in the previous one) and never carry message text or other content:
+// it stayed in the previous one; presence was set; a connection's session ended
+// after so long) and never carry message text, status text or other content:
 // labels hold channel names, ids, states and reason codes only.
 //
 // Thread contract: record() is called on the client's internal thread, one event
@@ -23,7 +24,9 @@ namespace parley::sys {
 
 struct AnalyticsEvent {
   // "message_sent", "message_acknowledged", "message_failed", "message_delivered",
-  // "message_read", "typing_started", "connection_state" (docs/analytics.md).
+  // "message_read", "typing_started", "connection_state", "moderation_action",
+  // "notification_level_set", "notification_received", "presence_set",
+  // "presence_session" (docs/analytics.md).
   std::string name;
   std::int64_t ts_ms = 0;  // wall clock, ms since the Unix epoch
   // e.g. {"channel","general"}, {"id","5d41..."}, {"state","ready"}, {"reason","connection_lost"}
