@@ -75,6 +75,11 @@ class CommandRunner {
     std::optional<std::uint64_t> ref{};      // message commands
     std::string text{};                      // /dm: what to send once the channel is open
     bool with_seq = false;                   // moderation: the result has the event's seq
+    std::optional<std::uint64_t> asked{};    // /presence: how many users were asked
+    std::string status{};                    // /status
+    std::string status_text{};               // /status
+    std::optional<bool> notify{};            // /watch
+    std::optional<bool> hide_last_seen{};    // /status hide-last-seen
   };
 
   void handle(const parley::StateChanged& e);
@@ -93,7 +98,14 @@ class CommandRunner {
     out_.unread(e.channel, parley::UnreadCount{e.unread, e.mentions}, false);
   }
   void handle(const parley::NotificationLevelChanged& e) { out_.notify_level(e); }
+  void handle(const parley::PresenceChanged& e) {
+    out_.presence(e.presence,
+                  current_ && (current_->command == "presence" || current_->command == "watch"));
+  }
+  void handle(const parley::PresenceNotified& e) { out_.presence_notified(e.user); }
+  void handle(const parley::OnlineCountChanged& e) { out_.online_count(e); }
   void show_unread();
+  void run_status_command(const StatusCommand& c);
 
   void start(const std::string& line);
   void run_command(const Command& command);
@@ -272,8 +284,10 @@ void CommandRunner::handle(const parley::MessageFailed& e) {
 void CommandRunner::handle(const parley::ChannelRequestDone& e) {
   open_requests_.erase(e.request);
   if (!current_is(e.request)) {
-    out_.diagnostic("late answer for channel " + e.channel + ": " +
-                    (e.status.ok() ? "ok" : e.status.to_string()));
+    out_.diagnostic("late answer for " +
+                    (e.channel.empty() ? std::string("a presence request")
+                                       : "channel " + e.channel) +
+                    ": " + (e.status.ok() ? "ok" : e.status.to_string()));
     return;
   }
   InFlight done = std::move(*current_);
@@ -302,13 +316,18 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
   }
   out_.result({.command = command,
                .channel = e.channel,
+               .count = done.asked,
                .kind = done.kind,
                .user = done.user,
                .role = done.role,
                .seconds = done.seconds,
                .ref = done.ref,
                .seq = done.with_seq ? std::optional<std::uint64_t>(e.seq) : std::nullopt,
-               .level = done.level});
+               .level = done.level,
+               .status = done.status,
+               .text = done.status_text,
+               .notify = done.notify,
+               .hide_last_seen = done.hide_last_seen});
   if (command == "create" || command == "join" || command == "dm") {
     set_current(e.channel);
   } else if (command == "leave" && current_channel_ == e.channel) {
@@ -374,6 +393,8 @@ void CommandRunner::handle(const parley::HistoryLoaded& e) {
 // ---- commands -----------------------------------------------------------------
 
 void CommandRunner::start(const std::string& line) {
+  // A person at the keyboard is active (the SDK sends one signal per 10 s at most).
+  if (options_.interactive) client_.report_activity();
   std::size_t first = line.find_first_not_of(" \t");
   if (options_.interactive && first != std::string::npos && line[first] != '/') {
     if (current_channel_.empty()) {
@@ -435,6 +456,19 @@ void CommandRunner::run_command(const Command& command) {
           current_->seconds = c.mute_seconds;
         } else if constexpr (std::is_same_v<C, UnreadCommand>) {
           show_unread();
+        } else if constexpr (std::is_same_v<C, PresenceCommand>) {
+          start_request("presence", "", client_.query_presence(c.users));
+          current_->asked = c.users.size();
+        } else if constexpr (std::is_same_v<C, WatchCommand>) {
+          if (c.watch) {
+            start_request("watch", "", client_.watch_presence({c.user}, c.notify));
+            if (c.notify) current_->notify = true;
+          } else {
+            start_request("unwatch", "", client_.unwatch_presence({c.user}));
+          }
+          current_->user = c.user;
+        } else if constexpr (std::is_same_v<C, StatusCommand>) {
+          run_status_command(c);
         } else if constexpr (std::is_same_v<C, MembersCommand>) {
           start_request("members", c.channel, client_.load_channel_info(c.channel));
         } else if constexpr (std::is_same_v<C, JoinCommand>) {
@@ -531,6 +565,22 @@ void CommandRunner::show_unread() {
   out_.result({.command = "unread", .count = count});
 }
 
+void CommandRunner::run_status_command(const StatusCommand& c) {
+  parley::PresenceSettings settings;
+  if (c.hide_last_seen) {
+    settings.hide_last_seen = *c.hide_last_seen;
+  } else {
+    parley::PresenceMode mode = parley::PresenceMode::online;
+    parley::parse_presence_mode(c.mode, &mode);  // checked by parse_command
+    settings.status = mode;
+    settings.text = c.text;  // like /topic: no text clears it
+  }
+  start_request("status", "", client_.set_presence(settings));
+  current_->status = c.mode;
+  current_->status_text = c.text;
+  current_->hide_last_seen = c.hide_last_seen;
+}
+
 void CommandRunner::run_member_command(const MemberCommand& c) {
   const std::chrono::seconds duration(static_cast<std::int64_t>(c.seconds.value_or(0)));
   parley::RequestId request = 0;
@@ -621,6 +671,7 @@ void CommandRunner::show_channels(bool only_if_any) {
 }
 
 void CommandRunner::on_edit(const std::string& text) {
+  client_.report_activity();
   const std::size_t first = text.find_first_not_of(" \t");
   const bool typing = first != std::string::npos && text[first] != '/';
   if (!typing || current_channel_.empty()) {

@@ -57,10 +57,11 @@ bool is_blank(std::string_view line) { return trim(line).empty(); }
 
 const std::vector<std::string_view>& command_names() {
   static const std::vector<std::string_view> names = {
-      "/ban",      "/channel", "/channels", "/create", "/delete",  "/dm",    "/help",   "/history",
-      "/invite",   "/join",    "/kick",     "/leave",  "/members", "/mute",  "/notify", "/pin",
-      "/quit",     "/read",    "/report",   "/role",   "/send",    "/sleep", "/switch", "/topic",
-      "/transfer", "/typing",  "/unban",    "/unmute", "/unpin",   "/unread"};
+      "/ban",     "/channel",  "/channels", "/create",  "/delete", "/dm",     "/help",
+      "/history", "/invite",   "/join",     "/kick",    "/leave",  "/members", "/mute",
+      "/notify",  "/pin",      "/presence", "/quit",    "/read",   "/report",  "/role",
+      "/send",    "/sleep",    "/status",   "/switch",  "/topic",  "/transfer", "/typing",
+      "/unban",   "/unmute",   "/unpin",    "/unread",  "/unwatch", "/watch"};
   return names;
 }
 
@@ -110,7 +111,39 @@ Command parse_command(std::string_view line) {
     return cmd;
   }
 
+  if (name == "/status") {
+    const std::string_view mode = next_word(rest);
+    if (mode.empty()) {
+      return BadCommand{"usage: /status online|away|invisible [TEXT...] or /status hide-last-seen on|off"};
+    }
+    if (mode == "online" || mode == "away" || mode == "invisible") {
+      return StatusCommand{std::string(mode), std::string(rest)};
+    }
+    if (mode == "hide-last-seen") {
+      if (rest != "on" && rest != "off") return BadCommand{"usage: /status hide-last-seen on|off"};
+      return StatusCommand{"", "", rest == "on"};
+    }
+    return BadCommand{"status " + quoted(mode) +
+                      ": expected online, away, invisible or hide-last-seen"};
+  }
+
   std::vector<std::string_view> args;
+  if (name == "/presence") {
+    PresenceCommand cmd;
+    while (!rest.empty()) cmd.users.emplace_back(next_word(rest));
+    if (cmd.users.empty()) return BadCommand{"usage: /presence USER..."};
+    return cmd;
+  }
+  if (name == "/watch") {
+    if (!take_words(rest, 1, &args) && !(args.size() == 2 && args[1] == "notify")) {
+      return BadCommand{"usage: /watch USER [notify]"};
+    }
+    return WatchCommand{std::string(args[0]), true, args.size() == 2};
+  }
+  if (name == "/unwatch") {
+    if (!take_words(rest, 1, &args)) return BadCommand{"usage: /unwatch USER"};
+    return WatchCommand{std::string(args[0]), false, false};
+  }
   if (name == "/create") {
     if (!take_words(rest, 1, &args) && args.size() != 2) {
       return BadCommand{"usage: /create CHANNEL [public|private|broadcast]"};

@@ -75,6 +75,26 @@ struct NotifyCommand {
 };
 // Lists the unread and mention counts of the channels this user is in, then the totals.
 struct UnreadCommand {};
+// The presence of `users` now (Client::query_presence): one presence line each.
+struct PresenceCommand {
+  std::vector<std::string> users;
+};
+// /watch, /unwatch: subscribes to (or drops) `user`'s presence
+// (Client::watch_presence, unwatch_presence); `notify`: also be told when
+// they come online.
+struct WatchCommand {
+  std::string user;
+  bool watch = true;
+  bool notify = false;
+};
+// /status: this user's presence setting (Client::set_presence). Either `mode`
+// ("online", "away" or "invisible") with `text` (empty: clears the custom
+// text), or `hide_last_seen` alone.
+struct StatusCommand {
+  std::string mode{};
+  std::string text{};
+  std::optional<bool> hide_last_seen{};
+};
 // Interactive: makes `channel` the one plain text goes to (/switch, /channel).
 struct SwitchCommand {
   std::string channel;
@@ -94,8 +114,9 @@ struct BadCommand {
 using Command =
     std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
                  TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
-                 MessageCommand, MembersCommand, NotifyCommand, UnreadCommand, SwitchCommand,
-                 ChannelsCommand, SleepCommand, QuitCommand, HelpCommand, BadCommand>;
+                 MessageCommand, MembersCommand, NotifyCommand, UnreadCommand, PresenceCommand,
+                 WatchCommand, StatusCommand, SwitchCommand, ChannelsCommand, SleepCommand,
+                 QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.
 inline constexpr std::uint32_t kMaxHistoryCount = 1000;

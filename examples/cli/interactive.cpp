@@ -46,6 +46,19 @@ std::string clock_of(std::int64_t ts_ms) {
 
 std::int64_t now_ms() { return static_cast<std::int64_t>(std::time(nullptr)) * 1000; }
 
+// "09:30" today, "2026-03-01 09:30" on another day (local time).
+std::string when_of(std::int64_t ts_ms) {
+  const std::time_t t = static_cast<std::time_t>(ts_ms / 1000);
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  std::tm today{};
+  char buf[32] = "--";
+  if (::localtime_r(&t, &tm) == nullptr || ::localtime_r(&now, &today) == nullptr) return buf;
+  const bool same_day = tm.tm_year == today.tm_year && tm.tm_yday == today.tm_yday;
+  std::strftime(buf, sizeof buf, same_day ? "%H:%M" : "%Y-%m-%d %H:%M", &tm);
+  return buf;
+}
+
 // "bob", "bob and carol", "bob, carol and dave".
 std::string name_list(const std::set<std::string>& names) {
   std::string out;
@@ -248,6 +261,22 @@ class HumanOutput final : public Output {
                 : ""));
     } else if (r.command == "unread") {
       // unread() and unread_total() showed them.
+    } else if (r.command == "presence") {
+      // presence() showed them.
+    } else if (r.command == "watch") {
+      info("watching " + r.user +
+           (r.notify && *r.notify ? "; you will be told when they come online" : ""));
+    } else if (r.command == "unwatch") {
+      info("no longer watching " + r.user);
+    } else if (r.command == "status") {
+      if (r.hide_last_seen) {
+        info(*r.hide_last_seen ? "others no longer see when you were last online"
+                               : "others see when you were last online again");
+      } else {
+        info("your status: " + r.status +
+             (r.status == "invisible" ? " (offline to others)" : "") +
+             (r.text.empty() ? ", no status text" : ", \"" + r.text + "\""));
+      }
     } else if (r.command == "quit") {
       info("bye");
     }
@@ -297,6 +326,37 @@ class HumanOutput final : public Output {
          (e.mute_until_ms > 0 ? ", plain messages muted until " + clock_of(e.mute_until_ms) : ""));
   }
 
+  // Listed ones (/presence, /watch) always; otherwise only a change of status
+  // or text from what was shown, and a user seen for the first time only when
+  // online or away (not every offline member of every channel at start-up).
+  void presence(const parley::Presence& p, bool listed) override {
+    const std::string shown = std::string(parley::to_string(p.status)) + "\n" + p.text.value_or("");
+    auto it = presence_shown_.find(p.user);
+    const bool first = it == presence_shown_.end();
+    const bool changed = first || it->second != shown;
+    presence_shown_[p.user] = shown;
+    if (!listed && (!changed || (first && p.status == parley::PresenceStatus::offline))) return;
+    const bool me = p.user == user_;
+    std::string text = (me ? std::string("you are ") : printable(p.user) + " is ") +
+                       parley::to_string(p.status);
+    if (me && p.invisible) text += " (invisible: offline to others)";
+    if (p.status == parley::PresenceStatus::offline && p.last_seen_ms) {
+      text += ", last seen " + when_of(*p.last_seen_ms);
+    }
+    if (p.text) text += ": \"" + printable(*p.text) + "\"";
+    info(text);
+  }
+
+  void presence_notified(const std::string& user) override {
+    screen_.print(style(kMention, "(!) " + printable(user) + " is online"));
+  }
+
+  // Shown on the status line for the current channel.
+  void online_count(const parley::OnlineCountChanged& e) override {
+    online_[e.channel] = {e.online, e.members};
+    refresh_status();
+  }
+
   void diagnostic(const std::string& text) override { screen_.print(style(kDim, printable(text))); }
 
   void current_channel(const std::string& channel) override {
@@ -329,6 +389,11 @@ class HumanOutput final : public Output {
         {"/notify CHANNEL LEVEL [S]",
          "be notified of all, mentions or none; mute plain messages for S seconds"},
         {"/unread", "unread messages and mentions per channel"},
+        {"/presence USER...", "who is online, away or offline, and since when"},
+        {"/watch USER [notify]", "follow USER's presence (notify: tell me when they come online)"},
+        {"/unwatch USER", "stop following USER's presence"},
+        {"/status MODE [TEXT]", "online, away or invisible, with TEXT as your status (none clears it)"},
+        {"/status hide-last-seen on|off", "hide from others when you were last online"},
         {"/typing CHANNEL", "tell CHANNEL you are typing (typing text does it for you)"},
         {"/read CHANNEL", "mark all of CHANNEL as read (shown messages of the current one are)"},
         {"/sleep MS", "wait MS milliseconds"},
@@ -505,6 +570,10 @@ class HumanOutput final : public Output {
       add(printable(who) + (one ? " is typing" : " are typing") +
           (channel == current_ ? "" : " in " + printable(channel)) + "…");
     }
+    if (auto online = online_.find(current_); online != online_.end()) {
+      add(std::to_string(online->second.first) + " of " + std::to_string(online->second.second) +
+          " online");
+    }
     std::string unread;
     for (const auto& [channel, count] : unread_) {
       if (channel == current_) continue;  // what is shown there is marked read
@@ -555,6 +624,8 @@ class HumanOutput final : public Output {
   std::map<std::string, std::set<std::string>> typing_;
   std::map<std::string, std::uint64_t> last_own_;
   std::map<std::string, parley::UnreadCount> unread_;  // channels with something unread
+  std::map<std::string, std::string> presence_shown_;  // user -> status and text last shown
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> online_;  // online, members
   std::map<std::string, std::map<std::string, std::uint64_t>> read_;
   std::map<std::string, std::map<std::string, std::uint64_t>> delivered_;
 };

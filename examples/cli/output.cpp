@@ -298,6 +298,38 @@ class JsonOutput final : public Output {
     line.emit();
   }
 
+  // {"event":"presence","user":U,"status":S,"last_seen":ISO-8601|null,"text":T|null};
+  // this user's own line also has "invisible" and "hide_last_seen" when set.
+  void presence(const parley::Presence& p, bool /*listed*/) override {
+    JsonLine line("presence");
+    line.field("user", p.user).field("status", parley::to_string(p.status));
+    if (p.last_seen_ms) {
+      line.field("last_seen", parley::format_timestamp(*p.last_seen_ms));
+    } else {
+      line.null_field("last_seen");
+    }
+    if (p.text) {
+      line.field("text", *p.text);
+    } else {
+      line.null_field("text");
+    }
+    if (p.invisible) line.field("invisible", true);
+    if (p.hide_last_seen) line.field("hide_last_seen", true);
+    line.emit();
+  }
+
+  void presence_notified(const std::string& user) override {
+    JsonLine("presence_notification").field("user", user).emit();
+  }
+
+  void online_count(const parley::OnlineCountChanged& e) override {
+    JsonLine("online_count")
+        .field("channel", e.channel)
+        .field("online", e.online)
+        .field("members", e.members)
+        .emit();
+  }
+
   void diagnostic(const std::string& text) override {
     std::fprintf(stderr, "parley-cli: %s\n", text.c_str());
   }
@@ -323,6 +355,10 @@ class JsonOutput final : public Output {
     if (r.seq) line.field("seq", *r.seq);
     if (!r.topic.empty()) line.field("topic", r.topic);
     if (!r.level.empty()) line.field("level", r.level);
+    if (!r.status.empty()) line.field("status", r.status);
+    if (!r.text.empty()) line.field("text", r.text);
+    if (r.notify) line.field("notify", *r.notify);
+    if (r.hide_last_seen) line.field("hide_last_seen", *r.hide_last_seen);
     if (r.count) line.field("count", *r.count);
     line.emit();
   }

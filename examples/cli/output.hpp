@@ -38,6 +38,10 @@ struct CommandResult {
   std::optional<std::uint64_t> seq{};      // moderation commands: the event's seq (0: none)
   std::string topic{};                     // /members: the topic, when set
   std::string level{};                     // /notify: the level
+  std::string status{};                    // /status: the mode set
+  std::string text{};                      // /status: the custom text set (empty: cleared)
+  std::optional<bool> notify{};            // /watch: with notify
+  std::optional<bool> hide_last_seen{};    // /status hide-last-seen
 };
 
 // An error line. `code` is a Status::reason() or one of the CLI's own codes
@@ -83,6 +87,14 @@ class Output {
   virtual void unread_total(const parley::UnreadCount& total) = 0;
   // The user's notification level of a channel changed (here or on another device).
   virtual void notify_level(const parley::NotificationLevelChanged& e) = 0;
+  // A user's presence as the server sent it: a change or a snapshot item.
+  // `listed`: it answers /presence or /watch (interactive mode shows every
+  // listed one, and otherwise only what changed).
+  virtual void presence(const parley::Presence& p, bool listed) = 0;
+  // A user watched with notify came online.
+  virtual void presence_notified(const std::string& user) = 0;
+  // How many members of a large channel are online.
+  virtual void online_count(const parley::OnlineCountChanged& e) = 0;
   virtual void error(const ErrorLine& e) = 0;
   virtual void result(const CommandResult& r) = 0;
   // A note for people (late answers, an unreachable server): stderr in batch
