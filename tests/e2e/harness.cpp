@@ -98,6 +98,8 @@ std::optional<JsonLine> parse_json_line(const std::string& line, std::string* wh
       out.fields[key] = std::to_string(m.value.GetUint64());
     } else if (m.value.IsBool()) {
       out.fields[key] = m.value.GetBool() ? "true" : "false";
+    } else if (m.value.IsNull()) {
+      out.nulls.insert(key);
     } else if (m.value.IsArray() && key == "ids") {
       for (const auto& v : m.value.GetArray()) {
         if (!v.IsString()) {

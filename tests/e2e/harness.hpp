@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,10 @@ struct JsonLine {
   // Strings as they are, numbers in decimal, booleans as "true" or "false".
   std::map<std::string, std::string> fields;
   std::vector<std::string> ids;  // the "ids" array, when present
+  std::set<std::string> nulls;   // members whose value is null
 
   bool has(const std::string& key) const { return fields.count(key) != 0; }
+  bool is_null(const std::string& key) const { return nulls.count(key) != 0; }
   std::string get(const std::string& key) const;
   std::uint64_t num(const std::string& key) const;
   std::string event() const { return get("event"); }
@@ -49,7 +52,7 @@ struct JsonLine {
 };
 
 // Parses a line that must be one JSON object (valid UTF-8) of strings,
-// unsigned numbers, booleans and arrays of strings; nullopt and `*why`
+// unsigned numbers, booleans, nulls and arrays of strings; nullopt and `*why`
 // otherwise.
 std::optional<JsonLine> parse_json_line(const std::string& line, std::string* why);
 

@@ -22,14 +22,15 @@ struct World {
   std::string alice;
   std::string bob;
 
-  World() {
+  // `server_args`: extra parley-server flags.
+  explicit World(const std::vector<std::string>& server_args = {}) {
     REQUIRE(!tmp.path().empty());
     REQUIRE(keygen(key) == "");
     alice = mint_token(key, "alice");
     bob = mint_token(key, "bob");
     REQUIRE(!alice.empty());
     REQUIRE(!bob.empty());
-    const std::string error = server.start();
+    const std::string error = server.start(server_args);
     INFO(error);
     REQUIRE(error.empty());
   }
