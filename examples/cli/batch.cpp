@@ -284,10 +284,10 @@ void CommandRunner::handle(const parley::MessageFailed& e) {
 void CommandRunner::handle(const parley::ChannelRequestDone& e) {
   open_requests_.erase(e.request);
   if (!current_is(e.request)) {
-    out_.diagnostic("late answer for " +
-                    (e.channel.empty() ? std::string("a presence request")
-                                       : "channel " + e.channel) +
-                    ": " + (e.status.ok() ? "ok" : e.status.to_string()));
+    out_.diagnostic(
+        "late answer for " +
+        (e.channel.empty() ? std::string("a presence request") : "channel " + e.channel) + ": " +
+        (e.status.ok() ? "ok" : e.status.to_string()));
     return;
   }
   InFlight done = std::move(*current_);

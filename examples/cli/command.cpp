@@ -57,11 +57,11 @@ bool is_blank(std::string_view line) { return trim(line).empty(); }
 
 const std::vector<std::string_view>& command_names() {
   static const std::vector<std::string_view> names = {
-      "/ban",     "/channel",  "/channels", "/create",  "/delete", "/dm",     "/help",
-      "/history", "/invite",   "/join",     "/kick",    "/leave",  "/members", "/mute",
-      "/notify",  "/pin",      "/presence", "/quit",    "/read",   "/report",  "/role",
-      "/send",    "/sleep",    "/status",   "/switch",  "/topic",  "/transfer", "/typing",
-      "/unban",   "/unmute",   "/unpin",    "/unread",  "/unwatch", "/watch"};
+      "/ban",     "/channel", "/channels", "/create", "/delete",  "/dm",       "/help",
+      "/history", "/invite",  "/join",     "/kick",   "/leave",   "/members",  "/mute",
+      "/notify",  "/pin",     "/presence", "/quit",   "/read",    "/report",   "/role",
+      "/send",    "/sleep",   "/status",   "/switch", "/topic",   "/transfer", "/typing",
+      "/unban",   "/unmute",  "/unpin",    "/unread", "/unwatch", "/watch"};
   return names;
 }
 
@@ -114,7 +114,8 @@ Command parse_command(std::string_view line) {
   if (name == "/status") {
     const std::string_view mode = next_word(rest);
     if (mode.empty()) {
-      return BadCommand{"usage: /status online|away|invisible [TEXT...] or /status hide-last-seen on|off"};
+      return BadCommand{
+          "usage: /status online|away|invisible [TEXT...] or /status hide-last-seen on|off"};
     }
     if (mode == "online" || mode == "away" || mode == "invisible") {
       return StatusCommand{std::string(mode), std::string(rest)};

@@ -111,12 +111,11 @@ struct BadCommand {
   std::string message;
 };
 
-using Command =
-    std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
-                 TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
-                 MessageCommand, MembersCommand, NotifyCommand, UnreadCommand, PresenceCommand,
-                 WatchCommand, StatusCommand, SwitchCommand, ChannelsCommand, SleepCommand,
-                 QuitCommand, HelpCommand, BadCommand>;
+using Command = std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
+                             TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
+                             MessageCommand, MembersCommand, NotifyCommand, UnreadCommand,
+                             PresenceCommand, WatchCommand, StatusCommand, SwitchCommand,
+                             ChannelsCommand, SleepCommand, QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.
 inline constexpr std::uint32_t kMaxHistoryCount = 1000;

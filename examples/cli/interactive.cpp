@@ -273,8 +273,7 @@ class HumanOutput final : public Output {
         info(*r.hide_last_seen ? "others no longer see when you were last online"
                                : "others see when you were last online again");
       } else {
-        info("your status: " + r.status +
-             (r.status == "invisible" ? " (offline to others)" : "") +
+        info("your status: " + r.status + (r.status == "invisible" ? " (offline to others)" : "") +
              (r.text.empty() ? ", no status text" : ", \"" + r.text + "\""));
       }
     } else if (r.command == "quit") {
@@ -337,8 +336,8 @@ class HumanOutput final : public Output {
     presence_shown_[p.user] = shown;
     if (!listed && (!changed || (first && p.status == parley::PresenceStatus::offline))) return;
     const bool me = p.user == user_;
-    std::string text = (me ? std::string("you are ") : printable(p.user) + " is ") +
-                       parley::to_string(p.status);
+    std::string text =
+        (me ? std::string("you are ") : printable(p.user) + " is ") + parley::to_string(p.status);
     if (me && p.invisible) text += " (invisible: offline to others)";
     if (p.status == parley::PresenceStatus::offline && p.last_seen_ms) {
       text += ", last seen " + when_of(*p.last_seen_ms);
@@ -392,7 +391,8 @@ class HumanOutput final : public Output {
         {"/presence USER...", "who is online, away or offline, and since when"},
         {"/watch USER [notify]", "follow USER's presence (notify: tell me when they come online)"},
         {"/unwatch USER", "stop following USER's presence"},
-        {"/status MODE [TEXT]", "online, away or invisible, with TEXT as your status (none clears it)"},
+        {"/status MODE [TEXT]",
+         "online, away or invisible, with TEXT as your status (none clears it)"},
         {"/status hide-last-seen on|off", "hide from others when you were last online"},
         {"/typing CHANNEL", "tell CHANNEL you are typing (typing text does it for you)"},
         {"/read CHANNEL", "mark all of CHANNEL as read (shown messages of the current one are)"},

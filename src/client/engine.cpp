@@ -32,8 +32,8 @@ StatusCode status_code_for(const std::string& code) {
   if (code == kInvalidToken || code == kNotAuthenticated) return StatusCode::unauthenticated;
   if (code == kTokenExpired) return StatusCode::token_expired;
   if (code == kInvalidName || code == kInvalidId || code == kInvalidText || code == kInvalidLimit ||
-      code == kInvalidKind || code == kInvalidSeq || code == kInvalidUser ||
-      code == kInvalidRole || code == kInvalidAction || code == kInvalidMeta || code == kFiltered ||
+      code == kInvalidKind || code == kInvalidSeq || code == kInvalidUser || code == kInvalidRole ||
+      code == kInvalidAction || code == kInvalidMeta || code == kFiltered ||
       code == kInvalidLevel || code == kInvalidStatus || code == kTooManyUsers) {
     return StatusCode::invalid_argument;
   }

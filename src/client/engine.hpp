@@ -264,16 +264,16 @@ class Engine : public sys::TransportHandler {
   std::uint64_t retry_after_ms_ = 0;     // of the last rate_limited error
 
   // Presence (engine thread).
-  std::map<std::string, Presence> presence_;              // user -> as last received
-  std::map<std::string, std::uint64_t> online_counts_;    // large channel -> online
-  std::map<std::string, bool> watched_;                   // user -> notify, as the server has it
+  std::map<std::string, Presence> presence_;            // user -> as last received
+  std::map<std::string, std::uint64_t> online_counts_;  // large channel -> online
+  std::map<std::string, bool> watched_;                 // user -> notify, as the server has it
   // user -> the latest watch or unwatch call naming them, so that a late
   // answer to an earlier call does not undo a later one.
   std::map<std::string, std::uint64_t> watch_call_;
   std::uint64_t watch_calls_ = 0;
-  std::optional<Clock::time_point> activity_sent_;        // the last activity signal
-  std::optional<Clock::time_point> session_since_;        // this connection's welcome
-  bool session_ready_ = false;                            // this connection reached ready
+  std::optional<Clock::time_point> activity_sent_;  // the last activity signal
+  std::optional<Clock::time_point> session_since_;  // this connection's welcome
+  bool session_ready_ = false;                      // this connection reached ready
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

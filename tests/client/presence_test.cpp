@@ -114,7 +114,8 @@ struct Device {
   }
 
   Status done(RequestId id) {
-    auto d = take<ChannelRequestDone>([id](const ChannelRequestDone& r) { return r.request == id; });
+    auto d =
+        take<ChannelRequestDone>([id](const ChannelRequestDone& r) { return r.request == id; });
     REQUIRE(d.has_value());
     CHECK(d->channel.empty());
     return d->status;
@@ -126,7 +127,8 @@ struct Device {
   }
   // A channel request that must succeed; returns the channel's name.
   std::string channel_ok(RequestId id) {
-    auto d = take<ChannelRequestDone>([id](const ChannelRequestDone& r) { return r.request == id; });
+    auto d =
+        take<ChannelRequestDone>([id](const ChannelRequestDone& r) { return r.request == id; });
     REQUIRE(d.has_value());
     INFO(d->status.to_string());
     REQUIRE(d->status.ok());
@@ -252,9 +254,11 @@ TEST_CASE("presence: a watch gets a snapshot, then changes, and a notify when th
   PresenceSettings clear;
   clear.text = "";
   carol.ok(carol->set_presence(clear));
-  REQUIRE(alice.take<PresenceChanged>([](const PresenceChanged& p) {
-                 return p.presence.user == "carol" && !p.presence.text.has_value();
-               }).has_value());
+  REQUIRE(alice
+              .take<PresenceChanged>([](const PresenceChanged& p) {
+                return p.presence.user == "carol" && !p.presence.text.has_value();
+              })
+              .has_value());
   Device erin = s.open("erin");
   const RequestId query = erin->query_presence({"carol", "alice", "zed"});
   for (const char* user : {"carol", "alice", "zed"}) {
@@ -397,9 +401,10 @@ TEST_CASE("presence: after a lost connection the watch list is sent again: a fre
   // While alice is away, bob goes away: with no channel in common, only the
   // watch sent again on her new connection can tell her.
   alice->disconnect();
-  REQUIRE(alice.take<StateChanged>([](const StateChanged& st) {
-                 return st.state == LifecycleState::disconnected;
-               }).has_value());
+  REQUIRE(alice
+              .take<StateChanged>(
+                  [](const StateChanged& st) { return st.state == LifecycleState::disconnected; })
+              .has_value());
   PresenceSettings away;
   away.status = PresenceMode::away;
   bob.ok(bob->set_presence(away));
@@ -455,9 +460,10 @@ TEST_CASE("presence: large channels give an online count instead of per-member p
   CHECK(alice->online_count("hall") == std::optional<std::uint64_t>(2));
   CHECK_FALSE(alice->online_count("elsewhere").has_value());
   bob.client.reset();
-  REQUIRE(alice.take<OnlineCountChanged>([](const OnlineCountChanged& c) {
-                 return c.channel == "hall" && c.online == 1;
-               }).has_value());
+  REQUIRE(alice
+              .take<OnlineCountChanged>(
+                  [](const OnlineCountChanged& c) { return c.channel == "hall" && c.online == 1; })
+              .has_value());
   alice.drain(0ms);
   CHECK(alice.presences_of("bob").empty());  // no per-member events in a large channel
   CHECK(alice->online_count("hall") == std::optional<std::uint64_t>(1));

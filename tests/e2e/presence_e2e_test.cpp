@@ -139,10 +139,13 @@ TEST_CASE("presence through parley-cli: watch, status text, offline with last se
 
   // Invisible: alice's own line says so; /status hide-last-seen answers.
   alice.send("/status invisible");
-  need(alice, [](const JsonLine& l) { return l.is_result("status"); }, "/status invisible");
+  need(
+      alice, [](const JsonLine& l) { return l.is_result("status"); }, "/status invisible");
   const JsonLine self = need(
       alice,
-      [](const JsonLine& l) { return l.is("presence") && l.get("user") == "alice" && l.has("invisible"); },
+      [](const JsonLine& l) {
+        return l.is("presence") && l.get("user") == "alice" && l.has("invisible");
+      },
       "alice's own presence, invisible");
   CHECK(self.get("invisible") == "true");
   CHECK(self.get("status") == "online");  // her own devices see the truth
