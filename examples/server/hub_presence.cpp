@@ -262,9 +262,12 @@ void Hub::presence_welcome(Session& session) {
   if (!session.presence()) return;
   const std::string& user = session.user();
   wire::PresenceList peers;
-  std::unordered_set<std::string> listed;
+  // First the user's own presence as it is now (published to the other
+  // devices at the next tick), then the peers' as last published.
+  peers.users.push_back(presence_view(user, presence_of(user), true));
+  std::unordered_set<std::string> listed{user};
   auto mine = channels_of_user_.find(user);
-  if (mine == channels_of_user_.end()) return;
+  if (mine == channels_of_user_.end()) return reply(session, peers);
   for (const std::string& name : mine->second) {
     auto c = channels_.find(name);
     if (c == channels_.end() || c->second.deleted) continue;
@@ -275,12 +278,10 @@ void Hub::presence_welcome(Session& session) {
       continue;
     }
     for (const auto& [member, ignored] : channel.members) {
-      if (member != user && listed.insert(member).second) {
-        peers.users.push_back(presence_for(session, member));
-      }
+      if (listed.insert(member).second) peers.users.push_back(presence_for(session, member));
     }
   }
-  if (!peers.users.empty()) reply(session, peers);
+  reply(session, peers);
 }
 
 void Hub::presence_closed(Session& session) {
@@ -416,6 +417,7 @@ void Hub::handle(Session& session, const wire::SetPresence& request) {
     return error(session, request.rid, code::kInternal, "the server could not store this");
   }
   if (p.text_until != 0) expiring_text_.insert({p.text_until, user});
+  note_activity(session);  // setting one's status is activity too
   presence_changed(user);
   reply(session, wire::Ok{request.rid, "", 0, 0});
 }

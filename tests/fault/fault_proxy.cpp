@@ -108,6 +108,7 @@ class FaultProxy::Loop {
 
   std::atomic<bool> stopping{false};
   std::atomic<bool> faults_on{true};
+  std::atomic<std::int64_t> stall_all_ms{0};  // a stall_all() not yet carried out
   std::atomic<std::uint64_t> connections{0}, refused{0}, cuts{0}, resets{0}, stalls{0}, delays{0},
       splits{0}, bytes{0};
 
@@ -138,6 +139,12 @@ void FaultProxy::Loop::run() {
   std::vector<Conn*> owners;  // owners[i] for fds[i], null for wake and listen
   while (!stopping.load()) {
     auto now = Clock::now();
+    if (std::int64_t ms = stall_all_ms.exchange(0); ms > 0) {
+      for (Conn& c : conns_) {
+        c.stall_until = now + milliseconds(ms);
+        stalls.fetch_add(1);
+      }
+    }
     for (Conn& c : conns_) run_timers(c, now);
     conns_.remove_if([](const Conn& c) { return c.closed; });
 
@@ -441,6 +448,12 @@ FaultProxy::~FaultProxy() {
 
 void FaultProxy::set_faults(bool on) {
   loop_->faults_on.store(on);
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void FaultProxy::stall_all(std::chrono::milliseconds duration) {
+  loop_->stall_all_ms.store(duration.count());
   std::uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }

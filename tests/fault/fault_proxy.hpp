@@ -92,6 +92,9 @@ class FaultProxy {
   // forwarded as they are and no new fault is scheduled (cuts, stalls and
   // delays already scheduled are dropped as well).
   void set_faults(bool on);
+  // Stops forwarding on every open connection, both ways, for `duration`
+  // (bytes are still read, up to max_buffered): a network that went silent.
+  void stall_all(std::chrono::milliseconds duration);
   // Closes every connection and ends the thread. Idempotent.
   void stop();
   FaultCounts counts() const;
