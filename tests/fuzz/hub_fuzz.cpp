@@ -8,6 +8,7 @@
 //   [0-2]!admin USER the same with an administrator's token
 //   [0-2]!binary    a binary frame (refused by the server)
 //   [0-2]!close     the connection drops; the next line for it opens a new one
+//   !tick           presence's timers run (grace period 0: offline at once)
 // After each line every session's queue is drained as the server would, and
 // every frame it sends must decode as a client would decode it.
 #include <array>
@@ -88,6 +89,7 @@ struct Run {
       text.remove_prefix(1);
     }
     if (text == "!close") return drop(i);
+    if (text == "!tick") return hub->tick();
     FuzzSession& s = session(i);
     if (text == "!binary") {
       hub->on_bad_frame(s, wire::code::kBinaryFrame, "binary frames are not accepted");
@@ -97,6 +99,7 @@ struct Run {
       auth.rid = 1;
       auth.token = fuzz::fixed_token(std::string(text.substr(admin ? 7 : 6)), admin);
       auth.device = "device-" + std::to_string(i);
+      auth.presence = true;
       hub->on_frame(s, wire::encode(wire::ClientMessage(auth)));
     } else if (text.size() > kMaxFrame) {
       hub->on_bad_frame(s, wire::code::kFrameTooLarge, "frame is too large");
@@ -125,6 +128,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return *parsed;
   }();
   run.hub->set_moderation(filter, RateLimiter(5, 20));
+  Hub::PresenceConfig presence;
+  presence.grace = std::chrono::milliseconds(0);
+  presence.max_members = 3;  // so that scripts reach large channels too
+  run.hub->set_presence_config(presence);
 
   for (std::string_view text : fuzz::lines(data, size)) {
     run.line(text);

@@ -105,6 +105,12 @@ std::vector<std::pair<std::string, wire::ClientMessage>> client_messages() {
       {"report", wire::Report{22, "team", 4, "spam"}},
       {"info", wire::ChannelInfoRequest{23, "team"}},
       {"admin", wire::Admin{24, "ban_user", std::nullopt, std::string("mallory"), std::nullopt, 3600}},
+      {"set_presence", wire::SetPresence{25, std::string("away"), std::string("lunch"),
+                                         kTs + 60000, true}},
+      {"activity", wire::Activity{26}},
+      {"watch", wire::Watch{27, {"bob", "carol"}, true}},
+      {"unwatch", wire::Unwatch{28, {"bob"}}},
+      {"get_presence", wire::GetPresence{29, {"bob"}}},
   };
 }
 
@@ -165,6 +171,13 @@ std::vector<std::pair<std::string, wire::ServerMessage>> server_messages() {
       {"channel_info", info},
       {"admin_result", admin_result},
       {"error_rate_limited", limited},
+      {"presence", wire::PresenceEvent{"bob", "offline", kTs, std::string("lunch"), kTs + 60000,
+                                       std::nullopt, std::nullopt, true}},
+      {"presence_list",
+       wire::PresenceList{0, std::string("team"),
+                          {wire::PresenceEvent{"alice", "online"},
+                           wire::PresenceEvent{"bob", "away", {}, {}, {}, true, true, {}}}}},
+      {"online_count", wire::OnlineCount{"crowd", 120, 450}},
   };
 }
 
@@ -262,6 +275,32 @@ void hub_seeds() {
             "1" + enc(C{wire::Send{9, "team", fmt_id(9), "gone?"}}),
             "2" + enc(C{wire::Admin{7, "unban_user", {}, std::string("alice"), {}, {}}}),
             "0!auth alice",
+        }));
+  write("hub", "presence.txt",
+        script({
+            "0!auth alice",
+            "1!auth bob",
+            "0" + enc(C{wire::OpenDirect{2, "bob"}}),
+            "!tick",
+            "2!auth carol",
+            "2" + enc(C{wire::Watch{2, {"bob", "dave"}, true}}),
+            "1" + enc(C{wire::SetPresence{2, std::string("invisible"), std::string("away"),
+                                          std::int64_t{1}, true}}),
+            "!tick",
+            "1" + enc(C{wire::SetPresence{3, std::string("online"), {}, {}, false}}),
+            "1" + enc(C{wire::Activity{4}}),
+            "0" + enc(C{wire::CreateChannel{3, "crowd"}}),
+            "1" + enc(C{wire::JoinChannel{5, "crowd"}}),
+            "2" + enc(C{wire::JoinChannel{3, "crowd"}}),
+            "!tick",
+            "2" + enc(C{wire::GetPresence{4, {"alice", "bob", "carol"}}}),
+            "2" + enc(C{wire::Unwatch{5, {"bob"}}}),
+            "1!close",
+            "!tick",
+            "1!auth bob",
+            "1" + enc(C{wire::SetPresence{1, std::string("busy"), {}, {}, {}}}),
+            "1" + enc(C{wire::Watch{2, {}, {}}}),
+            "!tick",
         }));
   write("hub", "refusals.txt",
         script({
