@@ -149,6 +149,13 @@ wait_lines "$work/alice.out" '"text":"Moderator reporting in."' 1
 echo "/members plans" >&4
 wait_lines "$work/bob.out" '"command":"members"' 1
 
+# Presence: bob steps away with a status text; alice, who shares #general
+# with him, sees it without asking, then asks.
+echo "/status away Reading the release notes" >&4
+wait_lines "$work/alice.out" '"user":"bob","status":"away"' 1
+echo "/presence bob" >&3
+wait_lines "$work/alice.out" '"command":"presence"' 1
+
 echo "/quit" >&3
 echo "/quit" >&4
 exec 3>&- 4>&-
@@ -188,6 +195,10 @@ for name, lines in (("alice", alice), ("bob", bob)):
     kinds = collections.Counter(l["event"] for l in lines)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     print(f"{name}'s parley-cli printed {len(lines)} JSON lines: {summary}")
+print()
+away = [l for l in alice if l["event"] == "presence" and l["user"] == "bob"
+        and l["status"] == "away"]
+print(f"Presence: alice saw bob {away[-1]['status']}, status text \"{away[-1]['text']}\"")
 print()
 print("The private group 'plans': what bob's parley-cli printed, then alice's view of bob's post:")
 for l in bob:
