@@ -198,7 +198,8 @@ class Hub {
                                     bool own) const;
   // What `session` is told of `user`: what was last published to it.
   wire::PresenceEvent presence_for(const Session& session, const std::string& user);
-  void publish_presence(const std::string& user);
+  // Publishes `user`'s queued change; true if others were sent one.
+  bool publish_presence(const std::string& user);
   Status save_presence(const PresenceState& state);
   bool small_channel(const Channel& channel) const {
     return channel.members.size() < presence_config_.max_members;

@@ -105,13 +105,15 @@ Status Hub::save_presence(const PresenceState& state) {
 
 // ---- publishing -----------------------------------------------------------------
 
-void Hub::publish_presence(const std::string& user) {
+bool Hub::publish_presence(const std::string& user) {
   PresenceState& state = presence_of(user);
   state.queued = false;
+  bool sent = false;
   wire::PresenceEvent shown = presence_view(user, state, false);
   wire::PresenceEvent own = presence_view(user, state, true);
 
   if (!same(shown, state.shown)) {
+    sent = true;
     ++metrics_.presence_changes_total;
     bool was_visible = state.shown.status != kOffline;
     bool visible = shown.status != kOffline;
@@ -171,6 +173,7 @@ void Hub::publish_presence(const std::string& user) {
       }
     }
   }
+  return sent;
 }
 
 void Hub::send_online_count(const std::string& channel_name, const Channel& channel) {
@@ -347,6 +350,9 @@ void Hub::presence_membership(const std::string& channel_name, Channel& channel,
     }
   }
   if (state == presence_.end()) return;
+  // A change waiting for the tick goes out now, to this channel too (the
+  // newcomer is a member already): one event per member, not two.
+  if (state->second.queued && publish_presence(user)) return;
   Encoded item = encoded(state->second.shown);
   for (const auto& [member, ignored] : channel.members) {
     if (member == user) continue;
