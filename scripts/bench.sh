@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh                 # all of them
 #   scripts/bench.sh cold_sync ...   # some: cold_sync cache_ingest history_page cache_open
+#                                    #       presence_burst
 #
 # The JSON lines are also collected in build-bench/bench-results.jsonl.
 # Scratch data goes under $PARLEY_BENCH_DIR (default: the system temp
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${PARLEY_BENCH_BUILD:-build-bench}"
-all=(cold_sync cache_ingest history_page cache_open)
+all=(cold_sync cache_ingest history_page cache_open presence_burst)
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=("${all[@]}")
 
@@ -21,6 +22,7 @@ declare -A target=(
   [cache_ingest]=parley-bench-cache-ingest
   [history_page]=parley-bench-history-page
   [cache_open]=parley-bench-cache-open
+  [presence_burst]=parley-bench-presence-burst
 )
 targets=()
 for b in "${selected[@]}"; do
