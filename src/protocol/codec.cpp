@@ -160,9 +160,76 @@ void serialize(Ar& ar, LeaveChannel& m) {
   ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel));
 }
 template <class Ar>
+void serialize(Ar& ar, SignedKey& m) {
+  ar(make_nvp("id", m.id), make_nvp("key", m.key), make_nvp("signature", m.signature));
+}
+template <class Ar>
+void serialize(Ar& ar, OneTimeKey& m) {
+  ar(make_nvp("id", m.id), make_nvp("key", m.key));
+}
+template <class Ar>
+void serialize(Ar& ar, PublishKeys& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("identity", m.identity));
+  optional_field(ar, "signed_prekey", m.signed_prekey);
+  optional_field(ar, "last_resort", m.last_resort);
+  optional_field(ar, "one_time", m.one_time);
+}
+template <class Ar>
+void serialize(Ar& ar, GetBundle& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("user", m.user));
+  optional_field(ar, "identities_only", m.identities_only);
+}
+template <class Ar>
+void serialize(Ar& ar, PrekeyHeader& m) {
+  ar(make_nvp("identity", m.identity), make_nvp("ephemeral", m.ephemeral),
+     make_nvp("signed_prekey", m.signed_prekey));
+  optional_field(ar, "one_time", m.one_time);
+}
+template <class Ar>
+void serialize(Ar& ar, Envelope& m) {
+  ar(make_nvp("user", m.user), make_nvp("device", m.device));
+  optional_field(ar, "prekey", m.prekey);
+  ar(make_nvp("body", m.body));
+}
+template <class Ar>
+void serialize(Ar& ar, E2e& m) {
+  ar(make_nvp("device", m.device), make_nvp("to", m.to));
+}
+template <class Ar>
+void serialize(Ar& ar, KeysState& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("identity", m.identity),
+     make_nvp("signed_prekey", m.signed_prekey), make_nvp("last_resort", m.last_resort),
+     make_nvp("one_time", m.one_time));
+}
+template <class Ar>
+void serialize(Ar& ar, DeviceBundle& m) {
+  ar(make_nvp("device", m.device), make_nvp("identity", m.identity));
+  optional_field(ar, "signed_prekey", m.signed_prekey);
+  optional_field(ar, "one_time", m.one_time);
+  optional_field(ar, "last_resort", m.last_resort);
+}
+template <class Ar>
+void serialize(Ar& ar, Bundles& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("user", m.user), make_nvp("devices", m.devices));
+}
+// "text" is required unless "e2e" is present (then it is normally absent).
+template <class Ar>
 void serialize(Ar& ar, Send& m) {
-  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("id", m.id),
-     make_nvp("text", m.text));
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("id", m.id));
+  if constexpr (std::is_same_v<Ar, json::JsonOut>) {
+    if (!m.text.empty() || !m.e2e) ar(make_nvp("text", m.text));
+    optional_field(ar, "e2e", m.e2e);
+  } else {
+    optional_field(ar, "e2e", m.e2e);
+    std::optional<std::string> text;
+    if (m.e2e) {
+      optional_field(ar, "text", text);
+    } else {
+      text.emplace();
+      ar(make_nvp("text", *text));
+    }
+    m.text = text.value_or("");
+  }
 }
 template <class Ar>
 void serialize(Ar& ar, History& m) {
@@ -223,6 +290,7 @@ void serialize(Ar& ar, ChannelEvent& m) {
   optional_field(ar, "channel_kind", m.channel_kind);
   optional_field(ar, "meta", m.meta);
   optional_field(ar, "mentions", m.mentions);
+  optional_field(ar, "e2e", m.e2e);
 }
 template <class Ar>
 void serialize(Ar& ar, ChannelState& m) {
@@ -239,6 +307,7 @@ void serialize(Ar& ar, Welcome& m) {
   ar(make_nvp("rid", m.rid), make_nvp("user", m.user), make_nvp("device", m.device),
      make_nvp("server_time", m.server_time), make_nvp("max_frame", m.max_frame),
      make_nvp("channels", m.channels));
+  optional_field(ar, "keys", m.keys);
 }
 template <class Ar>
 void serialize(Ar& ar, Ok& m) {
@@ -361,6 +430,10 @@ template <> constexpr const char* kName<GetPresence> = "get_presence";
 template <> constexpr const char* kName<PresenceEvent> = "presence";
 template <> constexpr const char* kName<PresenceList> = "presence_list";
 template <> constexpr const char* kName<OnlineCount> = "online_count";
+template <> constexpr const char* kName<PublishKeys> = "keys";
+template <> constexpr const char* kName<GetBundle> = "bundle";
+template <> constexpr const char* kName<KeysState> = "keys_state";
+template <> constexpr const char* kName<Bundles> = "bundles";
 
 template <class Variant>
 std::string encode_variant(const Variant& message) {

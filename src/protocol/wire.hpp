@@ -30,6 +30,12 @@ inline constexpr std::size_t kMaxReportReason = 1024;
 inline constexpr std::size_t kMaxStatusText = 256;       // bytes of custom status text
 inline constexpr std::size_t kMaxPresenceUsers = 100;    // users per watch or get_presence
 inline constexpr std::size_t kMaxWatchedUsers = 1000;    // users watched by one connection
+// End-to-end encryption (docs/e2e.md).
+inline constexpr std::size_t kMaxOneTimePerRequest = 100;  // one-time prekeys per keys request
+inline constexpr std::size_t kMaxOneTimeStored = 200;      // per device, on the server
+inline constexpr std::size_t kOneTimeLowWater = 20;        // keys_state pushed below this
+inline constexpr std::size_t kMaxEnvelopes = 16;           // recipients of one e2e message
+inline constexpr std::size_t kMaxEnvelopeBody = 12000;     // base64 characters of one body
 
 // Channel metadata (create, set_meta, events, channel_info). `data` holds the
 // text of a JSON object. Absent: unchanged (or unset); "": cleared.
@@ -141,11 +147,70 @@ struct LeaveChannel {
   std::uint64_t rid = 0;
   std::string channel;
 };
+// ---- end-to-end encryption (docs/e2e.md) ---------------------------------
+// Keys are base64 (standard alphabet, with padding). An identity is 64 bytes:
+// the Ed25519 public key followed by the X25519 public key.
+
+// A prekey signed by the identity's Ed25519 key (a detached signature of the
+// 32-byte X25519 public key).
+struct SignedKey {
+  std::uint32_t id = 0;
+  std::string key;        // base64 of 32 bytes
+  std::string signature;  // base64 of 64 bytes
+};
+struct OneTimeKey {
+  std::uint32_t id = 0;
+  std::string key;  // base64 of 32 bytes
+};
+// Publishes this device's keys (type "keys"). The first publish, and any
+// with a new identity, carries identity, signed_prekey and last_resort; a
+// new identity replaces the device's keys (its one-time prekeys are
+// dropped). Later: a rotated signed prekey and more one-time prekeys.
+// Reply: keys_state.
+struct PublishKeys {
+  std::uint64_t rid = 0;
+  std::string identity;
+  std::optional<SignedKey> signed_prekey{};
+  std::optional<SignedKey> last_resort{};
+  std::optional<std::vector<OneTimeKey>> one_time{};
+};
+// The devices of `user` with their prekey bundles (type "bundle"): each
+// bundle takes one of the device's one-time prekeys, which the server hands
+// out once. identities_only: just the identities; nothing is taken.
+// Reply: bundles.
+struct GetBundle {
+  std::uint64_t rid = 0;
+  std::string user;
+  std::optional<bool> identities_only{};
+};
+// What starts a session (X3DH section 3.3): sent with each message until the
+// responder has answered.
+struct PrekeyHeader {
+  std::string identity;   // the sender device's identity (base64, 64 bytes)
+  std::string ephemeral;  // base64 of 32 bytes
+  std::uint32_t signed_prekey = 0;
+  std::optional<std::uint32_t> one_time{};  // a one-time or the last-resort prekey
+};
+// One recipient device's copy of an e2e message.
+struct Envelope {
+  std::string user;
+  std::string device;
+  std::optional<PrekeyHeader> prekey{};
+  std::string body;  // base64: Double Ratchet header (40 bytes) || ciphertext
+};
+struct E2e {
+  std::string device;  // the sender's device
+  std::vector<Envelope> to;
+};
+
+// A message (type "send"): text in channels, e2e (and no text) in direct
+// channels.
 struct Send {
   std::uint64_t rid = 0;
   std::string channel;
-  std::string id;  // 32 lowercase hex digits
-  std::string text;
+  std::string id;    // 32 lowercase hex digits
+  std::string text;  // absent on the wire when empty and e2e is set
+  std::optional<E2e> e2e{};
 };
 // Events of `channel` with after < seq < before, newest first when only
 // `before` is given, oldest first otherwise; at most `limit`.
@@ -224,7 +289,7 @@ using ClientMessage =
     std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History, ListChannels, Typing,
                  Receipt, ListReceipts, OpenDirect, MemberAction, SetMeta, DeleteMessage,
                  PinMessage, Report, ChannelInfoRequest, Admin, Notify, SetPresence, Activity,
-                 Watch, Unwatch, GetPresence>;
+                 Watch, Unwatch, GetPresence, PublishKeys, GetBundle>;
 
 // ---- server to client -------------------------------------------------------
 
@@ -255,6 +320,7 @@ struct ChannelEvent {
   std::optional<std::string> channel_kind{};  // create
   std::optional<Meta> meta{};                 // create, meta
   std::optional<std::vector<MentionInfo>> mentions{};  // message: when it mentions anyone
+  std::optional<E2e> e2e{};  // message in a direct channel (absent once deleted)
 };
 struct ChannelState {
   std::string channel;
@@ -266,6 +332,16 @@ struct ChannelState {
   std::optional<std::uint64_t> unread{};       // messages after the user's read cursor
   std::optional<std::uint64_t> mentions{};     // of those, the ones mentioning the user
 };
+// This device's keys as the server holds them (type "keys_state"): the reply
+// to keys, in the welcome (when the device has published), and pushed with
+// rid 0 when bundles taken leave fewer than kOneTimeLowWater one-time prekeys.
+struct KeysState {
+  std::uint64_t rid = 0;
+  std::string identity;
+  std::uint32_t signed_prekey = 0;
+  std::uint32_t last_resort = 0;
+  std::uint64_t one_time = 0;  // one-time prekeys left
+};
 struct Welcome {
   std::uint64_t rid = 0;
   std::string user;
@@ -273,6 +349,7 @@ struct Welcome {
   std::int64_t server_time = 0;
   std::uint64_t max_frame = 0;
   std::vector<ChannelState> channels;  // the user's memberships
+  std::optional<KeysState> keys{};     // absent: this device has published none
 };
 // Reply to create, join and leave. seq: the membership event, 0 for a no-op.
 struct Ok {
@@ -446,10 +523,28 @@ struct OnlineCount {
   std::uint64_t members = 0;
 };
 
+// One device in a bundles reply. signed_prekey: absent with identities_only.
+// one_time: a one-time prekey, or the last-resort prekey (last_resort true)
+// when the device has none left.
+struct DeviceBundle {
+  std::string device;
+  std::string identity;
+  std::optional<SignedKey> signed_prekey{};
+  std::optional<OneTimeKey> one_time{};
+  std::optional<bool> last_resort{};
+};
+// Reply to bundle (type "bundles"); devices in device order.
+struct Bundles {
+  std::uint64_t rid = 0;
+  std::string user;
+  std::vector<DeviceBundle> devices;
+};
+
 using ServerMessage =
     std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent, TypingEvent,
                  ReceiptEvent, ReceiptList, ChannelInfoReply, AdminResult, NotificationEvent,
-                 UnreadEvent, NotifyEvent, PresenceEvent, PresenceList, OnlineCount>;
+                 UnreadEvent, NotifyEvent, PresenceEvent, PresenceList, OnlineCount, KeysState,
+                 Bundles>;
 
 // ---- error codes (docs/errors.md) -----------------------------------------
 
@@ -488,6 +583,10 @@ inline constexpr const char* kNoSuchMessage = "no_such_message";
 inline constexpr const char* kInvalidLevel = "invalid_level";
 inline constexpr const char* kInvalidStatus = "invalid_status";
 inline constexpr const char* kTooManyUsers = "too_many_users";
+inline constexpr const char* kE2eRequired = "e2e_required";
+inline constexpr const char* kInvalidE2e = "invalid_e2e";
+inline constexpr const char* kInvalidKeys = "invalid_keys";
+inline constexpr const char* kNoKeys = "no_keys";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
 
