@@ -21,6 +21,13 @@ void put_u32(Bytes& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
 }
 
+void put_u32(std::uint8_t* out, std::uint32_t v) {
+  out[0] = static_cast<std::uint8_t>(v >> 24);
+  out[1] = static_cast<std::uint8_t>(v >> 16);
+  out[2] = static_cast<std::uint8_t>(v >> 8);
+  out[3] = static_cast<std::uint8_t>(v);
+}
+
 std::uint32_t get_u32(const std::uint8_t* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
          std::uint32_t{p[3]};
@@ -46,16 +53,36 @@ struct MessageKeys {
   ~MessageKeys() { sodium_memzero(bytes.data(), bytes.size()); }
 };
 
-Bytes associated(const Bytes& ad, ByteView header) {
-  Bytes out(ad);
-  out.insert(out.end(), header.begin(), header.end());
-  return out;
-}
+// AD || header, the AEAD's associated data, on the stack for the usual AD
+// sizes (X3DH's is 128 bytes): no heap allocation per message.
+class AssociatedData {
+ public:
+  AssociatedData(const Bytes& ad, ByteView header) : size_(ad.size() + header.size()) {
+    std::uint8_t* p = inline_.data();
+    if (size_ > inline_.size()) {
+      heap_.resize(size_);
+      p = heap_.data();
+    }
+    std::copy(ad.begin(), ad.end(), p);
+    std::copy(header.begin(), header.end(), p + ad.size());
+    data_ = p;
+  }
+  AssociatedData(const AssociatedData&) = delete;
+  AssociatedData& operator=(const AssociatedData&) = delete;
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::array<std::uint8_t, 256> inline_;
+  Bytes heap_;
+  std::size_t size_;
+  const std::uint8_t* data_ = nullptr;
+};
 
 std::optional<Bytes> open(const Key32& mk, ByteView header, ByteView ciphertext, const Bytes& ad) {
   if (ciphertext.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) return std::nullopt;
   const MessageKeys keys(mk);
-  const Bytes aad = associated(ad, header);
+  const AssociatedData aad(ad, header);
   Bytes plain(ciphertext.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES);
   unsigned long long plain_len = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.data(), &plain_len, nullptr,
@@ -66,6 +93,21 @@ std::optional<Bytes> open(const Key32& mk, ByteView header, ByteView ciphertext,
   plain.resize(static_cast<std::size_t>(plain_len));
   return plain;
 }
+
+// Wipes the keys it is given when it goes out of scope.
+template <std::size_t N>
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(std::array<Key32*, N> keys) : keys_(keys) {}
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+  ~WipeOnExit() {
+    for (Key32* k : keys_) sodium_memzero(k->data(), k->size());
+  }
+
+ private:
+  std::array<Key32*, N> keys_;
+};
 
 }  // namespace
 
@@ -120,68 +162,38 @@ std::optional<Bytes> Ratchet::encrypt(ByteView plaintext) {
   if (!has_cks_ || ns_ == std::numeric_limits<std::uint32_t>::max()) return std::nullopt;
   Key32 mk{};
   Key32 next{};
+  WipeOnExit<2> wipe_keys({&mk, &next});
   kdf_ck(cks_, mk, next);
-  Bytes out;
-  out.reserve(kRatchetHeaderSize + plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
-  put_key(out, dhs_.pub);
-  put_u32(out, pn_);
-  put_u32(out, ns_);
-  const Bytes aad = associated(ad_, out);
-  out.resize(kRatchetHeaderSize + plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  // The output is the only allocation: header, then ciphertext in place.
+  Bytes out(kRatchetHeaderSize + plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  std::copy(dhs_.pub.begin(), dhs_.pub.end(), out.begin());
+  put_u32(out.data() + 32, pn_);
+  put_u32(out.data() + 36, ns_);
+  const ByteView header(out.data(), kRatchetHeaderSize);
   {
+    const AssociatedData aad(ad_, header);
     const MessageKeys keys(mk);
     unsigned long long len = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kRatchetHeaderSize, &len,
                                                plaintext.data(), plaintext.size(), aad.data(),
                                                aad.size(), nullptr, keys.nonce(), keys.key());
   }
-  sodium_memzero(mk.data(), mk.size());
   cks_ = next;
-  sodium_memzero(next.data(), next.size());
   ++ns_;
   return out;
 }
 
-bool Ratchet::skip_message_keys(std::uint32_t until) {
-  if (until > nr_ && until - nr_ > kMaxSkip) return false;
-  if (!has_ckr_) return true;
-  while (nr_ < until) {
-    SkippedKey s;
-    s.dh = dhr_;
-    s.n = nr_;
+void Ratchet::derive_skipped(Key32& ck, const Key32& dh, std::uint32_t from, std::uint32_t until,
+                             std::vector<SkippedKey>& out) {
+  for (std::uint32_t n = from; n < until; ++n) {
+    SkippedKey& s = out.emplace_back();
+    s.dh = dh;
+    s.n = n;
     Key32 next{};
-    kdf_ck(ckr_, s.mk, next);
-    ckr_ = next;
+    kdf_ck(ck, s.mk, next);
+    ck = next;
     sodium_memzero(next.data(), next.size());
-    skipped_.push_back(s);
-    sodium_memzero(s.mk.data(), s.mk.size());
-    if (skipped_.size() > kMaxStoredSkipped) {
-      sodium_memzero(skipped_.front().mk.data(), 32);
-      skipped_.pop_front();
-    }
-    ++nr_;
   }
-  return true;
-}
-
-bool Ratchet::dh_ratchet(const Key32& remote_pub) {
-  pn_ = ns_;
-  ns_ = 0;
-  nr_ = 0;
-  dhr_ = remote_pub;
-  has_dhr_ = true;
-  Key32 dh{};
-  if (!x25519(dh, dhs_.secret, dhr_)) return false;
-  kdf_rk(rk_, dh, rk_, ckr_);
-  has_ckr_ = true;
-  dhs_ = KeyPair::generate();
-  const bool ok = x25519(dh, dhs_.secret, dhr_);
-  if (ok) {
-    kdf_rk(rk_, dh, rk_, cks_);
-    has_cks_ = true;
-  }
-  sodium_memzero(dh.data(), dh.size());
-  return ok;
 }
 
 std::optional<Bytes> Ratchet::decrypt(ByteView message) {
@@ -206,26 +218,74 @@ std::optional<Bytes> Ratchet::decrypt(ByteView message) {
   }
 
   const bool same_chain = has_dhr_ && sodium_memcmp(dh.data(), dhr_.data(), 32) == 0;
-  // A message of the current receiving chain that is neither next nor
-  // skipped has been decrypted already (or its key was dropped): a replay.
-  if (same_chain && n < nr_) return std::nullopt;
-
-  Ratchet next(*this);  // committed only on success
-  if (!same_chain) {
-    if (!next.skip_message_keys(pn) || !next.dh_ratchet(dh)) return std::nullopt;
+  if (same_chain) {
+    // An initiator that has not received yet holds the responder's signed
+    // prekey as DHr but no receiving chain: a message "of that chain" would
+    // be keyed from an all-zero chain key, so anyone could forge it.
+    if (!has_ckr_) return std::nullopt;
+    // A message of the current receiving chain that is neither next nor
+    // skipped has been decrypted already (or its key was dropped): a replay.
+    if (n < nr_) return std::nullopt;
   }
-  if (!next.skip_message_keys(n)) return std::nullopt;
+
+  // Everything below is staged in locals and committed to *this only once
+  // the message has authenticated, so a failure leaves the state unchanged
+  // without copying it (the skipped keys in particular).
+  Key32 rk = rk_;
+  Key32 ckr = ckr_;
+  Key32 cks{};
   Key32 mk{};
-  Key32 ck{};
-  kdf_ck(next.ckr_, mk, ck);
-  next.ckr_ = ck;
-  sodium_memzero(ck.data(), ck.size());
-  ++next.nr_;
+  Key32 dh_out{};
+  WipeOnExit<5> wipe_keys({&rk, &ckr, &cks, &mk, &dh_out});
+  KeyPair dhs;  // the new sending pair of a DH step; wiped on destruction
+  std::uint32_t nr = nr_;
+  std::vector<SkippedKey> skipped;  // new entries, oldest first; empty on the common path
+  struct WipeSkipped {
+    std::vector<SkippedKey>& v;
+    ~WipeSkipped() {
+      for (auto& s : v) sodium_memzero(s.mk.data(), s.mk.size());
+    }
+  } wipe_skipped{skipped};
+
+  if (!same_chain) {
+    // Skip what is left of the current receiving chain, then DHRatchet.
+    if (pn > nr && pn - nr > kMaxSkip) return std::nullopt;
+    if (has_ckr_) derive_skipped(ckr, dhr_, nr, pn, skipped);
+    if (!x25519(dh_out, dhs_.secret, dh)) return std::nullopt;
+    kdf_rk(rk, dh_out, rk, ckr);
+    dhs = KeyPair::generate();
+    if (!x25519(dh_out, dhs.secret, dh)) return std::nullopt;
+    kdf_rk(rk, dh_out, rk, cks);
+    nr = 0;
+  }
+  if (n > nr && n - nr > kMaxSkip) return std::nullopt;
+  derive_skipped(ckr, dh, nr, n, skipped);
+  Key32 next_ckr{};
+  kdf_ck(ckr, mk, next_ckr);
+  ckr = next_ckr;
+  sodium_memzero(next_ckr.data(), next_ckr.size());
   auto plain = open(mk, header, ciphertext, ad_);
-  sodium_memzero(mk.data(), mk.size());
   if (!plain) return std::nullopt;
-  wipe();
-  *this = next;
+
+  // Commit.
+  if (!same_chain) {
+    pn_ = ns_;
+    ns_ = 0;
+    dhr_ = dh;
+    has_dhr_ = true;
+    dhs_ = dhs;
+    cks_ = cks;
+    has_cks_ = true;
+  }
+  rk_ = rk;
+  ckr_ = ckr;
+  has_ckr_ = true;
+  nr_ = n + 1;
+  for (const auto& s : skipped) skipped_.push_back(s);
+  while (skipped_.size() > kMaxStoredSkipped) {
+    sodium_memzero(skipped_.front().mk.data(), 32);
+    skipped_.pop_front();
+  }
   return plain;
 }
 

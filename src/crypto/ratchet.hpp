@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "crypto/hkdf.hpp"
 #include "crypto/x3dh.hpp"
@@ -45,11 +46,14 @@ class Ratchet {
   static Ratchet init_responder(const Key32& sk, const KeyPair& own_ratchet, ByteView ad);
 
   // Nothing if there is no sending chain yet (a responder sends only after
-  // it has received) or the counter would overflow.
+  // it has received) or the counter would overflow. Allocates only the output.
   std::optional<Bytes> encrypt(ByteView plaintext);
 
   // Nothing on any failure (bad format, refused DH, gap beyond kMaxSkip,
-  // authentication failure, replay); the state is then unchanged.
+  // authentication failure, replay, a message under the responder's signed
+  // prekey before any reply); the state is then unchanged. New keys and
+  // skipped entries are staged and committed after authentication: the state
+  // (its skipped-key store in particular) is never copied.
   std::optional<Bytes> decrypt(ByteView message);
 
   // Versioned binary form of the whole state, secrets included: store it
@@ -72,8 +76,10 @@ class Ratchet {
     Key32 mk{};
   };
 
-  bool skip_message_keys(std::uint32_t until);
-  bool dh_ratchet(const Key32& remote_pub);
+  // KDF_CK steps of chain key `ck` for messages from..until-1, their keys
+  // appended to `out` under ratchet key `dh`.
+  static void derive_skipped(Key32& ck, const Key32& dh, std::uint32_t from, std::uint32_t until,
+                             std::vector<SkippedKey>& out);
   void wipe();
 
   KeyPair dhs_;

@@ -1,8 +1,10 @@
 // The Double Ratchet between two parties set up by X3DH: both directions,
 // reordering, duplicates, tampering, gaps, persistence, bad DH keys.
 #include <doctest/doctest.h>
+#include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -243,4 +245,83 @@ TEST_CASE("ratchet: a small-order DH public key in a header is refused") {
   expect(p.bob, m, "next");
   // And as the responder's ratchet key at initialisation.
   CHECK_FALSE(Ratchet::init_initiator(Key32{}, Key32{}, {}));
+}
+
+TEST_CASE("ratchet: a failed decrypt that would have skipped keys leaves the state as it was") {
+  Pair p;
+  // Pending skipped keys from an earlier chain, so the store is not empty.
+  std::vector<Bytes> old;
+  for (int i = 0; i < 4; ++i) old.push_back(enc(p.alice, "o" + std::to_string(i)));
+  expect(p.bob, old[3], "o3");
+  REQUIRE(p.bob->skipped_key_count() == 3);
+
+  // Same chain, a gap of five: tampered, then valid.
+  std::vector<Bytes> gap;
+  for (int i = 0; i < 6; ++i) gap.push_back(enc(p.alice, "g" + std::to_string(i)));
+  std::string before = p.bob->serialize();
+  Bytes bad = gap[5];
+  bad.back() ^= 0x01;
+  CHECK_FALSE(p.bob->decrypt(bad));
+  CHECK(p.bob->serialize() == before);
+  CHECK(p.bob->skipped_key_count() == 3);
+
+  // A DH step that would skip the rest of the current chain and part of the
+  // new one: tampered (ciphertext, then PN), then valid.
+  expect(p.alice, enc(p.bob, "turn"), "turn");
+  std::vector<Bytes> next;
+  for (int i = 0; i < 3; ++i) next.push_back(enc(p.alice, "n" + std::to_string(i)));
+  before = p.bob->serialize();
+  bad = next[2];
+  bad[kRatchetHeaderSize] ^= 0x01;
+  CHECK_FALSE(p.bob->decrypt(bad));
+  CHECK(p.bob->serialize() == before);
+  bad = next[2];
+  bad[35] ^= 0x01;  // PN, bound by the AD
+  CHECK_FALSE(p.bob->decrypt(bad));
+  CHECK(p.bob->serialize() == before);
+
+  expect(p.bob, next[2], "n2");
+  CHECK(p.bob->skipped_key_count() == 3 + 6 + 2);
+  for (int i : {0, 1}) expect(p.bob, next[i], "n" + std::to_string(i));
+  for (int i = 0; i < 6; ++i) expect(p.bob, gap[i], "g" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) expect(p.bob, old[i], "o" + std::to_string(i));
+  CHECK(p.bob->skipped_key_count() == 0);
+}
+
+TEST_CASE("ratchet: before any reply, a message claiming the responder's prekey is refused") {
+  // The initiator holds the responder's signed prekey as DHr but has no
+  // receiving chain yet. A message under that key would be keyed from an
+  // all-zero chain key, which anyone can compute: forge one and check it is
+  // refused.
+  REQUIRE(sodium_ready());
+  const Identity a = Identity::generate();
+  const Identity b = Identity::generate();
+  const SignedPrekey spk = make_signed_prekey(b, 1);
+  PrekeyBundle bundle{b.public_part(), spk.id, spk.key.pub, spk.signature, {}, {}};
+  const auto init = x3dh_initiate(a, bundle);
+  REQUIRE(init);
+  auto alice = Ratchet::init_initiator(init->secret.sk, spk.key.pub, init->secret.ad);
+  REQUIRE(alice);
+
+  const Bytes plain = text("forged");
+  Bytes header(spk.key.pub.begin(), spk.key.pub.end());
+  header.resize(kRatchetHeaderSize, 0);  // PN = 0, N = 0
+  Key32 mk{};
+  Key32 ck{};
+  kdf_ck(Key32{}, mk, ck);
+  std::array<std::uint8_t, 56> keys{};
+  const std::string_view info = "Parley message keys";
+  REQUIRE(hkdf(Key32{}, mk,
+               ByteView(reinterpret_cast<const std::uint8_t*>(info.data()), info.size()), keys));
+  Bytes aad = init->secret.ad;  // public: both identities' keys
+  aad.insert(aad.end(), header.begin(), header.end());
+  Bytes forged = header;
+  forged.resize(kRatchetHeaderSize + plain.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  unsigned long long len = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(forged.data() + kRatchetHeaderSize, &len, plain.data(),
+                                             plain.size(), aad.data(), aad.size(), nullptr,
+                                             keys.data() + 32, keys.data());
+  const std::string before = alice->serialize();
+  CHECK_FALSE(alice->decrypt(forged));
+  CHECK(alice->serialize() == before);
 }
