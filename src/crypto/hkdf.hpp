@@ -25,6 +25,10 @@ Key32 hmac_sha256(ByteView key, ByteView data);
 // HashLen zero bytes, which HMAC's key padding makes equivalent.
 Key32 hkdf_extract(ByteView salt, ByteView ikm);
 
+// hkdf_extract with salt = 32 zero bytes (HashLen zeros), faster: the HMAC
+// key schedule of the constant salt is computed once per process.
+Key32 hkdf_extract_zero_salt(ByteView ikm);
+
 // RFC 5869 section 2.3: fills `out` (at most 255 * 32 bytes; false beyond).
 bool hkdf_expand(const Key32& prk, ByteView info, std::span<std::uint8_t> out);
 

@@ -45,8 +45,9 @@ struct MessageKeys {
   const std::uint8_t* key() const { return bytes.data(); }
   const std::uint8_t* nonce() const { return bytes.data() + 32; }
   explicit MessageKeys(const Key32& mk) {
-    const Key32 salt{};
-    (void)hkdf(salt, mk, as_bytes(kMessageInfo), bytes);
+    Key32 prk = hkdf_extract_zero_salt(mk);
+    (void)hkdf_expand(prk, as_bytes(kMessageInfo), bytes);
+    sodium_memzero(prk.data(), prk.size());
   }
   MessageKeys(const MessageKeys&) = delete;
   MessageKeys& operator=(const MessageKeys&) = delete;
@@ -120,10 +121,19 @@ void kdf_rk(const Key32& rk, const Key32& dh_out, Key32& new_rk, Key32& chain_ke
 }
 
 void kdf_ck(const Key32& ck, Key32& message_key, Key32& next_chain_key) {
+  // Both are HMACs under ck: key the state once, finish a copy for each.
   const std::uint8_t one = 0x01;
   const std::uint8_t two = 0x02;
-  message_key = hmac_sha256(ck, ByteView(&one, 1));
-  next_chain_key = hmac_sha256(ck, ByteView(&two, 1));
+  crypto_auth_hmacsha256_state keyed;
+  crypto_auth_hmacsha256_init(&keyed, ck.data(), ck.size());
+  crypto_auth_hmacsha256_state st = keyed;
+  crypto_auth_hmacsha256_update(&st, &one, 1);
+  crypto_auth_hmacsha256_final(&st, message_key.data());
+  st = keyed;
+  crypto_auth_hmacsha256_update(&st, &two, 1);
+  crypto_auth_hmacsha256_final(&st, next_chain_key.data());
+  sodium_memzero(&st, sizeof st);
+  sodium_memzero(&keyed, sizeof keyed);
 }
 
 Ratchet::~Ratchet() { wipe(); }

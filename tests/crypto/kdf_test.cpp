@@ -150,3 +150,13 @@ TEST_CASE("KDF_RK known answer: HKDF(salt = rk, IKM = dh, info \"Parley ratchet\
   CHECK(hex(new_rk) == "6a395439e7ac87d660e261a112da4498655cfa4040ea8438b8665495830a3964");
   CHECK(hex(ck) == "c4b09e5650cb4fe582ac8ff27f6eba53da71953ed15df5df693d771224782dda");
 }
+
+TEST_CASE("HKDF-Extract with a zero salt: the fast path equals the general one") {
+  for (std::size_t len : {0u, 1u, 32u, 64u, 65u, 200u}) {
+    CAPTURE(len);
+    Bytes ikm(len);
+    for (std::size_t i = 0; i < len; ++i) ikm[i] = static_cast<std::uint8_t>(i * 7 + 3);
+    CHECK(hkdf_extract_zero_salt(ikm) == hkdf_extract(Key32{}, ikm));
+    CHECK(hkdf_extract_zero_salt(ikm) == hkdf_extract(ByteView{}, ikm));
+  }
+}
