@@ -4,7 +4,11 @@
 #
 #   scripts/bench.sh                 # all of them
 #   scripts/bench.sh cold_sync ...   # some: cold_sync cache_ingest history_page cache_open
-#                                    #       presence_burst
+#                                    #       presence_burst e2e_ratchet
+#
+# e2e_ratchet measures libolm's Olm session alongside Parley's ratchet when
+# libolm is installed (Debian: apt-get install libolm-dev); otherwise Parley's
+# only, with a note. The tests (scripts/test.sh, CI) do not need libolm.
 #
 # The JSON lines are also collected in build-bench/bench-results.jsonl.
 # Scratch data goes under $PARLEY_BENCH_DIR (default: the system temp
@@ -13,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${PARLEY_BENCH_BUILD:-build-bench}"
-all=(cold_sync cache_ingest history_page cache_open presence_burst)
+all=(cold_sync cache_ingest history_page cache_open presence_burst e2e_ratchet)
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=("${all[@]}")
 
@@ -23,6 +27,7 @@ declare -A target=(
   [history_page]=parley-bench-history-page
   [cache_open]=parley-bench-cache-open
   [presence_burst]=parley-bench-presence-burst
+  [e2e_ratchet]=parley-bench-e2e
 )
 targets=()
 for b in "${selected[@]}"; do
@@ -37,6 +42,11 @@ cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ " ${selected[*]} " == *" e2e_ratchet "* ]] &&
+  ! dpkg-query -W -f='${Status}' libolm-dev 2>/dev/null | grep -q "install ok installed"; then
+  echo "note: libolm-dev is not installed: e2e_ratchet measures Parley only" \
+    "(apt-get install libolm-dev, then run again for the libolm baseline)"
+fi
 
 results="$build/bench-results.jsonl"
 log="$build/bench-stderr.log"
