@@ -157,6 +157,27 @@ class Client {
   std::optional<ChannelKind> channel_kind(const std::string& channel);
   std::optional<ChannelMeta> channel_meta(const std::string& channel);
 
+  // End-to-end encrypted direct messages (docs/e2e.md). Every message sent to
+  // a direct channel (a name starting with '@', from open_direct) is
+  // encrypted on this device for each device of the other user (X3DH, then
+  // the Double Ratchet); the server stores and relays only ciphertext.
+  // Received ones are MessageReceived with Message::e2e set. This device's
+  // keys are published before the client reports ready.
+  //
+  // The other user of a direct channel, and the direct channel with `user`,
+  // as the cache knows them (nullopt when unknown). Fast: no network.
+  std::optional<std::string> direct_peer(const std::string& channel);
+  std::optional<std::string> direct_channel(const std::string& user);
+  // The safety number of this user and `user`: SafetyNumberLoaded. Online it
+  // asks the server for the contact's current identities first (an identity
+  // change then also gives IdentityChanged); offline it answers from the cache.
+  RequestId load_safety_number(const std::string& user);
+  // Marks `user` verified (after comparing safety numbers) for the
+  // identities the cache knows now, or not verified. Verification ends by
+  // itself when an identity changes. Fails with not_found (reason no_keys)
+  // when no identity of `user` is known yet.
+  Status verify_contact(const std::string& user, bool verified = true);
+
   // Writes a text message to the durable outbox and returns its id; works
   // offline. Then MessagePending, later MessageSent or MessageFailed.
   // Fails with invalid_argument for a bad channel name or text (empty, invalid

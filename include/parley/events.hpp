@@ -227,10 +227,33 @@ struct OnlineCountChanged {
   std::uint64_t members = 0;
 };
 
+// End-to-end encryption (docs/e2e.md). A device of a contact presented an
+// identity key other than the one this device knew for it (a reinstall, a
+// new phone, or an attack). The contact's safety number changes with it: a
+// verified contact is no longer verified (was_verified tells the app to warn).
+struct IdentityChanged {
+  std::string user;
+  std::string device;
+  bool was_verified = false;
+};
+
+// Answer to Client::load_safety_number: the number both users see (60 digits
+// in 12 groups of five), and whether this user marked the contact verified
+// for the identities it covers. On failure, status says why (no_keys: the
+// contact has no device that can receive encrypted messages).
+struct SafetyNumberLoaded {
+  RequestId request = 0;
+  std::string user;
+  std::string number;
+  bool verified = false;
+  Status status;
+};
+
 using Event =
     std::variant<StateChanged, MessageReceived, MessagePending, MessageSent, MessageFailed,
                  ChannelRequestDone, HistoryLoaded, TypingChanged, ReceiptUpdated, SyncProgress,
                  ChannelInfoLoaded, NotificationReceived, UnreadChanged, NotificationLevelChanged,
-                 PresenceChanged, PresenceNotified, OnlineCountChanged>;
+                 PresenceChanged, PresenceNotified, OnlineCountChanged, IdentityChanged,
+                 SafetyNumberLoaded>;
 
 }  // namespace parley

@@ -105,6 +105,11 @@ struct Message {
   std::string channel_kind;     // create: "public", "private", "direct" or "broadcast"
   ChannelMeta meta;             // create, meta
   std::vector<Mention> mentions;  // message
+  // A direct message, end-to-end encrypted: the server never had `text`.
+  bool e2e = false;
+  // Set when this device could not decrypt it (then `text` is empty): for
+  // example "no_session", "bad_message", "too_far_ahead" (docs/e2e.md).
+  std::string e2e_error;
 };
 
 // A message of ours in the outbox.

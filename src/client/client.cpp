@@ -111,6 +111,27 @@ RequestId Client::open_direct(const std::string& user) {
   return id;
 }
 
+std::optional<std::string> Client::direct_peer(const std::string& channel) {
+  auto* e = &impl_->engine;
+  return e->call<std::optional<std::string>>([e, &channel] { return e->direct_peer(channel); });
+}
+
+std::optional<std::string> Client::direct_channel(const std::string& user) {
+  auto* e = &impl_->engine;
+  return e->call<std::optional<std::string>>([e, &user] { return e->direct_channel(user); });
+}
+
+RequestId Client::load_safety_number(const std::string& user) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, user] { e->load_safety_number(id, user); });
+  return id;
+}
+
+Status Client::verify_contact(const std::string& user, bool verified) {
+  auto* e = &impl_->engine;
+  return e->call<Status>([e, &user, verified] { return e->verify_contact(user, verified); });
+}
+
 namespace {
 RequestId member_action(client::Engine& engine, const std::string& channel, const char* action,
                         const std::string& user, std::optional<Role> role = std::nullopt,

@@ -108,6 +108,11 @@ void Engine::thread_main(std::promise<Status>* opened) {
   }
   cache_ = std::move(*cache);
   device_id_ = options_.device_id.empty() ? cache_->device_id() : options_.device_id;
+  if (Status e2e = open_e2e(); !e2e.ok()) {
+    cache_.reset();
+    opened->set_value(e2e);
+    return;
+  }
   if (const auto& rebuilt = cache_->last_rebuild()) {
     set_state(LifecycleState::disconnected,
               Status(StatusCode::corrupt, rebuilt->describe(), "cache_rebuilt"));
@@ -423,6 +428,10 @@ void Engine::on_frame(std::string_view frame) {
       handle_presence(*p);
       continue;
     }
+    if (auto* k = std::get_if<wire::KeysState>(&message); k && k->rid == 0) {
+      handle_keys_state(*k);
+      continue;
+    }
     if (auto* c = std::get_if<wire::OnlineCount>(&message)) {
       handle_online_count(*c);
       continue;
@@ -478,6 +487,8 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   attempt_ = 0;
   server_max_frame_ = welcome.max_frame;
   set_state(LifecycleState::syncing);
+  // This device's keys are on the server before ready (docs/e2e.md).
+  publish_keys(welcome.keys, /*before_ready=*/true);
   apply_channel_states(welcome.channels);
   apply_notify_states(welcome.channels);
   begin_sync(welcome.channels);
@@ -493,7 +504,7 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
 }
 
 void Engine::finish_sync_step() {
-  if (!syncing_ || !sync_waiting_.empty()) return;
+  if (!syncing_ || !sync_waiting_.empty() || keys_before_ready_) return;
   syncing_ = false;
   session_ready_ = true;
   set_state(LifecycleState::ready);
@@ -629,9 +640,17 @@ void Engine::transmit_outbox() {
 }
 
 void Engine::transmit(const OutboxEntry& entry) {
+  if (!entry.channel.empty() && entry.channel[0] == '@') return transmit_e2e(entry);
+  if (outbox_in_flight_.count(entry.id)) return;
+  send_entry(entry, wire::Send{0, entry.channel, entry.id, entry.text, std::nullopt}, false);
+}
+
+void Engine::send_entry(const OutboxEntry& entry, const wire::Send& send, bool e2e) {
   if (outbox_in_flight_.count(entry.id)) return;
   if (server_max_frame_ != 0) {
-    std::size_t size = wire::encode(wire::ClientMessage(wire::Send{next_rid_, entry.channel, entry.id, entry.text})).size();
+    wire::Send sized = send;
+    sized.rid = next_rid_;
+    std::size_t size = wire::encode(wire::ClientMessage(sized)).size();
     if (size > server_max_frame_) {
       // The server would drop the frame without being able to answer it.
       Status why(StatusCode::invalid_argument,
@@ -648,8 +667,8 @@ void Engine::transmit(const OutboxEntry& entry) {
   outbox_in_flight_.insert(entry.id);
   auto started = send_started_.emplace(entry.id, Clock::now()).first->second;
   request(
-      wire::Send{0, entry.channel, entry.id, entry.text},
-      [this, entry, started](const wire::ServerMessage* reply, const Status& error) {
+      send,
+      [this, entry, started, e2e](const wire::ServerMessage* reply, const Status& error) {
         outbox_in_flight_.erase(entry.id);
         if (reply == nullptr) {
           if (error.code() == StatusCode::timeout && connected_) {
@@ -691,7 +710,7 @@ void Engine::transmit(const OutboxEntry& entry) {
         if (ack == nullptr || ack->channel != entry.channel || ack->id != entry.id || ack->seq == 0) {
           return;
         }
-        auto stored = cache_->outbox_acknowledge(entry.id, ack->seq, ack->ts, user_);
+        auto stored = cache_->outbox_acknowledge(entry.id, ack->seq, ack->ts, user_, e2e);
         if (!stored || !*stored) return;  // acknowledged before (a duplicate answer)
         note_own_event(ack->channel, ack->seq);
         double rtt = std::chrono::duration<double, std::milli>(Clock::now() - started).count();

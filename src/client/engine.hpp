@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/e2e.hpp"
 #include "client/event_queue.hpp"
 #include "parley/client.hpp"
 #include "parley/sys/analytics.hpp"
@@ -102,6 +103,12 @@ class Engine : public sys::TransportHandler {
   std::optional<Presence> presence(const std::string& user) const;
   std::optional<std::uint64_t> online_count(const std::string& channel) const;
 
+  // ---- engine thread: end-to-end encryption (engine_e2e.cpp) ----
+  std::optional<std::string> direct_peer(const std::string& channel);
+  std::optional<std::string> direct_channel(const std::string& user);
+  void load_safety_number(RequestId request, const std::string& user);
+  Status verify_contact(const std::string& user, bool verified);
+
   // ---- TransportHandler ----
   void on_open() override;
   void on_frame(std::string_view frame) override;
@@ -148,6 +155,8 @@ class Engine : public sys::TransportHandler {
 
   // Sync (engine_sync.cpp).
   void begin_sync(const std::vector<wire::ChannelState>& channels);
+  void store_page(const std::vector<wire::ChannelEvent>& events, const std::string& channel,
+                  std::uint64_t last_seq);
   void fill_gap(const std::string& channel);
   void sync_done(const std::string& channel);
   void deliver(const std::string& channel);
@@ -213,6 +222,24 @@ class Engine : public sys::TransportHandler {
   void presence_request(RequestId request, wire::ClientMessage message,
                         std::function<Status(const wire::ServerMessage&)> answered);
 
+  // End-to-end encryption (engine_e2e.cpp).
+  Status open_e2e();
+  // Publishes what the server lacks of this device's keys (nothing if up to
+  // date). before_ready: the client reports ready only after the answer.
+  void publish_keys(const std::optional<wire::KeysState>& server, bool before_ready);
+  void handle_keys_state(const wire::KeysState& state);
+  // Stores events received from the server, decrypting e2e ones in the same
+  // transaction that stores them (with `top` as in Cache::store_events).
+  Result<int> store_incoming(const std::vector<wire::ChannelEvent>& events,
+                             const std::optional<store::Cache::ChannelTop>& top = std::nullopt);
+  // An outbox message to a direct channel: sealed (once) and sent.
+  void transmit_e2e(const OutboxEntry& entry);
+  void seal_and_send(const OutboxEntry& entry, const std::string& peer,
+                     const wire::Bundles* bundles);
+  void fail_entry(const OutboxEntry& entry, const Status& why);
+  // Sends an outbox message and handles the answer (ack, retry, refusal).
+  void send_entry(const OutboxEntry& entry, const wire::Send& send, bool e2e);
+
   // Analytics: never content.
   void analytics(std::string name, std::vector<std::pair<std::string, std::string>> labels,
                  std::vector<std::pair<std::string, double>> values = {});
@@ -274,6 +301,13 @@ class Engine : public sys::TransportHandler {
   std::optional<Clock::time_point> activity_sent_;  // the last activity signal
   std::optional<Clock::time_point> session_since_;  // this connection's welcome
   bool session_ready_ = false;                      // this connection reached ready
+
+  // End-to-end encryption (engine thread).
+  std::unique_ptr<E2eDevice> e2e_;
+  bool keys_publishing_ = false;    // a keys request is in flight
+  bool keys_before_ready_ = false;  // ... and ready waits for it
+  // peer -> outbox messages waiting for the peer's bundles
+  std::map<std::string, std::vector<OutboxEntry>> bundle_waiting_;
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

@@ -117,9 +117,7 @@ void Engine::fetch_own_event(const std::string& channel, std::uint64_t seq) {
           [this, channel, seq](const wire::ServerMessage* reply, const Status&) {
             if (reply != nullptr) {
               if (const auto* page = std::get_if<wire::HistoryPage>(reply)) {
-                std::vector<Message> events;
-                for (const auto& e : page->events) events.push_back(to_message(e));
-                cache_->store_events(events);
+                store_incoming(page->events);
                 deliver(channel);
               }
             }

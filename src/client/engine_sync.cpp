@@ -25,16 +25,17 @@ EventKind kind_from(const std::string& s) {
   return kind;
 }
 
+}  // namespace
+
 // A page from the server, with the channel's last_seq it reports, in one
 // transaction (one commit, so one fsync at most, per page). If the page is
 // refused (an event with a bad seq), last_seq is still raised.
-void store_page(store::Cache& cache, const std::vector<Message>& events, const std::string& channel,
-                std::uint64_t last_seq) {
-  if (!cache.store_events(events, store::Cache::ChannelTop{channel, last_seq}).ok()) {
-    cache.upsert_channel(channel, last_seq, true);
+void Engine::store_page(const std::vector<wire::ChannelEvent>& events, const std::string& channel,
+                        std::uint64_t last_seq) {
+  if (!store_incoming(events, store::Cache::ChannelTop{channel, last_seq}).ok()) {
+    cache_->upsert_channel(channel, last_seq, true);
   }
 }
-}  // namespace
 
 Message Engine::to_message(const wire::ChannelEvent& e) {
   Message m;
@@ -93,9 +94,7 @@ void Engine::begin_sync(const std::vector<wire::ChannelState>& channels) {
               [this, channel, last](const wire::ServerMessage* reply, const Status&) {
                 if (reply != nullptr) {
                   if (const auto* page = std::get_if<wire::HistoryPage>(reply)) {
-                    std::vector<Message> events;
-                    for (const auto& e : page->events) events.push_back(to_message(e));
-                    cache_->store_events(events);
+                    store_incoming(page->events);
                   }
                 }
                 cache_->advance_cursor(channel, last);
@@ -131,9 +130,7 @@ void Engine::fill_gap(const std::string& channel) {
             bool progressed = false;
             if (reply != nullptr) {
               if (const auto* page = std::get_if<wire::HistoryPage>(reply)) {
-                std::vector<Message> events;
-                for (const auto& e : page->events) events.push_back(to_message(e));
-                store_page(*cache_, events, channel, page->last_seq);
+                store_page(page->events, channel, page->last_seq);
                 progressed = !page->events.empty();
                 deliver(channel);
               }
@@ -198,7 +195,7 @@ void Engine::note_own_event(const std::string& channel, std::uint64_t seq) {
 
 void Engine::handle_event(const wire::ChannelEvent& event) {
   Message m = to_message(event);
-  cache_->store_events({m});
+  store_incoming({event});
   if (m.kind == EventKind::leave && m.sender == user_) cache_->set_member(m.channel, false);
   auto info = cache_->channel(m.channel);
   if (!info || !*info) return;
@@ -301,9 +298,7 @@ void Engine::history_step(std::shared_ptr<HistoryJob> job) {
             }
             const auto* page = std::get_if<wire::HistoryPage>(reply);
             if (page == nullptr) return finish_history(job, Status(), false);
-            std::vector<Message> events;
-            for (const auto& e : page->events) events.push_back(to_message(e));
-            store_page(*cache_, events, job->channel, page->last_seq);
+            store_page(page->events, job->channel, page->last_seq);
             if (page->events.empty()) return finish_history(job, Status(), true);
             history_step(job);
           });

@@ -141,6 +141,39 @@ ALTER TABLE channels ADD COLUMN mentions INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE channels ADD COLUMN notify_level TEXT NOT NULL DEFAULT 'all';
 ALTER TABLE channels ADD COLUMN mute_until INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 6: end-to-end encrypted DMs (issue 9, cache_e2e.cpp): messages.e2e (1:
+    // decrypted here, 2: could not be decrypted, e2e_error says why); the
+    // Double Ratchet sessions with other devices, committed with the messages
+    // they decrypt; the devices of contacts with their identities; verified
+    // contacts; and the encrypted form of outbox messages, kept until acked.
+    R"sql(
+ALTER TABLE messages ADD COLUMN e2e INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN e2e_error TEXT NOT NULL DEFAULT '';
+CREATE TABLE e2e_sessions(
+  user           TEXT NOT NULL,
+  device         TEXT NOT NULL,
+  state          BLOB NOT NULL,
+  base_key       BLOB NOT NULL,
+  pending_prekey TEXT,
+  updated_ms     INTEGER NOT NULL,
+  PRIMARY KEY(user, device)
+) WITHOUT ROWID;
+CREATE TABLE e2e_devices(
+  user      TEXT NOT NULL,
+  device    TEXT NOT NULL,
+  identity  BLOB NOT NULL,
+  seen_ms   INTEGER NOT NULL,
+  PRIMARY KEY(user, device)
+) WITHOUT ROWID;
+CREATE TABLE e2e_verified(
+  user   TEXT PRIMARY KEY,
+  digest TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE e2e_outgoing(
+  id      TEXT PRIMARY KEY,
+  payload TEXT NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == Cache::kSchemaVersion,
               "one migration step per schema version");
@@ -162,6 +195,29 @@ CREATE TABLE outbox(
   error      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX outbox_by_state ON outbox(state, ord);
+)sql",
+    // 2: this device's end-to-end keys (issue 9, cache_e2e.cpp): its identity
+    // and its prekeys (kind 'signed', 'one_time' or 'last_resort'), secrets
+    // included. Kept here, with the outbox, because losing them loses every
+    // session; sessions themselves live in parley.db with the messages.
+    R"sql(
+CREATE TABLE e2e_identity(
+  id          INTEGER PRIMARY KEY CHECK(id = 1),
+  sign_pub    BLOB NOT NULL,
+  sign_secret BLOB NOT NULL,
+  dh_pub      BLOB NOT NULL,
+  dh_secret   BLOB NOT NULL,
+  created_ms  INTEGER NOT NULL
+);
+CREATE TABLE e2e_prekeys(
+  id         INTEGER PRIMARY KEY,
+  kind       TEXT NOT NULL CHECK(kind IN ('signed', 'one_time', 'last_resort')),
+  pub        BLOB NOT NULL,
+  secret     BLOB NOT NULL,
+  signature  BLOB,
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX e2e_prekeys_by_kind ON e2e_prekeys(kind, id);
 )sql",
 };
 static_assert(std::size(kOutboxMigrations) == Cache::kOutboxSchemaVersion,
@@ -197,13 +253,13 @@ constexpr const char* kOneChannel =
 // before it is set): a field cleared by a meta event is "", an absent one null.
 #define PARLEY_EVENT_COLUMNS                                                          \
   "messages(channel, seq, kind, sender, client_id, text, ts, deleted, target, role, " \
-  "until_ms, ref, channel_kind, meta)"
+  "until_ms, ref, channel_kind, meta, e2e, e2e_error)"
 #define PARLEY_EVENT_VALUES                                                     \
   "(?,?,?,?,?,?,?,?,?,?,?,?,?,CASE WHEN ? THEN json_object('name',?,'topic',?," \
-  "'description',?,'avatar',?,'data',?) END)"
+  "'description',?,'avatar',?,'data',?) END,?,?)"
 constexpr const char* kInsertEvent =
     "INSERT OR IGNORE INTO " PARLEY_EVENT_COLUMNS " VALUES" PARLEY_EVENT_VALUES;
-constexpr int kEventColumns = 19;  // as bound by bind_event
+constexpr int kEventColumns = 21;  // as bound by bind_event
 // Batches insert this many rows per statement (the largest that fits, then
 // smaller): SQLite's work per statement is then shared by the rows, which
 // makes a page of events about 1.5x as fast to insert as one row at a time.
@@ -212,13 +268,13 @@ constexpr const char* kEventRange =
     "SELECT channel, seq, kind, sender, client_id, text, ts, deleted, target, role, until_ms, "
     "ref, channel_kind, json_extract(meta, '$.name'), json_extract(meta, '$.topic'), "
     "json_extract(meta, '$.description'), json_extract(meta, '$.avatar'), "
-    "json_extract(meta, '$.data') FROM messages "
+    "json_extract(meta, '$.data'), e2e, e2e_error FROM messages "
     "WHERE channel = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq";
 constexpr const char* kLatestMessages =
     "SELECT channel, seq, kind, sender, client_id, text, ts, deleted, target, role, until_ms, "
     "ref, channel_kind, json_extract(meta, '$.name'), json_extract(meta, '$.topic'), "
     "json_extract(meta, '$.description'), json_extract(meta, '$.avatar'), "
-    "json_extract(meta, '$.data') FROM messages "
+    "json_extract(meta, '$.data'), e2e, e2e_error FROM messages "
     "WHERE channel = ?1 AND kind = 'message' AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 constexpr const char* kMaxSeq = "SELECT max(seq) FROM messages WHERE channel = ?1";
 // A covering search of messages_by_kind(channel, kind, seq); LIMIT -1: no bound.
@@ -284,7 +340,7 @@ const char* insert_rows_sql(std::size_t i) {
 #undef PARLEY_EVENT_COLUMNS
 #undef PARLEY_EVENT_VALUES
 
-// Binds `m` to parameters first..first+18. `m` must outlive the statement's
+// Binds `m` to parameters first..first+20. `m` must outlive the statement's
 // run (no copies).
 void bind_event(Statement& q, int first, const Message& m) {
   q.bind_static(first, m.channel)
@@ -312,6 +368,7 @@ void bind_event(Statement& q, int first, const Message& m) {
     }
   }
   q.bind(first + 13, has_meta ? 1 : 0);
+  q.bind(first + 19, !m.e2e ? 0 : m.e2e_error.empty() ? 1 : 2).bind_static(first + 20, m.e2e_error);
 }
 
 }  // namespace
@@ -422,7 +479,9 @@ Result<std::vector<Message>> Cache::Rep::read_events(Statement& q) {
     }
     // Mentions are a function of the text (the server computes them the same
     // way), so they are not stored.
-    if (m.kind == EventKind::message && !m.deleted) m.mentions = find_mentions(m.text);
+    m.e2e = q.column_int(18) != 0;
+    m.e2e_error = q.column_text(19);
+    if (m.kind == EventKind::message && !m.deleted && !m.e2e) m.mentions = find_mentions(m.text);
     out.push_back(std::move(m));
   }
   return out;
@@ -979,7 +1038,7 @@ Status Cache::advance_cursor(const std::string& channel, std::uint64_t seq) {
 // ---- messages -----------------------------------------------------------------
 
 Result<int> Cache::store_events(const std::vector<Message>& events,
-                                const std::optional<ChannelTop>& top) {
+                                const std::optional<ChannelTop>& top, const E2eWrite* e2e) {
   // Checked before anything is written, so a bad batch stores nothing.
   std::map<std::string, std::vector<const Message*>> by_channel;  // in batch order
   std::vector<const Message*>* of_last = nullptr;  // the list of the last event's channel
@@ -1004,7 +1063,7 @@ Result<int> Cache::store_events(const std::vector<Message>& events,
   if (top && top->channel.empty()) {
     return Status(StatusCode::invalid_argument, "channel top: channel may not be empty");
   }
-  if (events.empty() && !top) return 0;
+  if (events.empty() && !top && (e2e == nullptr || e2e->empty())) return 0;
 
   // Room first, so that the file does not outgrow the budget even briefly.
   // A failure to evict is not the caller's: the events are stored anyway.
@@ -1020,6 +1079,9 @@ Result<int> Cache::store_events(const std::vector<Message>& events,
       auto stored = rep_->store_channel_events(channel, list);
       if (!stored) return stored.status();
       n += *stored;
+    }
+    if (e2e != nullptr) {
+      if (Status s = rep_->write_e2e(*e2e); !s.ok()) return s;
     }
     if (Status s = tx.commit(); !s.ok()) return s;
     return n;
@@ -1133,7 +1195,7 @@ Result<std::vector<OutboxEntry>> Cache::outbox_pending() {
 }
 
 Result<bool> Cache::outbox_acknowledge(const std::string& id, std::uint64_t seq, std::int64_t ts_ms,
-                                       const std::string& sender) {
+                                       const std::string& sender, bool e2e) {
   if (seq == 0 || seq > static_cast<std::uint64_t>(kMaxSeqValue)) {
     return Status(StatusCode::invalid_argument,
                   fmt::format("outbox message \"{}\": seq {} out of range", id, seq));
@@ -1155,6 +1217,7 @@ Result<bool> Cache::outbox_acknowledge(const std::string& id, std::uint64_t seq,
   m.sender = sender;
   m.id = id;
   m.ts_ms = ts_ms;
+  m.e2e = e2e;
   // The message into the cache first, then out of the outbox: a crash in
   // between resends it, and the server deduplicates.
   auto fresh = rep_->note([&]() -> Result<bool> {
@@ -1170,6 +1233,13 @@ Result<bool> Cache::outbox_acknowledge(const std::string& id, std::uint64_t seq,
     if (*inserted) {
       auto at = static_cast<std::int64_t>(seq);
       if (Status s = rep_->merge_run(m.channel, at, at); !s.ok()) return s;
+    } else if (e2e) {
+      // The server's copy came first: it holds no envelope for this device,
+      // so the text is ours to give it.
+      if (Status s = rep_->restore_own_e2e(m); !s.ok()) return s;
+    }
+    if (e2e) {
+      if (Status s = rep_->drop_outgoing(id); !s.ok()) return s;
     }
     if (Status s = tx.commit(); !s.ok()) return s;
     return *inserted;

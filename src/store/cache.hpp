@@ -85,8 +85,8 @@ class Cache {
   static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user);
   ~Cache();
 
-  static constexpr int kSchemaVersion = 5;        // parley.db
-  static constexpr int kOutboxSchemaVersion = 1;  // outbox.db
+  static constexpr int kSchemaVersion = 6;        // parley.db
+  static constexpr int kOutboxSchemaVersion = 2;  // outbox.db
 
   // ---- meta -------------------------------------------------------------
   // Stable device id, generated (32 hex digits) on first open unless set.
@@ -116,8 +116,12 @@ class Cache {
   // With `top`, also does upsert_channel(top->channel, top->last_seq, true)
   // in the same transaction (one commit per page instead of two), even when
   // `events` is empty. A bad event or top stores nothing.
+  struct E2eWrite;  // below
+  // With `e2e`, its sessions and devices are written in the same
+  // transaction (the ratchet state that decrypted the events).
   Result<int> store_events(const std::vector<Message>& events,
-                           const std::optional<ChannelTop>& top = std::nullopt);
+                           const std::optional<ChannelTop>& top = std::nullopt,
+                           const E2eWrite* e2e = nullptr);
   // Events with from <= seq <= to, ascending.
   Result<std::vector<Message>> events(const std::string& channel, std::uint64_t from,
                                       std::uint64_t to);
@@ -176,12 +180,16 @@ class Cache {
   // entry from outbox.db. (Two files, two commits, in that order: a crash in
   // between leaves the entry pending; it is sent again and the server answers
   // with the same seq.) Returns false if no such pending entry.
+  // An end-to-end encrypted entry (e2e) is stored as such, and its encrypted
+  // form (e2e_outgoing) is dropped in the same transaction.
   Result<bool> outbox_acknowledge(const std::string& id, std::uint64_t seq, std::int64_t ts_ms,
-                                  const std::string& sender);
+                                  const std::string& sender, bool e2e = false);
   // Refused for good: the entry leaves the pending set, kept as failed with `error`.
   Status outbox_fail(const std::string& id, const std::string& error);
   // Failed entries (newest last).
   Result<std::vector<OutboxEntry>> outbox_failed();
+  // The text of a pending or failed outbox entry (nullopt: no such entry).
+  Result<std::optional<std::string>> outbox_text(const std::string& id);
 
   // ---- receipts -------------------------------------------------------------
   // Raises another member's cursor (device is ignored for read cursors).
@@ -262,6 +270,63 @@ class Cache {
   Result<bool> set_unread(const std::string& channel, std::uint64_t unread, std::uint64_t mentions);
   Result<bool> set_notify_level(const std::string& channel, NotificationLevel level,
                                 std::int64_t mute_until);
+
+  // ---- end-to-end encryption (cache_e2e.cpp) --------------------------------
+  // This device's identity and prekeys live in outbox.db; sessions, contacts'
+  // devices, verification and encrypted outgoing messages in parley.db, where
+  // a session is committed with the messages it decrypts (store_events).
+  struct IdentityRow {
+    std::string sign_pub, sign_secret, dh_pub, dh_secret;  // raw bytes
+    std::int64_t created_ms = 0;
+  };
+  Result<std::optional<IdentityRow>> e2e_identity();
+  Status set_e2e_identity(const IdentityRow& identity);
+  struct PrekeyRow {
+    std::uint32_t id = 0;
+    std::string kind;  // "signed", "one_time", "last_resort"
+    std::string pub, secret, signature;  // raw bytes; signature empty for one_time
+    std::int64_t created_ms = 0;
+  };
+  // Adds prekeys (ids must be new).
+  Status add_prekeys(const std::vector<PrekeyRow>& prekeys);
+  Result<std::optional<PrekeyRow>> prekey(std::uint32_t id);
+  // Of one kind, oldest id first.
+  Result<std::vector<PrekeyRow>> prekeys(const std::string& kind);
+  Status delete_prekeys(const std::vector<std::uint32_t>& ids);
+  // The highest prekey id ever used (kept in meta, so ids are never reused).
+  Result<std::uint32_t> last_prekey_id();
+  Status set_last_prekey_id(std::uint32_t id);
+
+  struct SessionRow {
+    std::string user, device;
+    std::string state;     // crypto::Ratchet::serialize()
+    std::string base_key;  // the X3DH ephemeral key that started it (raw)
+    std::optional<std::string> pending_prekey;  // JSON of the prekey header to repeat
+    std::int64_t updated_ms = 0;
+  };
+  Result<std::optional<SessionRow>> e2e_session(const std::string& user, const std::string& device);
+  Result<std::vector<SessionRow>> e2e_sessions_of(const std::string& user);
+  struct DeviceRow {
+    std::string user, device;
+    std::string identity;  // 64 raw bytes: Ed25519 public key || X25519 public key
+    std::int64_t seen_ms = 0;
+  };
+  Result<std::vector<DeviceRow>> e2e_devices(const std::string& user);
+  // The digest of the identity set the user verified ("" if never).
+  Result<std::string> e2e_verified(const std::string& user);
+  Status set_e2e_verified(const std::string& user, const std::string& digest);
+  Result<std::optional<std::string>> e2e_outgoing(const std::string& id);
+  // What a decryption or an encryption changes, written in one transaction:
+  // by store_events with the messages, or by apply_e2e on its own.
+  struct E2eWrite {
+    std::vector<SessionRow> sessions;             // upserted
+    std::vector<DeviceRow> devices;               // upserted
+    std::vector<std::pair<std::string, std::string>> outgoing;  // (message id, payload JSON)
+    bool empty() const { return sessions.empty() && devices.empty() && outgoing.empty(); }
+  };
+  Status apply_e2e(const E2eWrite& write);
+  // Whether the event (channel, seq) is stored.
+  Result<bool> has_event(const std::string& channel, std::uint64_t seq);
 
   struct Rep;  // cache_rep.hpp
 

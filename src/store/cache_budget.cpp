@@ -50,7 +50,9 @@ constexpr const char* kPageCount = "PRAGMA page_count";
 constexpr const char* kFreePages = "PRAGMA freelist_count";
 constexpr const char* kPageSize = "PRAGMA page_size";
 constexpr const char* kCountEvents = "SELECT coalesce(sum(hi - lo + 1), 0) FROM message_runs";
-constexpr const char* kCursors = "SELECT name, read_to FROM channels";
+// Direct channels are never evicted: their messages were decrypted with keys
+// that are gone, so the server's copy could not be read again.
+constexpr const char* kCursors = "SELECT name, read_to FROM channels WHERE kind != 'direct'";
 constexpr const char* kLowestRun =
     "SELECT lo, hi FROM message_runs WHERE channel = ?1 ORDER BY lo LIMIT 1";
 constexpr const char* kEventTs = "SELECT ts FROM messages WHERE channel = ?1 AND seq = ?2";

@@ -81,6 +81,14 @@ struct Cache::Rep {
   Result<Statement*> stmt(const char* sql);
   Result<Statement*> ostmt(const char* sql);
 
+  // ---- end-to-end encryption (cache_e2e.cpp) ----
+  // Inside the caller's transaction on parley.db.
+  Status write_e2e(const E2eWrite& write);
+  Status drop_outgoing(const std::string& id);
+  // Our own e2e message stored from the server's copy (undecryptable here):
+  // gets its text and loses the error.
+  Status restore_own_e2e(const Message& m);
+
   // ---- corruption (cache_recovery.cpp) ----
   Status corrupt;              // first corruption seen in parley.db; ok if none
   bool checked_fully = false;  // open ran the full check itself (no background check)

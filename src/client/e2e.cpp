@@ -1,0 +1,589 @@
+#include "client/e2e.hpp"
+
+#include <fmt/format.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include "crypto/safety.hpp"
+#include "protocol/codec.hpp"
+
+namespace parley::client {
+namespace {
+
+using crypto::Key32;
+
+std::string bytes_of(const std::uint8_t* p, std::size_t n) {
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+template <std::size_t N>
+std::string bytes_of(const std::array<std::uint8_t, N>& a) {
+  return bytes_of(a.data(), N);
+}
+template <std::size_t N>
+bool to_array(std::string_view s, std::array<std::uint8_t, N>& out) {
+  if (s.size() != N) return false;
+  std::memcpy(out.data(), s.data(), N);
+  return true;
+}
+crypto::ByteView view(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+std::optional<crypto::IdentityPublic> parse_identity(std::string_view raw) {
+  if (raw.size() != 64) return std::nullopt;
+  crypto::IdentityPublic id;
+  to_array(raw.substr(0, 32), id.sign_pub);
+  to_array(raw.substr(32, 32), id.dh_pub);
+  return id;
+}
+std::string identity_raw(const crypto::IdentityPublic& id) {
+  return bytes_of(id.sign_pub) + bytes_of(id.dh_pub);
+}
+
+// The prekey header repeated on every message until the peer answers,
+// stored as "identity ephemeral signed_prekey [one_time]" (base64, numbers).
+std::string encode_header(const wire::PrekeyHeader& h) {
+  std::string s = h.identity + ' ' + h.ephemeral + ' ' + std::to_string(h.signed_prekey);
+  if (h.one_time) s += ' ' + std::to_string(*h.one_time);
+  return s;
+}
+std::optional<wire::PrekeyHeader> decode_header(const std::string& s) {
+  std::istringstream in(s);
+  wire::PrekeyHeader h;
+  std::uint64_t spk = 0;
+  if (!(in >> h.identity >> h.ephemeral >> spk)) return std::nullopt;
+  h.signed_prekey = static_cast<std::uint32_t>(spk);
+  std::uint64_t opk = 0;
+  if (in >> opk) h.one_time = static_cast<std::uint32_t>(opk);
+  return h;
+}
+
+Result<std::vector<crypto::IdentityPublic>> identities_of(store::Cache& cache,
+                                                          const std::string& user) {
+  auto devices = cache.e2e_devices(user);
+  if (!devices) return devices.status();
+  std::vector<crypto::IdentityPublic> keys;
+  for (const auto& d : *devices) {
+    if (auto id = parse_identity(d.identity)) keys.push_back(*id);
+  }
+  return keys;
+}
+
+}  // namespace
+
+std::string to_base64(std::string_view bytes) {
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+std::optional<std::string> from_base64(std::string_view text) {
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  std::size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &len, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  out.resize(len);
+  return out;
+}
+
+std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::string& text) {
+  MessageId id;
+  if (!MessageId::parse(id_hex, &id)) return std::nullopt;
+  std::string plain;
+  plain.reserve(1 + 16 + text.size() + kPlaintextBlock);
+  plain.push_back('\x01');
+  plain.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+  plain.append(text);
+  std::size_t unpadded = plain.size();
+  plain.resize(unpadded + kPlaintextBlock);
+  std::size_t padded = 0;
+  if (sodium_pad(&padded, reinterpret_cast<unsigned char*>(plain.data()), unpadded,
+                 kPlaintextBlock, plain.size()) != 0) {
+    return std::nullopt;
+  }
+  plain.resize(padded);
+  return plain;
+}
+
+std::optional<std::string> unpack_plaintext(std::string_view padded, const std::string& id_hex) {
+  std::size_t len = 0;
+  if (padded.empty() || padded.size() % kPlaintextBlock != 0 ||
+      sodium_unpad(&len, reinterpret_cast<const unsigned char*>(padded.data()), padded.size(),
+                   kPlaintextBlock) != 0) {
+    return std::nullopt;
+  }
+  if (len < 17 || padded[0] != '\x01') return std::nullopt;
+  MessageId id;
+  if (!MessageId::parse(id_hex, &id)) return std::nullopt;
+  if (sodium_memcmp(padded.data() + 1, id.bytes.data(), 16) != 0) return std::nullopt;
+  return std::string(padded.substr(17, len - 17));
+}
+
+void crash_point(const char* point) {
+  static const char* configured = std::getenv("PARLEY_TEST_CRASH_AT");
+  if (configured != nullptr && std::strcmp(configured, point) == 0) _exit(86);
+}
+
+// ---- the device ---------------------------------------------------------------
+
+E2eDevice::E2eDevice(store::Cache& cache, std::string user, std::string device)
+    : cache_(cache), user_(std::move(user)), device_(std::move(device)) {}
+
+std::string E2eDevice::identity_bytes() const { return identity_raw(identity_.public_part()); }
+
+Status E2eDevice::open() {
+  if (!crypto::sodium_ready()) return Status(StatusCode::internal, "libsodium cannot be used");
+  auto stored = cache_.e2e_identity();
+  if (!stored) return stored.status();
+  if (*stored) {
+    const auto& row = **stored;
+    if (!to_array(row.sign_pub, identity_.sign_pub) ||
+        !to_array(row.sign_secret, identity_.sign_secret) ||
+        !to_array(row.dh_pub, identity_.dh.pub) || !to_array(row.dh_secret, identity_.dh.secret)) {
+      return Status(StatusCode::corrupt, "outbox.db: the device's identity keys are damaged");
+    }
+    return Status();
+  }
+  identity_ = crypto::Identity::generate();
+  store::Cache::IdentityRow row{bytes_of(identity_.sign_pub), bytes_of(identity_.sign_secret),
+                                bytes_of(identity_.dh.pub), bytes_of(identity_.dh.secret), 0};
+  return cache_.set_e2e_identity(row);
+}
+
+Result<std::uint32_t> E2eDevice::allocate_ids(std::uint32_t n) {
+  auto last = cache_.last_prekey_id();
+  if (!last) return last.status();
+  if (*last > UINT32_MAX - n - 1) {
+    return Status(StatusCode::internal, "prekey ids are exhausted");
+  }
+  if (Status s = cache_.set_last_prekey_id(*last + n); !s.ok()) return s;
+  return *last + 1;
+}
+
+Result<std::optional<wire::PublishKeys>> E2eDevice::keys_to_publish(
+    const std::optional<wire::KeysState>& server, std::int64_t now_ms) {
+  auto make_signed = [&](const char* kind) -> Result<store::Cache::PrekeyRow> {
+    auto id = allocate_ids(1);
+    if (!id) return id.status();
+    crypto::SignedPrekey spk = crypto::make_signed_prekey(identity_, *id);
+    store::Cache::PrekeyRow row{*id, kind, bytes_of(spk.key.pub), bytes_of(spk.key.secret),
+                                bytes_of(spk.signature), now_ms};
+    if (Status s = cache_.add_prekeys({row}); !s.ok()) return s;
+    return row;
+  };
+  // The current signed prekey, rotated when due; old ones kept a while for
+  // messages still in flight.
+  auto signed_keys = cache_.prekeys("signed");
+  if (!signed_keys) return signed_keys.status();
+  std::optional<store::Cache::PrekeyRow> spk;
+  if (!signed_keys->empty()) spk = signed_keys->back();
+  if (!spk || now_ms - spk->created_ms >= kSignedPrekeyRotationMs) {
+    auto made = make_signed("signed");
+    if (!made) return made.status();
+    spk = *made;
+  }
+  std::vector<std::uint32_t> stale;
+  for (const auto& k : *signed_keys) {
+    if (k.id != spk->id && now_ms - k.created_ms > kSignedPrekeyRotationMs + kOldSignedPrekeyKeepMs) {
+      stale.push_back(k.id);
+    }
+  }
+  if (Status s = cache_.delete_prekeys(stale); !s.ok()) return s;
+  auto last_resort = cache_.prekeys("last_resort");
+  if (!last_resort) return last_resort.status();
+  std::optional<store::Cache::PrekeyRow> lr;
+  if (!last_resort->empty()) {
+    lr = last_resort->back();
+  } else {
+    auto made = make_signed("last_resort");
+    if (!made) return made.status();
+    lr = *made;
+  }
+
+  std::string identity = to_base64(identity_bytes());
+  bool fresh = !server || server->identity != identity;
+  wire::PublishKeys out;
+  out.identity = identity;
+  bool needed = fresh;
+  if (fresh || server->signed_prekey != spk->id) {
+    out.signed_prekey = wire::SignedKey{spk->id, to_base64(spk->pub), to_base64(spk->signature)};
+    needed = true;
+  }
+  if (fresh || server->last_resort != lr->id) {
+    out.last_resort = wire::SignedKey{lr->id, to_base64(lr->pub), to_base64(lr->signature)};
+    needed = true;
+  }
+  std::uint64_t held = fresh ? 0 : server->one_time;
+  if (held < wire::kOneTimeLowWater || fresh) {
+    auto n = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(kOneTimeTarget - std::min<std::uint64_t>(held, kOneTimeTarget),
+                                wire::kMaxOneTimePerRequest));
+    if (n > 0) {
+      auto first = allocate_ids(n);
+      if (!first) return first.status();
+      std::vector<store::Cache::PrekeyRow> rows;
+      out.one_time.emplace();
+      for (std::uint32_t i = 0; i < n; ++i) {
+        crypto::KeyPair kp = crypto::KeyPair::generate();
+        rows.push_back({*first + i, "one_time", bytes_of(kp.pub), bytes_of(kp.secret), "", now_ms});
+        out.one_time->push_back(wire::OneTimeKey{*first + i, to_base64(bytes_of(kp.pub))});
+      }
+      if (Status s = cache_.add_prekeys(rows); !s.ok()) return s;
+      needed = true;
+      // Secrets of one-time prekeys the server no longer holds (handed out
+      // and never used, or lost with a server's data) are dropped oldest
+      // first beyond a bound.
+      auto all = cache_.prekeys("one_time");
+      if (all && all->size() > kMaxLocalOneTime) {
+        std::vector<std::uint32_t> drop;
+        for (std::size_t i = 0; i + kMaxLocalOneTime < all->size(); ++i) drop.push_back((*all)[i].id);
+        cache_.delete_prekeys(drop);
+      }
+    }
+  }
+  if (!needed) return std::optional<wire::PublishKeys>();
+  return std::optional<wire::PublishKeys>(std::move(out));
+}
+
+std::optional<crypto::KeyPair> E2eDevice::prekey_pair(std::uint32_t id, std::string* kind) {
+  auto row = cache_.prekey(id);
+  if (!row || !*row) return std::nullopt;
+  crypto::KeyPair kp;
+  if (!to_array((*row)->pub, kp.pub) || !to_array((*row)->secret, kp.secret)) return std::nullopt;
+  if (kind != nullptr) *kind = (*row)->kind;
+  return kp;
+}
+
+// ---- receiving ------------------------------------------------------------------
+
+std::optional<std::string> E2eDevice::Batch::open_envelope(const wire::ChannelEvent& event,
+                                                           const wire::Envelope& envelope,
+                                                           std::string* error) {
+  const std::string& sender_device = event.e2e->device;
+  auto key = std::make_pair(event.sender, sender_device);
+  auto body = from_base64(envelope.body);
+  if (!body) {
+    *error = "bad_message";
+    return std::nullopt;
+  }
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) {
+    auto row = device_.cache_.e2e_session(event.sender, sender_device);
+    if (row && *row) {
+      if (auto r = crypto::Ratchet::deserialize((*row)->state)) {
+        it = sessions_.emplace(key, Working{std::move(*r), (*row)->base_key, (*row)->pending_prekey})
+                 .first;
+      }
+    }
+  }
+  std::optional<crypto::IdentityPublic> sender_identity;
+  if (envelope.prekey) {
+    const wire::PrekeyHeader& h = *envelope.prekey;
+    auto identity_raw_bytes = from_base64(h.identity);
+    auto ephemeral = from_base64(h.ephemeral);
+    if (!identity_raw_bytes || !ephemeral || ephemeral->size() != 32) {
+      *error = "bad_message";
+      return std::nullopt;
+    }
+    sender_identity = parse_identity(*identity_raw_bytes);
+    if (!sender_identity) {
+      *error = "bad_message";
+      return std::nullopt;
+    }
+    bool same_session = it != sessions_.end() && it->second.base_key == *ephemeral;
+    if (!same_session) {
+      // A new session (X3DH section 3.3, Bob's side).
+      std::string kind;
+      auto spk = device_.prekey_pair(h.signed_prekey, &kind);
+      if (!spk || (kind != "signed")) {
+        *error = "unknown_prekey";
+        return std::nullopt;
+      }
+      std::optional<crypto::KeyPair> opk;
+      std::string opk_kind;
+      if (h.one_time) {
+        opk = device_.prekey_pair(*h.one_time, &opk_kind);
+        if (!opk || (opk_kind != "one_time" && opk_kind != "last_resort")) {
+          *error = "unknown_prekey";
+          return std::nullopt;
+        }
+      }
+      Key32 ek{};
+      to_array(*ephemeral, ek);
+      auto secret = crypto::x3dh_respond(device_.identity_, *spk, opk ? &*opk : nullptr,
+                                         *sender_identity, ek);
+      if (!secret) {
+        *error = "bad_message";
+        return std::nullopt;
+      }
+      crypto::Ratchet fresh = crypto::Ratchet::init_responder(secret->sk, *spk, secret->ad);
+      auto plain = fresh.decrypt(view(*body));
+      if (!plain) {
+        *error = "bad_message";
+        return std::nullopt;
+      }
+      Working w{std::move(fresh), *ephemeral, std::nullopt};
+      sessions_.insert_or_assign(key, std::move(w));
+      if (h.one_time && opk_kind == "one_time") used_one_time_.push_back(*h.one_time);
+      note_identity(key, identity_raw(*sender_identity));
+      return std::string(reinterpret_cast<const char*>(plain->data()), plain->size());
+    }
+  }
+  if (it == sessions_.end()) {
+    *error = "no_session";
+    return std::nullopt;
+  }
+  auto plain = it->second.ratchet.decrypt(view(*body));
+  if (!plain) {
+    *error = "bad_message";
+    return std::nullopt;
+  }
+  // They have answered: our own messages need not repeat the prekey header.
+  it->second.pending_prekey.reset();
+  if (sender_identity) note_identity(key, identity_raw(*sender_identity));
+  return std::string(reinterpret_cast<const char*>(plain->data()), plain->size());
+}
+
+void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
+  m.e2e = true;
+  m.text.clear();
+  if (!event.e2e) return;
+  if (event.sender == device_.user_ && event.e2e->device == device_.device_) {
+    // Our own message: this device keeps the text it sent.
+    auto text = device_.cache_.outbox_text(m.id);
+    if (text && *text) {
+      m.text = **text;
+    } else {
+      m.e2e_error = "sent_from_here";
+    }
+    return;
+  }
+  const wire::Envelope* mine = nullptr;
+  for (const auto& env : event.e2e->to) {
+    if (env.user == device_.user_ && env.device == device_.device_) mine = &env;
+  }
+  if (mine == nullptr) {
+    m.e2e_error = "not_for_this_device";
+    return;
+  }
+  std::string error;
+  auto padded = open_envelope(event, *mine, &error);
+  if (!padded) {
+    m.e2e_error = error;
+    return;
+  }
+  auto text = unpack_plaintext(*padded, m.id);
+  if (!text || !wire::is_valid_utf8(*text)) {
+    m.e2e_error = "bad_message";
+    return;
+  }
+  m.text = std::move(*text);
+}
+
+void E2eDevice::Batch::note_identity(const std::pair<std::string, std::string>& key,
+                                     const std::string& identity) {
+  auto seen = devices_.find(key);
+  if (seen != devices_.end() && seen->second == identity) return;
+  auto known = device_.cache_.e2e_devices(key.first);
+  const store::Cache::DeviceRow* before = nullptr;
+  if (known) {
+    for (const auto& d : *known) {
+      if (d.device == key.second) before = &d;
+    }
+  }
+  devices_[key] = identity;
+  if (before != nullptr && before->identity == identity) return;
+  bool was_verified = false;
+  if (before != nullptr) {
+    auto verified = device_.cache_.e2e_verified(key.first);
+    auto digest = device_.identity_digest(key.first);
+    was_verified = verified && digest && !verified->empty() && *verified == *digest;
+  }
+  news_.push_back(IdentityNews{key.first, key.second, before != nullptr, was_verified});
+}
+
+store::Cache::E2eWrite E2eDevice::Batch::write() const {
+  store::Cache::E2eWrite w;
+  for (const auto& [key, s] : sessions_) {
+    w.sessions.push_back(
+        store::Cache::SessionRow{key.first, key.second, s.ratchet.serialize(), s.base_key,
+                                 s.pending_prekey, 0});
+  }
+  for (const auto& [key, identity] : devices_) {
+    w.devices.push_back(store::Cache::DeviceRow{key.first, key.second, identity, 0});
+  }
+  return w;
+}
+
+std::vector<E2eDevice::IdentityNews> E2eDevice::Batch::committed() {
+  device_.cache_.delete_prekeys(used_one_time_);
+  used_one_time_.clear();
+  return std::move(news_);
+}
+
+// ---- sending --------------------------------------------------------------------
+
+Result<bool> E2eDevice::has_sessions(const std::string& peer) {
+  auto rows = cache_.e2e_sessions_of(peer);
+  if (!rows) return rows.status();
+  return !rows->empty();
+}
+
+Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::string& id,
+                                          const std::string& text, const wire::Bundles* bundles,
+                                          std::int64_t now_ms) {
+  Sealed out;
+  out.payload.device = device_;
+  struct Target {
+    std::string device;
+    crypto::Ratchet ratchet;
+    std::string base_key;
+    std::optional<std::string> pending;
+  };
+  std::vector<Target> targets;
+  auto rows = cache_.e2e_sessions_of(peer);
+  if (!rows) return rows.status();
+  std::set<std::string> have;
+  for (const auto& row : *rows) {
+    auto r = crypto::Ratchet::deserialize(row.state);
+    if (!r) continue;  // a damaged session is replaced from a bundle
+    have.insert(row.device);
+    targets.push_back(Target{row.device, std::move(*r), row.base_key, row.pending_prekey});
+  }
+  if (bundles != nullptr) {
+    auto known = learn_identities(*bundles, now_ms);
+    if (!known) return known.status();
+    out.news = std::move(*known);
+    for (const auto& b : bundles->devices) {
+      if (have.count(b.device) || !b.signed_prekey) continue;
+      auto raw = from_base64(b.identity);
+      auto identity = raw ? parse_identity(*raw) : std::nullopt;
+      auto spk_raw = from_base64(b.signed_prekey->key);
+      auto sig_raw = from_base64(b.signed_prekey->signature);
+      crypto::PrekeyBundle bundle;
+      if (!identity || !spk_raw || !sig_raw || !to_array(*spk_raw, bundle.signed_prekey) ||
+          !to_array(*sig_raw, bundle.signature)) {
+        continue;  // a device whose bundle is malformed gets nothing
+      }
+      bundle.identity = *identity;
+      bundle.signed_prekey_id = b.signed_prekey->id;
+      if (b.one_time) {
+        auto otk = from_base64(b.one_time->key);
+        Key32 k{};
+        if (otk && to_array(*otk, k)) {
+          bundle.one_time_prekey_id = b.one_time->id;
+          bundle.one_time_prekey = k;
+        }
+      }
+      auto init = crypto::x3dh_initiate(identity_, bundle);
+      if (!init) continue;  // bad signature or refused DH: no session with it
+      auto ratchet =
+          crypto::Ratchet::init_initiator(init->secret.sk, bundle.signed_prekey, init->secret.ad);
+      if (!ratchet) continue;
+      wire::PrekeyHeader h{to_base64(identity_bytes()), to_base64(bytes_of(init->ephemeral_pub)),
+                           init->signed_prekey_id, init->one_time_prekey_id};
+      targets.push_back(Target{b.device, std::move(*ratchet), bytes_of(init->ephemeral_pub),
+                               encode_header(h)});
+    }
+  }
+  if (targets.empty()) {
+    return Status(StatusCode::not_found,
+                  fmt::format("no device of \"{}\" can receive encrypted messages", peer),
+                  wire::code::kNoKeys);
+  }
+  auto plain = pack_plaintext(id, text);
+  if (!plain) return Status(StatusCode::invalid_argument, "bad message id", "invalid_id");
+  for (auto& t : targets) {
+    auto sealed = t.ratchet.encrypt(view(*plain));
+    if (!sealed) {
+      return Status(StatusCode::internal,
+                    fmt::format("session with {}/{} cannot send", peer, t.device));
+    }
+    wire::Envelope env;
+    env.user = peer;
+    env.device = t.device;
+    if (t.pending) env.prekey = decode_header(*t.pending);
+    env.body = to_base64(std::string_view(reinterpret_cast<const char*>(sealed->data()),
+                                          sealed->size()));
+    out.payload.to.push_back(std::move(env));
+    out.write.sessions.push_back(store::Cache::SessionRow{peer, t.device, t.ratchet.serialize(),
+                                                          t.base_key, t.pending, now_ms});
+  }
+  sodium_memzero(plain->data(), plain->size());
+  return out;
+}
+
+// ---- identities -------------------------------------------------------------------
+
+Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
+    const wire::Bundles& bundles, std::int64_t now_ms) {
+  std::vector<IdentityNews> news;
+  auto known = cache_.e2e_devices(bundles.user);
+  if (!known) return known.status();
+  auto verified = cache_.e2e_verified(bundles.user);
+  auto digest_before = identity_digest(bundles.user);
+  bool was_verified = verified && digest_before && !verified->empty() && *verified == *digest_before;
+  store::Cache::E2eWrite write;
+  for (const auto& b : bundles.devices) {
+    if (bundles.user == user_ && b.device == device_) continue;
+    auto raw = from_base64(b.identity);
+    if (!raw || !parse_identity(*raw)) continue;
+    const store::Cache::DeviceRow* before = nullptr;
+    for (const auto& k : *known) {
+      if (k.device == b.device) before = &k;
+    }
+    if (before != nullptr && before->identity == *raw) continue;
+    write.devices.push_back(store::Cache::DeviceRow{bundles.user, b.device, *raw, now_ms});
+    news.push_back(IdentityNews{bundles.user, b.device, before != nullptr, was_verified});
+  }
+  if (Status s = cache_.apply_e2e(write); !s.ok()) return s;
+  return news;
+}
+
+Result<std::string> E2eDevice::identity_digest(const std::string& peer) {
+  auto keys = identities_of(cache_, peer);
+  if (!keys) return keys.status();
+  if (keys->empty()) return std::string();
+  return crypto::identity_set_digest(*keys);
+}
+
+Result<E2eDevice::Safety> E2eDevice::safety(const std::string& peer) {
+  auto keys = identities_of(cache_, peer);
+  if (!keys) return keys.status();
+  if (keys->empty()) {
+    return Status(StatusCode::not_found,
+                  fmt::format("no identity of \"{}\" is known yet", peer), wire::code::kNoKeys);
+  }
+  Safety out;
+  out.number = crypto::safety_number(user_, {identity_.public_part()}, peer, *keys);
+  out.digest = crypto::identity_set_digest(*keys);
+  auto verified = cache_.e2e_verified(peer);
+  if (!verified) return verified.status();
+  out.verified = !verified->empty() && *verified == out.digest;
+  return out;
+}
+
+Status E2eDevice::verify(const std::string& peer, bool verified) {
+  if (!verified) return cache_.set_e2e_verified(peer, "");
+  auto digest = identity_digest(peer);
+  if (!digest) return digest.status();
+  if (digest->empty()) {
+    return Status(StatusCode::not_found,
+                  fmt::format("no identity of \"{}\" is known yet", peer), wire::code::kNoKeys);
+  }
+  return cache_.set_e2e_verified(peer, *digest);
+}
+
+}  // namespace parley::client
