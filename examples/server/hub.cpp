@@ -44,6 +44,23 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
           add(out, m.client);
         } else if constexpr (std::is_same_v<T, wire::Send>) {
           out = {&m.channel, &m.id, &m.text};
+          if (m.e2e) {
+            out.push_back(&m.e2e->device);
+            for (const wire::Envelope& e : m.e2e->to) {
+              out.insert(out.end(), {&e.user, &e.device, &e.body});
+              if (e.prekey) out.insert(out.end(), {&e.prekey->identity, &e.prekey->ephemeral});
+            }
+          }
+        } else if constexpr (std::is_same_v<T, wire::PublishKeys>) {
+          out = {&m.identity};
+          for (const auto* signed_key : {&m.signed_prekey, &m.last_resort}) {
+            if (*signed_key) out.insert(out.end(), {&(*signed_key)->key, &(*signed_key)->signature});
+          }
+          if (m.one_time) {
+            for (const wire::OneTimeKey& k : *m.one_time) out.push_back(&k.key);
+          }
+        } else if constexpr (std::is_same_v<T, wire::GetBundle>) {
+          out = {&m.user};
         } else if constexpr (std::is_same_v<T, wire::Receipt>) {
           out = {&m.channel, &m.kind};
         } else if constexpr (std::is_same_v<T, wire::ListChannels>) {
@@ -114,6 +131,9 @@ wire::ChannelEvent to_wire(const StoredEvent& event) {
     out.id = event.client_id;
     if (event.deleted) {
       out.deleted = true;
+    } else if (!event.e2e.empty()) {
+      out.e2e = wire::decode_e2e(event.e2e);
+      if (!out.e2e) log("error", "event {} of \"{}\": stored e2e payload does not decode", event.seq, event.channel);
     } else {
       out.text = event.text;
     }
@@ -352,6 +372,7 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
   welcome.server_time = now;
   welcome.max_frame = max_frame_;
   welcome.channels = memberships(session.user());
+  welcome.keys = keys_state(session.user(), session.device());
   reply(session, welcome);
   presence_welcome(session);
 }
@@ -468,7 +489,12 @@ void Hub::handle(Session& session, const wire::Send& request) {
     metrics_.send_ack_seconds.observe(seconds_since(frame_decoded_at_));
     return;
   }
-  if (request.text.empty() || request.text.size() > wire::kMaxTextBytes) {
+  // Direct channels carry e2e and no text (docs/protocol.md, "End-to-end encryption").
+  if (request.e2e && !request.text.empty()) {
+    return error(session, request.rid, code::kInvalidE2e,
+                 fmt::format("message \"{}\" has both e2e and text", request.id), request.id);
+  }
+  if (!request.e2e && (request.text.empty() || request.text.size() > wire::kMaxTextBytes)) {
     return error(session, request.rid, code::kInvalidText,
                  request.text.empty()
                      ? fmt::format("message \"{}\" has no text", request.id)
@@ -485,13 +511,37 @@ void Hub::handle(Session& session, const wire::Send& request) {
                request.id)) {
     return;
   }
+  bool direct = channel.kind == ChannelKind::direct;
+  if (direct && !request.e2e) {
+    return error(session, request.rid, code::kE2eRequired,
+                 fmt::format("direct channel \"{}\" takes end-to-end encrypted messages only "
+                             "(e2e, no text)",
+                             request.channel),
+                 request.id);
+  }
+  std::string e2e;
+  if (request.e2e) {
+    if (!direct) {
+      return error(session, request.rid, code::kInvalidE2e,
+                   fmt::format("channel \"{}\" is {}: e2e is for direct channels only",
+                               request.channel, to_string(channel.kind)),
+                   request.id);
+    }
+    if (std::string why = check_e2e(session, *request.e2e, channel); !why.empty()) {
+      return error(session, request.rid, code::kInvalidE2e,
+                   fmt::format("message \"{}\": {}", request.id, why), request.id);
+    }
+  }
   auto text = screen_send(session, request, channel, *member);
   if (!text) return;
-  auto event = store_.append_message(request.channel, session.user(), request.id, *text, now_ms());
+  if (request.e2e) e2e = wire::encode_e2e(*request.e2e);
+  auto event =
+      store_.append_message(request.channel, session.user(), request.id, *text, now_ms(), e2e);
   if (!event) return store_error(session, request.rid, event.status(), request.id);
   channel.last_seq = event->seq;
   ++metrics_.messages_received_total;
   ++metrics_.messages_by_kind_total[to_string(channel.kind)];
+  if (!e2e.empty()) ++metrics_.e2e_messages_total;
   reply(session, wire::Ack{request.rid, request.channel, request.id, event->seq, event->ts, false});
   metrics_.send_ack_seconds.observe(seconds_since(frame_decoded_at_));
   publish(*event, &session);

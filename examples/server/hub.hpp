@@ -107,6 +107,15 @@ class Hub {
   void handle(Session& session, const wire::Watch& request);
   void handle(Session& session, const wire::Unwatch& request);
   void handle(Session& session, const wire::GetPresence& request);
+  void handle(Session& session, const wire::PublishKeys& request);
+  void handle(Session& session, const wire::GetBundle& request);
+
+  // hub_keys.cpp (docs/protocol.md, "End-to-end encryption")
+  // Why `session` may not send `e2e` to `channel` (a direct channel), or
+  // empty when it may.
+  std::string check_e2e(const Session& session, const wire::E2e& e2e, const Channel& channel) const;
+  // The keys of (user, device) as the server holds them, if it has published.
+  std::optional<wire::KeysState> keys_state(const std::string& user, const std::string& device);
 
   // hub_groups.cpp
   // The channel `name` if it exists (and is not deleted); else replies

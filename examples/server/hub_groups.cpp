@@ -132,7 +132,8 @@ std::optional<std::string> Hub::screen_send(Session& session, const wire::Send& 
       return std::nullopt;
     }
   }
-  if (filter_.empty()) return request.text;
+  // The server cannot read e2e payloads: no filter (and no mentions) for them.
+  if (filter_.empty() || request.e2e) return request.text;
   WordFilter::Outcome outcome = filter_.apply(request.text);
   switch (outcome.verdict) {
     case WordFilter::Verdict::pass:

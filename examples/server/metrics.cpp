@@ -183,6 +183,19 @@ std::string Metrics::render() const {
          presence_events_total);
   scalar(&out, "parley_online_count_events_total", "counter",
          "online_count events queued to client sessions.", online_count_events_total);
+  scalar(&out, "parley_e2e_messages_total", "counter",
+         "End-to-end encrypted messages accepted and stored (resends not counted).",
+         e2e_messages_total);
+  scalar(&out, "parley_e2e_bundles_total", "counter", "Prekey bundle requests answered.",
+         e2e_bundles_total);
+  scalar(&out, "parley_e2e_one_time_taken_total", "counter",
+         "One-time prekeys handed out (each once) in bundles.", e2e_one_time_taken_total);
+  scalar(&out, "parley_e2e_last_resort_total", "counter",
+         "Last-resort prekeys handed out because a device had no one-time prekey left.",
+         e2e_last_resort_total);
+  scalar(&out, "parley_e2e_keys_published_total", "counter",
+         "Keys requests accepted (identities, signed, last-resort and one-time prekeys).",
+         e2e_keys_published_total);
   scalar(&out, "parley_uptime_seconds", "gauge", "Seconds since the server started.",
          fmt::format("{:.3f}", uptime));
   return out;

@@ -86,6 +86,12 @@ struct Metrics {
   std::uint64_t presence_changes_total = 0;           // published changes of a user's presence
   std::uint64_t presence_events_total = 0;            // presence events queued to sessions
   std::uint64_t online_count_events_total = 0;        // online_count events queued
+  // End-to-end encryption (docs/server.md).
+  std::uint64_t e2e_messages_total = 0;        // e2e sends stored
+  std::uint64_t e2e_bundles_total = 0;         // bundle requests answered
+  std::uint64_t e2e_one_time_taken_total = 0;  // one-time prekeys handed out
+  std::uint64_t e2e_last_resort_total = 0;     // last-resort prekeys handed out instead
+  std::uint64_t e2e_keys_published_total = 0;  // keys requests accepted
   std::chrono::steady_clock::time_point started;
 
   // The Prometheus text exposition (version 0.0.4).

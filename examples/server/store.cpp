@@ -168,6 +168,32 @@ CREATE TABLE presence (
   last_seen      INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 7: end-to-end encrypted direct messages (issue 9, docs/server.md "End-to-end
+    // encryption"). Keys are kept as the base64 the device sent. A message's
+    // e2e column holds the JSON of its payload (text is NULL then).
+    R"sql(
+CREATE TABLE device_keys (
+  user     TEXT NOT NULL,
+  device   TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  spk_id   INTEGER NOT NULL,
+  spk_key  TEXT NOT NULL,
+  spk_sig  TEXT NOT NULL,
+  lr_id    INTEGER NOT NULL,
+  lr_key   TEXT NOT NULL,
+  lr_sig   TEXT NOT NULL,
+  updated  INTEGER NOT NULL,
+  PRIMARY KEY (user, device)
+) WITHOUT ROWID;
+CREATE TABLE one_time_prekeys (
+  user   TEXT NOT NULL,
+  device TEXT NOT NULL,
+  id     INTEGER NOT NULL,
+  key    TEXT NOT NULL,
+  PRIMARY KEY (user, device, id)
+) WITHOUT ROWID;
+ALTER TABLE events ADD COLUMN e2e TEXT;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();
@@ -185,7 +211,7 @@ std::optional<EventKind> parse_kind(std::string_view kind) {
 // The columns history reads, from seq on (read_event_columns's order).
 constexpr std::string_view kEventColumns =
     "seq, kind, sender, client_id, text, ts, deleted, target, role, until, ref, channel_kind, "
-    "m_name, m_topic, m_description, m_avatar, m_data";
+    "m_name, m_topic, m_description, m_avatar, m_data, e2e";
 
 std::optional<std::string> optional_text(const store::Statement& stmt, int column) {
   if (stmt.column_is_null(column)) return std::nullopt;
@@ -276,8 +302,9 @@ Status ServerStore::prepare_statements() {
        "UPDATE channels SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING id, last_seq"},
       {&insert_event_,
        "INSERT INTO events (channel_id, seq, kind, sender, client_id, text, ts, target, role, "
-       "until, ref, channel_kind, m_name, m_topic, m_description, m_avatar, m_data) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"},
+       "until, ref, channel_kind, m_name, m_topic, m_description, m_avatar, m_data, e2e) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+       "?18)"},
       {&insert_member_,
        "INSERT INTO members (channel_id, user, joined_seq, role) VALUES (?1, ?2, ?3, ?4)"},
       {&delete_member_, "DELETE FROM members WHERE channel_id = ?1 AND user = ?2"},
@@ -354,7 +381,12 @@ Status ServerStore::insert_event(std::int64_t channel_id, const StoredEvent& eve
       .bind(7, event.ts);
   // Unbound parameters are NULL.
   if (event.kind == EventKind::message) {
-    insert_event_.bind(5, event.client_id).bind(6, event.text);
+    insert_event_.bind(5, event.client_id);
+    if (event.e2e.empty()) {
+      insert_event_.bind(6, event.text);
+    } else {
+      insert_event_.bind(18, event.e2e);  // text stays NULL: the server never has it
+    }
   } else if (event.kind == EventKind::system) {
     insert_event_.bind(6, event.text);
   }
@@ -492,7 +524,8 @@ Result<StoredEvent> ServerStore::leave(const std::string& channel, const std::st
 Result<StoredEvent> ServerStore::append_message(const std::string& channel,
                                                 const std::string& sender,
                                                 const std::string& client_id,
-                                                const std::string& text, std::int64_t ts) {
+                                                const std::string& text, std::int64_t ts,
+                                                const std::string& e2e) {
   store::Transaction tx(db_);
   if (!tx.begin_status().ok()) return failure("send", tx.begin_status());
   auto seq = next_seq(channel);
@@ -510,6 +543,7 @@ Result<StoredEvent> ServerStore::append_message(const std::string& channel,
   event.sender = sender;
   event.client_id = client_id;
   event.text = text;
+  event.e2e = e2e;
   event.ts = ts;
   if (Status s = insert_event(seq->first, event); !s.ok()) {
     return s.reason() == "duplicate" ? s : failure("send", s);
@@ -561,6 +595,7 @@ Result<StoredEvent> ServerStore::read_event(const store::Statement& stmt,
   event.meta.description = optional_text(stmt, 14);
   event.meta.avatar_url = optional_text(stmt, 15);
   event.meta.data = optional_text(stmt, 16);
+  event.e2e = stmt.column_text(17);
   return event;
 }
 

@@ -39,6 +39,7 @@ struct StoredEvent {
   std::uint64_t ref = 0;
   std::string channel_kind;
   ChannelMeta meta;
+  std::string e2e;  // kind message in a direct channel: the payload's JSON; "" otherwise
 };
 
 struct StoredChannel {
@@ -108,6 +109,44 @@ struct StoredReport {
   std::optional<std::string> text;  // of the reported message, unless deleted
 };
 
+// End-to-end encryption (store_keys.cpp). Keys are kept as the base64 the
+// device sent; the hub has checked sizes and signatures.
+struct StoredSignedKey {
+  std::uint32_t id = 0;
+  std::string key;
+  std::string signature;
+};
+struct StoredOneTimeKey {
+  std::uint32_t id = 0;
+  std::string key;
+};
+// A device's keys as stored, with how many one-time prekeys it has left.
+struct StoredDeviceKeys {
+  std::string identity;
+  StoredSignedKey signed_prekey;
+  StoredSignedKey last_resort;
+  std::int64_t updated = 0;
+  std::uint64_t one_time_left = 0;
+};
+// What one keys request publishes. A new identity needs both signed keys.
+struct KeysUpdate {
+  std::string identity;
+  std::optional<StoredSignedKey> signed_prekey;
+  std::optional<StoredSignedKey> last_resort;
+  std::vector<StoredOneTimeKey> one_time;
+};
+// One device's bundle as handed out. one_time: the one-time prekey taken, or
+// the last-resort prekey (last_resort true) when none was left; absent when
+// nothing was taken (identities only).
+struct TakenBundle {
+  std::string device;
+  std::string identity;
+  StoredSignedKey signed_prekey;
+  std::optional<StoredOneTimeKey> one_time;
+  bool last_resort = false;
+  std::uint64_t one_time_left = 0;
+};
+
 // A receipt cursor: kind "read" (per user, device empty) or "delivered" (per
 // user and device).
 struct StoredReceipt {
@@ -126,7 +165,7 @@ struct ReceiptAdvance {
 
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -154,7 +193,7 @@ class ServerStore {
   Result<StoredEvent> leave(const std::string& channel, const std::string& user, std::int64_t ts);
   Result<StoredEvent> append_message(const std::string& channel, const std::string& sender,
                                      const std::string& client_id, const std::string& text,
-                                     std::int64_t ts);
+                                     std::int64_t ts, const std::string& e2e = {});
 
   // Appends `event` to its channel (the seq is assigned here) and runs
   // `effects` with the channel's row id inside the same transaction: both
@@ -211,6 +250,24 @@ class ServerStore {
   // after both the user's read cursor and the seq at which they joined; and
   // of those, the ones that mention them.
   Result<UnreadCounts> unread_counts(const std::string& channel, const std::string& user);
+
+  // End-to-end encryption keys (store_keys.cpp).
+  // Publishes keys of (user, device) in one transaction. When the device has
+  // no identity stored, or another one, both signed keys are required and
+  // replace the row, and its one-time prekeys are dropped; otherwise each
+  // part present replaces its own, and one-time prekeys whose id is stored
+  // already are ignored. Reason invalid_keys: signed keys missing, or more
+  // than `max_one_time` one-time prekeys would be stored.
+  Result<StoredDeviceKeys> publish_keys(const std::string& user, const std::string& device,
+                                        const KeysUpdate& update, std::int64_t now_ms,
+                                        std::size_t max_one_time);
+  Result<std::optional<StoredDeviceKeys>> device_keys(const std::string& user,
+                                                      const std::string& device);
+  // The devices of `user` that have keys, in device order. take: each gets
+  // its signed prekey and takes its lowest one-time prekey, deleted in the
+  // same transaction (the last-resort prekey when none is left); otherwise
+  // only device and identity are filled.
+  Result<std::vector<TakenBundle>> take_bundles(const std::string& user, bool take);
 
   // The message `sender` sent with `client_id`, if any.
   Result<std::optional<StoredEvent>> find_message(const std::string& sender,

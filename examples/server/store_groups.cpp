@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::string_view kEventColumns =
     "seq, kind, sender, client_id, text, ts, deleted, target, role, until, ref, channel_kind, "
-    "m_name, m_topic, m_description, m_avatar, m_data";
+    "m_name, m_topic, m_description, m_avatar, m_data, e2e";
 
 Status internal(std::string_view what, const Status& status) {
   return Status(status.code(), fmt::format("{}: {}", what, status.message()), "internal");
@@ -154,7 +154,7 @@ Status ServerStore::put_meta(std::int64_t channel_id, const ChannelMeta& changes
 
 Status ServerStore::clear_message(std::int64_t channel_id, std::uint64_t seq) {
   Status s = run_once(
-      "UPDATE events SET text = NULL, deleted = 1 WHERE channel_id = ?1 AND seq = ?2",
+      "UPDATE events SET text = NULL, e2e = NULL, deleted = 1 WHERE channel_id = ?1 AND seq = ?2",
       [&](store::Statement& q) { q.bind(1, channel_id).bind(2, seq); });
   if (!s.ok()) return s;
   return put_pin(channel_id, seq, false);

@@ -561,6 +561,33 @@ std::vector<Decoded<ServerMessage>> decode_server_frame(std::string_view frame) 
 std::string encode(const ClientMessage& message) { return encode_variant(message); }
 std::string encode(const ServerMessage& message) { return encode_variant(message); }
 
+std::string encode_e2e(const E2e& e2e) {
+  rapidjson::StringBuffer buffer;
+  json::JsonOut::Writer writer(buffer);
+  json::JsonOut ar(writer);
+  writer.StartObject();
+  serialize(ar, const_cast<E2e&>(e2e));  // serialize() only reads when saving
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::optional<E2e> decode_e2e(std::string_view text) {
+  rapidjson::Document doc;
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+  doc.Parse<kFlags>(text.data(), text.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  try {
+    json::JsonIn ar(doc, &is_valid_utf8);
+    E2e out;
+    serialize(ar, out);
+    return out;
+  } catch (const json::FieldError&) {
+    return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 std::string pack(const std::vector<std::shared_ptr<const std::string>>& items) {
   if (items.size() == 1) return *items.front();
   std::size_t size = 2 + items.size();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -37,6 +38,11 @@ std::vector<Decoded<ServerMessage>> decode_server_frame(std::string_view frame);
 // One message as one JSON object.
 std::string encode(const ClientMessage& message);
 std::string encode(const ServerMessage& message);
+
+// An e2e payload alone, as one JSON object (the server stores it this way).
+// decode_e2e: nullopt unless `text` is such an object with every field.
+std::string encode_e2e(const E2e& e2e);
+std::optional<E2e> decode_e2e(std::string_view text);
 
 // Packs already-encoded objects into one frame: the object itself for one,
 // a JSON array for several.

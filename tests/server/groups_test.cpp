@@ -308,16 +308,17 @@ TEST_CASE("groups: every action in a direct channel") {
     const std::string context = fmt::format("direct channel: a member tries to {}", a.name);
     INFO(context);
     ++n;
-    UserSession me(server, fmt::format("me{}", n));
-    UserSession other(server, fmt::format("other{}", n));
+    UserSession me(server, fmt::format("me{}", n), false, "phone");
+    UserSession other(server, fmt::format("other{}", n), false, "laptop");
     const std::string name = me.ok(wire::OpenDirect{0, other.user()}).channel;
-    std::uint64_t mine = me.sent(name, "mine").seq;
-    std::uint64_t theirs = other.sent(name, "theirs").seq;
+    // Direct channels take end-to-end encrypted messages only.
+    std::uint64_t mine = me.sent_e2e(name, other.user()).seq;
+    std::uint64_t theirs = other.sent_e2e(name, me.user()).seq;
     if (a.action == Action::unpin) me.ok(pin(name, mine));
     wire::ServerMessage reply;
     switch (a.action) {
       case Action::post:
-        reply = me.send(name, "hello");
+        reply = me.send_e2e(name, other.user());
         break;
       case Action::invite:
         reply = me.ask(member(name, "invite", "newbie"));
@@ -667,9 +668,9 @@ TEST_CASE("groups: an offline member catches up on every change in order") {
 
 TEST_CASE("groups: direct channels belong to their two users") {
   TestServer server;
-  UserSession alice(server, "alice");
-  UserSession bob(server, "bob");
-  UserSession carol(server, "carol");
+  UserSession alice(server, "alice", false, "phone");
+  UserSession bob(server, "bob", false, "laptop");
+  UserSession carol(server, "carol", false, "tablet");
   auto opened = alice.ok(wire::OpenDirect{0, "bob"});
   CHECK(opened.channel == "@alice+bob");
   CHECK(opened.seq == 1);
@@ -681,7 +682,7 @@ TEST_CASE("groups: direct channels belong to their two users") {
   auto again = bob.ok(wire::OpenDirect{0, "alice"});
   CHECK(again.channel == opened.channel);
   CHECK(again.seq == 0);  // already a member
-  CHECK(bob.sent(opened.channel, "hi alice").seq == 2);
+  CHECK(bob.sent_e2e(opened.channel, "alice").seq == 2);
 
   carol.refused(join(opened.channel), "forbidden");
   carol.refused(history(opened.channel), "not_member");
@@ -695,7 +696,9 @@ TEST_CASE("groups: direct channels belong to their two users") {
   // Who left comes back through `direct`, and reads what they missed.
   CHECK(bob.ok(leave(opened.channel)).seq == 3);
   CHECK(alice.event("leave").sender == "bob");
-  alice.sent(opened.channel, "are you there?");
+  // Bob is no member now: alice's message goes to her own other device only.
+  wire::Send missed = alice.e2e_message(opened.channel);
+  alice.ask_for<wire::Ack>(missed);
   CHECK(bob.quiet());
   auto back = bob.ok(wire::OpenDirect{0, "alice"});
   CHECK(back.channel == opened.channel);
@@ -703,7 +706,9 @@ TEST_CASE("groups: direct channels belong to their two users") {
   CHECK(alice.event("join").sender == "bob");
   auto page = bob.history_after(opened.channel, 3);
   REQUIRE(page.events.size() == 2);
-  CHECK(page.events[0].text == "are you there?");
+  CHECK_FALSE(page.events[0].text.has_value());
+  REQUIRE(page.events[0].e2e.has_value());
+  CHECK(wire::encode_e2e(*page.events[0].e2e) == wire::encode_e2e(*missed.e2e));
   auto listed = bob.ask_for<wire::ChannelList>(wire::ListChannels{});
   REQUIRE(listed.channels.size() == 1);
   CHECK(listed.channels[0].kind == "direct");

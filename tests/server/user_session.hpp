@@ -10,6 +10,8 @@
 // Use from one thread at a time.
 #pragma once
 
+#include <sodium.h>
+
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -17,6 +19,7 @@
 #include <string>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "server_fixture.hpp"
 
@@ -44,11 +47,37 @@ inline std::string fresh_id() {
   return client_id(next++);
 }
 
+// Standard base64 with padding, as keys and e2e bodies travel.
+inline std::string to_base64(const unsigned char* data, std::size_t size) {
+  std::string out(sodium_base64_ENCODED_LEN(size, sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), data, size, sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);  // the terminating NUL
+  return out;
+}
+
+// `size` random bytes in base64.
+inline std::string random_base64(std::size_t size) {
+  REQUIRE(sodium_init() >= 0);
+  std::vector<unsigned char> bytes(size);
+  randombytes_buf(bytes.data(), bytes.size());
+  return to_base64(bytes.data(), bytes.size());
+}
+
+// A well-formed e2e payload from `device`: one envelope to `to`'s device
+// `to_device` whose body is random bytes. The server cannot tell it from a
+// real one.
+inline wire::E2e fake_e2e(const std::string& device, const std::string& to,
+                          const std::string& to_device = "their-device") {
+  return wire::E2e{device, {wire::Envelope{to, to_device, std::nullopt, random_base64(80)}}};
+}
+
 class UserSession {
  public:
-  UserSession(const TestServer& server, std::string user, bool admin = false)
+  // `device`: the device id announced at auth, none if empty (e2e needs one).
+  UserSession(const TestServer& server, std::string user, bool admin = false,
+              const std::string& device = "")
       : user_(std::move(user)), peer_(std::make_unique<Peer>(server.port())) {
-    welcome_ = peer_->auth(admin ? server.admin_token(user_) : server.token(user_));
+    welcome_ = peer_->auth(admin ? server.admin_token(user_) : server.token(user_), 1, device);
   }
 
   const std::string& user() const { return user_; }
@@ -91,6 +120,19 @@ class UserSession {
   }
   wire::Ack sent(const std::string& channel, const std::string& text) {
     return ask_for<wire::Ack>(wire::Send{0, channel, fresh_id(), text});
+  }
+  // A send of a fake e2e payload (fake_e2e) from this session's device to
+  // `to` (this user's other device when empty), as direct channels take.
+  wire::ServerMessage send_e2e(const std::string& channel, const std::string& to = "") {
+    return ask(e2e_message(channel, to));
+  }
+  wire::Ack sent_e2e(const std::string& channel, const std::string& to = "") {
+    return ask_for<wire::Ack>(e2e_message(channel, to));
+  }
+  wire::Send e2e_message(const std::string& channel, const std::string& to = "") const {
+    wire::Send send{0, channel, fresh_id(), ""};
+    send.e2e = fake_e2e(welcome_.device, to.empty() ? user_ : to);
+    return send;
   }
   wire::HistoryPage history_after(const std::string& channel, std::uint64_t after) {
     return ask_for<wire::HistoryPage>(
