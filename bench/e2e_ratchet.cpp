@@ -20,7 +20,12 @@
 // Each decrypted plaintext is compared with what was sent.
 //
 //   parley-bench-e2e [--pingpong 20000] [--burst 200000] [--rounds 3]
-//                    [--size 1024] [--batch 1000] [--no-olm]
+//                    [--size 1024] [--batch 1000] [--pending 0] [--no-olm]
+//
+// --pending N adds a Parley-only figure: the burst while Bob holds N skipped
+// message keys (N messages sent before the burst and never delivered; at
+// most 1,000, the ratchet's MAX_SKIP), the case where a decrypt that copied
+// the state would copy them all each time.
 //
 // Exit status: 0 when every message decrypted to what was sent (the goals are
 // reported, not enforced), 1 otherwise.
@@ -133,8 +138,13 @@ Rate parley_pingpong(long count, const crypto::Bytes& plain) {
   return timer.rate(count);
 }
 
-Rate parley_burst(long count, long batch, const crypto::Bytes& plain) {
+// `pending` > 0: first leaves that many messages undelivered, so that Bob
+// holds as many skipped keys throughout (parley only).
+Rate parley_burst(long count, long batch, const crypto::Bytes& plain, long pending = 0) {
   ParleySession s = parley_session(plain);
+  for (long i = 0; i < pending; ++i) {
+    if (!s.alice->encrypt(plain)) die("parley: encrypt failed");
+  }
   std::vector<crypto::Bytes> wire(static_cast<std::size_t>(batch));
   const Timer timer;
   for (long done = 0; done < count;) {
@@ -345,14 +355,15 @@ int main(int argc, char** argv) {
   pattern.pingpong = args.num("pingpong", 20000);
   pattern.burst = args.num("burst", 200000);
   pattern.batch = args.num("batch", 1000);
+  const long pending = args.num("pending", 0);
   const long rounds = args.num("rounds", 3);
   const long size = args.num("size", 1024);
   bool with_olm = !args.flag("no-olm");
   if (pattern.pingpong < 2 || pattern.burst < 1 || pattern.batch < 1 || rounds < 1 || size < 0 ||
-      size > (1 << 24)) {
+      size > (1 << 24) || pending < 0 || pending > crypto::Ratchet::kMaxSkip) {
     std::fprintf(stderr,
                  "usage: parley-bench-e2e [--pingpong N] [--burst N] [--rounds R] [--size BYTES] "
-                 "[--batch N] [--no-olm]\n");
+                 "[--batch N] [--pending N] [--no-olm]\n");
     return 2;
   }
   if (!crypto::sodium_ready()) die("libsodium cannot be initialised");
@@ -371,10 +382,11 @@ int main(int argc, char** argv) {
     double median_wall() const { return median(wall); }
     double median_cpu() const { return median(cpu); }
   };
-  Series p_pp, p_burst, o_pp, o_burst;
+  Series p_pp, p_burst, p_pending, o_pp, o_burst;
   for (long r = 0; r < rounds; ++r) {
     p_pp.add(parley_pingpong(pattern.pingpong, plain));
     p_burst.add(parley_burst(pattern.burst, pattern.batch, plain));
+    if (pending > 0) p_pending.add(parley_burst(pattern.burst, pattern.batch, plain, pending));
 #ifdef PARLEY_HAVE_OLM
     if (with_olm) {
       o_pp.add(olm_pingpong(pattern.pingpong, plain));
@@ -396,6 +408,15 @@ int main(int argc, char** argv) {
   report.at_least("parley burst", p_burst.median_wall(), "msg/s", kGoalBurst);
   report.info("parley ping-pong, by CPU time", p_pp.median_cpu(), "msg/s", 0);
   report.info("parley burst, by CPU time", p_burst.median_cpu(), "msg/s", 0);
+  if (pending > 0) {
+    report.info(fmt::format("parley burst, {} skipped keys held", pending), p_pending.median_wall(),
+                "msg/s", 0);
+    report.info(fmt::format("parley burst, {} skipped keys held, by CPU time", pending),
+                p_pending.median_cpu(), "msg/s", 0);
+    report.field("pending_skipped", static_cast<double>(pending));
+    report.field("parley_burst_pending_msg_s", p_pending.median_wall());
+    report.field("parley_burst_pending_cpu_msg_s", p_pending.median_cpu());
+  }
   report.field("size", static_cast<double>(size));
   report.field("pingpong_messages", static_cast<double>(pattern.pingpong));
   report.field("burst_messages", static_cast<double>(pattern.burst));
