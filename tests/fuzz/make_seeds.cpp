@@ -6,6 +6,7 @@
 //   build/bin/fuzz_make_seeds tests/fuzz/corpus
 //
 // It replaces the files it writes and leaves others alone.
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include <cstdio>
@@ -72,6 +73,74 @@ wire::ChannelEvent event(const std::string& channel, std::uint64_t seq, const st
   return e;
 }
 
+std::string base64(const unsigned char* data, std::size_t size) {
+  std::string out(sodium_base64_ENCODED_LEN(size, sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), data, size, sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);
+  return out;
+}
+
+// Real keys of one device, the same at every run (made from `tag`): a
+// publish the server accepts.
+wire::PublishKeys device_keys(unsigned char tag, std::size_t one_time) {
+  if (sodium_init() < 0) std::exit(1);
+  unsigned char seed[crypto_sign_SEEDBYTES];
+  std::memset(seed, tag, sizeof seed);
+  unsigned char sign_pk[crypto_sign_PUBLICKEYBYTES];
+  unsigned char sign_sk[crypto_sign_SECRETKEYBYTES];
+  crypto_sign_seed_keypair(sign_pk, sign_sk, seed);
+  auto x25519 = [&](unsigned char n) {
+    unsigned char sk[32];
+    unsigned char pk[32];
+    std::memset(sk, static_cast<unsigned char>(tag ^ n), sizeof sk);
+    crypto_scalarmult_base(pk, sk);
+    return std::string(reinterpret_cast<char*>(pk), sizeof pk);
+  };
+  auto signed_key = [&](std::uint32_t id, unsigned char n) {
+    std::string pk = x25519(n);
+    unsigned char sig[crypto_sign_BYTES];
+    crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(pk.data()), pk.size(),
+                         sign_sk);
+    return wire::SignedKey{id, base64(reinterpret_cast<const unsigned char*>(pk.data()), pk.size()),
+                           base64(sig, sizeof sig)};
+  };
+  unsigned char identity[64];
+  std::memcpy(identity, sign_pk, 32);
+  std::string dh = x25519(0);
+  std::memcpy(identity + 32, dh.data(), 32);
+  wire::PublishKeys keys{1, base64(identity, sizeof identity), signed_key(1, 1),
+                         signed_key(1000, 2), std::nullopt};
+  if (one_time > 0) {
+    keys.one_time.emplace();
+    for (std::size_t i = 0; i < one_time; ++i) {
+      std::string pk = x25519(static_cast<unsigned char>(10 + i));
+      keys.one_time->push_back({static_cast<std::uint32_t>(i + 1),
+                                base64(reinterpret_cast<const unsigned char*>(pk.data()), 32)});
+    }
+  }
+  return keys;
+}
+
+// An e2e payload from `device` to `to`'s `to_device`; body: `size` bytes.
+wire::E2e e2e_payload(const std::string& device, const std::string& to,
+                      const std::string& to_device, std::size_t size, bool prekey) {
+  std::string body(size, '\x5a');
+  wire::Envelope envelope{to, to_device, std::nullopt,
+                          base64(reinterpret_cast<const unsigned char*>(body.data()), body.size())};
+  if (prekey) {
+    wire::PublishKeys keys = device_keys(7, 0);
+    envelope.prekey = wire::PrekeyHeader{keys.identity, keys.signed_prekey->key, 1, 1};
+  }
+  return wire::E2e{device, {envelope}};
+}
+
+wire::Send e2e_send(std::uint64_t rid, const std::string& channel, const std::string& id,
+                    wire::E2e e2e) {
+  wire::Send send{rid, channel, id, ""};
+  send.e2e = std::move(e2e);
+  return send;
+}
+
 // ---- frames -------------------------------------------------------------------
 
 std::vector<std::pair<std::string, wire::ClientMessage>> client_messages() {
@@ -111,6 +180,12 @@ std::vector<std::pair<std::string, wire::ClientMessage>> client_messages() {
       {"watch", wire::Watch{27, {"bob", "carol"}, true}},
       {"unwatch", wire::Unwatch{28, {"bob"}}},
       {"get_presence", wire::GetPresence{29, {"bob"}}},
+      {"keys", device_keys(1, 3)},
+      {"keys_more", wire::PublishKeys{31, device_keys(1, 0).identity, std::nullopt, std::nullopt,
+                                      device_keys(1, 2).one_time}},
+      {"bundle", wire::GetBundle{32, "bob", std::nullopt}},
+      {"bundle_identities", wire::GetBundle{33, "bob", true}},
+      {"send_e2e", e2e_send(34, "@alice+bob", kId2, e2e_payload("phone", "bob", "laptop", 72, true))},
   };
 }
 
@@ -140,7 +215,25 @@ std::vector<std::pair<std::string, wire::ServerMessage>> server_messages() {
   admin_result.channels = std::vector<wire::AdminChannel>{{"team", "private", 2, 9}};
   wire::Error limited{10, "rate_limited", "slow down", kId1};
   limited.retry_after_ms = 900;
+  wire::Welcome welcome_keys{1, "alice", "phone", kTs, 65536, {{"@alice+bob", 3}}};
+  welcome_keys.keys = wire::KeysState{0, device_keys(1, 0).identity, 1, 1000, 42};
+  wire::ChannelEvent e2e_event = event("@alice+bob", 3, "message", "alice", {}, kId2);
+  e2e_event.text.reset();
+  e2e_event.e2e = e2e_payload("phone", "bob", "laptop", 72, true);
+  wire::PublishKeys bob_keys = device_keys(2, 1);
+  wire::Bundles bundles{6, "bob", {}};
+  bundles.devices.push_back(wire::DeviceBundle{"laptop", bob_keys.identity, bob_keys.signed_prekey,
+                                               (*bob_keys.one_time)[0], std::nullopt});
+  bundles.devices.push_back(wire::DeviceBundle{
+      "phone", bob_keys.identity, bob_keys.signed_prekey,
+      wire::OneTimeKey{bob_keys.last_resort->id, bob_keys.last_resort->key}, true});
+  wire::Bundles identities{7, "bob", {wire::DeviceBundle{"laptop", bob_keys.identity}}};
   return {
+      {"welcome_keys", welcome_keys},
+      {"keys_state", wire::KeysState{30, device_keys(1, 0).identity, 1, 1000, 3}},
+      {"bundles", bundles},
+      {"bundles_identities", identities},
+      {"event_e2e", e2e_event},
       {"welcome", wire::Welcome{1, "alice", "phone", kTs, 65536, {{"general", 5}, {"random", 0}}}},
       {"welcome_empty", wire::Welcome{1, "alice", "phone", kTs, 65536, {}}},
       {"ok", wire::Ok{2, "general", 1, 1}},
@@ -301,6 +394,40 @@ void hub_seeds() {
             "1" + enc(C{wire::SetPresence{1, std::string("busy"), {}, {}, {}}}),
             "1" + enc(C{wire::Watch{2, {}, {}}}),
             "!tick",
+        }));
+  // Connections 0 and 1 authenticate as devices "device-0" and "device-1".
+  wire::PublishKeys alice_keys = device_keys(1, 2);
+  wire::PublishKeys bob_keys = device_keys(2, 1);
+  wire::PublishKeys forged = device_keys(3, 0);
+  forged.last_resort->signature = alice_keys.last_resort->signature;
+  write("hub", "e2e.txt",
+        script({
+            "0!auth alice",
+            "1!auth bob",
+            "0" + enc(C{alice_keys}),
+            "1" + enc(C{bob_keys}),
+            "1" + enc(C{wire::GetBundle{2, "alice", std::nullopt}}),
+            "1" + enc(C{wire::GetBundle{3, "alice", true}}),
+            "1" + enc(C{wire::GetBundle{4, "alice", std::nullopt}}),
+            "1" + enc(C{wire::GetBundle{5, "alice", std::nullopt}}),  // the last resort
+            "0" + enc(C{wire::OpenDirect{2, "bob"}}),
+            "0" + enc(C{e2e_send(3, "@alice+bob", kId1,
+                                 e2e_payload("device-0", "bob", "device-1", 80, true))}),
+            "1" + enc(C{e2e_send(6, "@alice+bob", kId2,
+                                 e2e_payload("device-1", "alice", "device-0", 56, false))}),
+            "0" + enc(C{wire::Send{4, "@alice+bob", fmt_id(4), "in the clear"}}),
+            "0" + enc(C{e2e_send(5, "@alice+bob", fmt_id(5),
+                                 e2e_payload("device-0", "carol", "x", 56, false))}),
+            "0" + enc(C{e2e_send(6, "@alice+bob", fmt_id(6),
+                                 e2e_payload("device-0", "bob", "device-1", 20, false))}),
+            "1" + enc(C{wire::History{7, "@alice+bob", std::nullopt, std::nullopt, 50}}),
+            "0" + enc(C{wire::DeleteMessage{7, "@alice+bob", 2}}),
+            "0" + enc(C{forged}),
+            "0" + enc(C{wire::PublishKeys{8, alice_keys.identity, std::nullopt, std::nullopt,
+                                          device_keys(1, 3).one_time}}),
+            "1" + enc(C{wire::GetBundle{8, "carol", std::nullopt}}),
+            "0!close",
+            "0!auth alice",
         }));
   write("hub", "refusals.txt",
         script({
