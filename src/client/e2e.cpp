@@ -378,6 +378,17 @@ void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
     m.e2e_error = "not_for_this_device";
     return;
   }
+  // What this message may change, so that an authentic ciphertext carried
+  // under the wrong message id (relabelled by the server) changes nothing.
+  auto key = std::make_pair(event.sender, event.e2e->device);
+  auto session_before = sessions_.find(key) != sessions_.end()
+                            ? std::optional<Working>(sessions_.at(key))
+                            : std::nullopt;
+  auto device_before = devices_.find(key) != devices_.end()
+                           ? std::optional<std::string>(devices_.at(key))
+                           : std::nullopt;
+  std::size_t used_before = used_one_time_.size();
+  std::size_t news_before = news_.size();
   std::string error;
   auto padded = open_envelope(event, *mine, &error);
   if (!padded) {
@@ -385,7 +396,20 @@ void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
     return;
   }
   auto text = unpack_plaintext(*padded, m.id);
+  sodium_memzero(padded->data(), padded->size());
   if (!text || !wire::is_valid_utf8(*text)) {
+    if (session_before) {
+      sessions_.insert_or_assign(key, std::move(*session_before));
+    } else {
+      sessions_.erase(key);
+    }
+    if (device_before) {
+      devices_[key] = *device_before;
+    } else {
+      devices_.erase(key);
+    }
+    used_one_time_.resize(used_before);
+    news_.resize(news_before);
     m.e2e_error = "bad_message";
     return;
   }
