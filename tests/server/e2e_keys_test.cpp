@@ -562,3 +562,18 @@ TEST_CASE("e2e: keys, one-time prekeys and e2e messages survive a restart") {
   REQUIRE(page.events[1].e2e.has_value());
   CHECK(wire::encode_e2e(*page.events[1].e2e) == wire::encode_e2e(*sent.e2e));
 }
+
+TEST_CASE("e2e: strings of keys and envelopes must be utf-8, as every string") {
+  TestServer server;
+  UserSession alice(server, "alice", false, "phone");
+  UserSession bob(server, "bob", false, "laptop");
+  const std::string dm = alice.ok(wire::OpenDirect{0, "bob"}).channel;
+  alice.peer().send(R"({"type":"keys","rid":5001,"identity":"\udc00"})");
+  CHECK(alice.peer().expect_error("invalid_utf8").rid == 5001u);
+  alice.peer().send(R"({"type":"send","rid":5002,"channel":")" + dm + R"(","id":")" + fresh_id() +
+                    R"(","e2e":{"device":"phone","to":[{"user":"bob","device":"\udc00","body":"AAAA"}]}})");
+  CHECK(alice.peer().expect_error("invalid_utf8").rid == 5002u);
+  alice.peer().send(R"({"type":"bundle","rid":5003,"user":"\udc00"})");
+  CHECK(alice.peer().expect_error("invalid_utf8").rid == 5003u);
+  CHECK(alice.ask_for<wire::ChannelList>(wire::ListChannels{}).channels.size() == 1);
+}
