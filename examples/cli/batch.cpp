@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "command.hpp"
+#include "direct.hpp"
 #include "terminal.hpp"
 
 namespace parley_cli {
@@ -52,8 +53,9 @@ std::string join(const std::set<std::string>& ids, const char* sep) {
 
 class CommandRunner {
  public:
-  CommandRunner(parley::Client& client, Inbox& inbox, Output& out, const RunOptions& options)
-      : client_(client), inbox_(inbox), out_(out), options_(options) {}
+  CommandRunner(parley::Client& client, Inbox& inbox, Output& out, DirectNames& names,
+                const RunOptions& options)
+      : client_(client), inbox_(inbox), out_(out), names_(names), options_(options) {}
 
   int run();
 
@@ -104,11 +106,14 @@ class CommandRunner {
   }
   void handle(const parley::PresenceNotified& e) { out_.presence_notified(e.user); }
   void handle(const parley::OnlineCountChanged& e) { out_.online_count(e); }
+  void handle(const parley::IdentityChanged& e) { out_.identity_changed(e); }
+  void handle(const parley::SafetyNumberLoaded& e);
   void show_unread();
   void run_status_command(const StatusCommand& c);
 
   void start(const std::string& line);
-  void run_command(const Command& command);
+  void run_command(Command command);
+  bool resolve_direct(Command& command);
   void start_request(std::string command, std::string channel, parley::RequestId request);
   void run_member_command(const MemberCommand& c);
   void expire_current();
@@ -138,6 +143,7 @@ class CommandRunner {
   parley::Client& client_;
   Inbox& inbox_;
   Output& out_;
+  DirectNames& names_;
   const RunOptions options_;
 
   parley::LifecycleState state_ = parley::LifecycleState::disconnected;
@@ -150,6 +156,9 @@ class CommandRunner {
   // Requests whose completion has not arrived and that are not reported failed.
   std::set<parley::RequestId> open_requests_;
   std::optional<InFlight> current_;
+  // A command naming "@U" whose direct channel is being looked up (the
+  // current request is then open_direct); it runs once the channel is known.
+  std::optional<Command> deferred_;
   // Interactive: where plain text goes.
   std::string current_channel_;
   // Interactive: the channel we told that we are typing in ("" for none).
@@ -183,7 +192,11 @@ int CommandRunner::run() {
   }
   if (options_.terminal != nullptr) {
     options_.terminal->set_on_edit([this](const std::string& text) { on_edit(text); });
-    options_.terminal->set_channel_names([this] { return member_channels(); });
+    options_.terminal->set_channel_names([this] {
+      std::vector<std::string> names = member_channels();
+      for (std::string& name : names) name = names_.shown(name);  // "@U" for direct channels
+      return names;
+    });
   }
 
   for (;;) {
@@ -293,10 +306,22 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
   InFlight done = std::move(*current_);
   current_.reset();
   const std::string& command = done.command;
+  if (command == "open_direct") {
+    std::optional<Command> deferred = std::move(deferred_);
+    deferred_.reset();
+    if (!e.status.ok()) {
+      out_.error(error_from(e.status));
+      return;
+    }
+    names_.learn(e.channel, done.user);
+    if (deferred) run_command(std::move(*deferred));  // "@U" resolves now
+    return;
+  }
   if (!e.status.ok()) {
     out_.error(error_from(e.status));
     return;
   }
+  if (command == "dm") names_.learn(e.channel, done.user);
   if (command == "dm" && !done.text.empty()) {
     // The channel is open: send the text, and finish when it is in the outbox.
     set_current(e.channel);
@@ -359,6 +384,21 @@ void CommandRunner::handle(const parley::ChannelInfoLoaded& e) {
                .topic = e.meta.topic.value_or("")});
 }
 
+void CommandRunner::handle(const parley::SafetyNumberLoaded& e) {
+  open_requests_.erase(e.request);
+  if (!current_is(e.request)) {
+    out_.diagnostic("late safety number for " + e.user + " ignored");
+    return;
+  }
+  current_.reset();
+  if (!e.status.ok()) {
+    out_.error(error_from(e.status));
+    return;
+  }
+  out_.safety(e);
+  out_.result({.command = "safety", .user = e.user});
+}
+
 void CommandRunner::handle(const parley::HistoryLoaded& e) {
   open_requests_.erase(e.request);
   if (!current_is(e.request)) {
@@ -413,7 +453,36 @@ void CommandRunner::start(const std::string& line) {
   run_command(parse_command(line));
 }
 
-void CommandRunner::run_command(const Command& command) {
+// A command's channel argument "@U" names the direct channel with user U
+// (docs/cli.md, "Direct messages"). False when that channel is not known yet:
+// open_direct looks it up, and the command runs when it answers.
+bool CommandRunner::resolve_direct(Command& command) {
+  std::string* channel = std::visit(
+      [](auto& c) -> std::string* {
+        using C = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<C, CreateCommand>) {
+          return nullptr;  // "@..." is refused as a name to create
+        } else if constexpr (requires { c.channel; }) {
+          return &c.channel;
+        } else {
+          return nullptr;
+        }
+      },
+      command);
+  if (channel == nullptr) return true;
+  if (std::optional<std::string> name = names_.resolve(*channel)) {
+    *channel = *name;
+    return true;
+  }
+  const std::string user = channel->substr(1);
+  start_request("open_direct", *channel, client_.open_direct(user));
+  current_->user = user;
+  deferred_ = std::move(command);
+  return false;
+}
+
+void CommandRunner::run_command(Command command) {
+  if (!resolve_direct(command)) return;
   std::visit(
       [this](const auto& c) {
         using C = std::decay_t<decltype(c)>;
@@ -469,6 +538,16 @@ void CommandRunner::run_command(const Command& command) {
           current_->user = c.user;
         } else if constexpr (std::is_same_v<C, StatusCommand>) {
           run_status_command(c);
+        } else if constexpr (std::is_same_v<C, SafetyCommand>) {
+          start_request("safety", "", client_.load_safety_number(c.user));
+          current_->user = c.user;
+        } else if constexpr (std::is_same_v<C, VerifyCommand>) {
+          const parley::Status status = client_.verify_contact(c.user, c.verified);
+          if (!status.ok()) {
+            out_.error(error_from(status));
+            return;
+          }
+          out_.result({.command = "verify", .user = c.user, .verified = c.verified});
         } else if constexpr (std::is_same_v<C, MembersCommand>) {
           start_request("members", c.channel, client_.load_channel_info(c.channel));
         } else if constexpr (std::is_same_v<C, JoinCommand>) {
@@ -625,6 +704,7 @@ void CommandRunner::expire_current() {
   // Reported here as failed, so no longer outstanding for the drain; a late
   // answer only gets a diagnostic.
   open_requests_.erase(c.request);
+  if (c.command == "open_direct") deferred_.reset();  // the command it was for fails with it
   if (c.command == "sleep") {
     out_.result({.command = "sleep"});
     return;
@@ -744,8 +824,9 @@ void CommandRunner::report_drain_timeout(bool interrupted) {
 
 }  // namespace
 
-int run_commands(parley::Client& client, Inbox& inbox, Output& out, const RunOptions& options) {
-  const int rc = CommandRunner(client, inbox, out, options).run();
+int run_commands(parley::Client& client, Inbox& inbox, Output& out, DirectNames& names,
+                 const RunOptions& options) {
+  const int rc = CommandRunner(client, inbox, out, names, options).run();
   if (options.terminal != nullptr) {  // they point into the runner, which is gone
     options.terminal->set_on_edit(nullptr);
     options.terminal->set_channel_names(nullptr);

@@ -13,6 +13,7 @@
 
 namespace parley_cli {
 
+class DirectNames;
 class Terminal;
 
 // Exit codes (docs/cli.md, "Exit codes").
@@ -37,7 +38,9 @@ struct RunOptions {
 
 // Runs until /quit, end of input, or refused authentication; returns the
 // process's exit code. `inbox` must be fed by the client's listener, and by
-// start_stdin_reader() unless `options.terminal` is set. Use from one thread.
-int run_commands(parley::Client& client, Inbox& inbox, Output& out, const RunOptions& options);
+// start_stdin_reader() unless `options.terminal` is set; `names` turns the
+// "@U" arguments of commands into direct channels. Use from one thread.
+int run_commands(parley::Client& client, Inbox& inbox, Output& out, DirectNames& names,
+                 const RunOptions& options);
 
 }  // namespace parley_cli

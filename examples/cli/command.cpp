@@ -57,11 +57,12 @@ bool is_blank(std::string_view line) { return trim(line).empty(); }
 
 const std::vector<std::string_view>& command_names() {
   static const std::vector<std::string_view> names = {
-      "/ban",     "/channel", "/channels", "/create", "/delete",  "/dm",       "/help",
-      "/history", "/invite",  "/join",     "/kick",   "/leave",   "/members",  "/mute",
-      "/notify",  "/pin",     "/presence", "/quit",   "/read",    "/report",   "/role",
-      "/send",    "/sleep",   "/status",   "/switch", "/topic",   "/transfer", "/typing",
-      "/unban",   "/unmute",  "/unpin",    "/unread", "/unwatch", "/watch"};
+      "/ban",     "/channel", "/channels", "/create",   "/delete",   "/dm",
+      "/help",    "/history", "/invite",   "/join",     "/kick",     "/leave",
+      "/members", "/mute",    "/notify",   "/pin",      "/presence", "/quit",
+      "/read",    "/report",  "/role",     "/safety",   "/send",     "/sleep",
+      "/status",  "/switch",  "/topic",    "/transfer", "/typing",   "/unban",
+      "/unmute",  "/unpin",   "/unread",   "/unwatch",  "/verify",   "/watch"};
   return names;
 }
 
@@ -140,6 +141,17 @@ Command parse_command(std::string_view line) {
       return BadCommand{"usage: /watch USER [notify]"};
     }
     return WatchCommand{std::string(args[0]), true, args.size() == 2};
+  }
+  if (name == "/safety") {
+    if (!take_words(rest, 1, &args)) return BadCommand{"usage: /safety USER"};
+    return SafetyCommand{std::string(args[0])};
+  }
+  if (name == "/verify") {
+    if (!take_words(rest, 1, &args) &&
+        !(args.size() == 2 && (args[1] == "off" || args[1] == "on"))) {
+      return BadCommand{"usage: /verify USER [off]"};
+    }
+    return VerifyCommand{std::string(args[0]), args.size() == 1 || args[1] == "on"};
   }
   if (name == "/unwatch") {
     if (!take_words(rest, 1, &args)) return BadCommand{"usage: /unwatch USER"};

@@ -95,6 +95,15 @@ struct StatusCommand {
   std::string text{};
   std::optional<bool> hide_last_seen{};
 };
+// /safety: the safety number of this user and `user` (Client::load_safety_number).
+struct SafetyCommand {
+  std::string user;
+};
+// /verify: marks `user` verified, or not (Client::verify_contact).
+struct VerifyCommand {
+  std::string user;
+  bool verified = true;
+};
 // Interactive: makes `channel` the one plain text goes to (/switch, /channel).
 struct SwitchCommand {
   std::string channel;
@@ -111,11 +120,12 @@ struct BadCommand {
   std::string message;
 };
 
-using Command = std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
-                             TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
-                             MessageCommand, MembersCommand, NotifyCommand, UnreadCommand,
-                             PresenceCommand, WatchCommand, StatusCommand, SwitchCommand,
-                             ChannelsCommand, SleepCommand, QuitCommand, HelpCommand, BadCommand>;
+using Command =
+    std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
+                 TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
+                 MessageCommand, MembersCommand, NotifyCommand, UnreadCommand, PresenceCommand,
+                 WatchCommand, StatusCommand, SafetyCommand, VerifyCommand, SwitchCommand,
+                 ChannelsCommand, SleepCommand, QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.
 inline constexpr std::uint32_t kMaxHistoryCount = 1000;

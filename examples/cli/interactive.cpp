@@ -4,6 +4,7 @@
 //   09:30 [random] carol: lunch?         a message in another channel
 //   09:31 alice: hello bob …             yours, until the server has it
 //   09:31 * dave joined general
+//   09:32 [@bob] bob: 🔒 see you at 8      an end-to-end encrypted direct message
 //   -- connected
 //   bob is typing… · ✓ read by bob       status line (dim), above the prompt
 //   [general]> _
@@ -20,6 +21,7 @@
 #include <string>
 #include <utility>
 
+#include "direct.hpp"
 #include "output.hpp"
 #include "parley/client.hpp"
 #include "screen.hpp"
@@ -33,6 +35,9 @@ constexpr const char* kDim = "2";
 constexpr const char* kRed = "31";
 constexpr const char* kYellow = "33";
 constexpr const char* kMention = "1;33";
+constexpr const char* kWarning = "1;31";
+// Marks end-to-end encrypted messages (direct messages).
+constexpr const char* kLock = "\xF0\x9F\x94\x92 ";  // U+1F512 and a space
 // Other people's names, picked by a hash of the name so each keeps its colour.
 constexpr const char* kNameColors[] = {"36", "32", "35", "34", "96", "92", "95", "94"};
 
@@ -73,8 +78,8 @@ std::string name_list(const std::set<std::string>& names) {
 
 class HumanOutput final : public Output {
  public:
-  HumanOutput(parley::Client& client, Screen& screen, bool color)
-      : client_(client), screen_(screen), color_(color), user_(client.user()) {
+  HumanOutput(parley::Client& client, Screen& screen, DirectNames& names, bool color)
+      : client_(client), screen_(screen), names_(names), color_(color), user_(client.user()) {
     current_channel("");
   }
 
@@ -92,7 +97,14 @@ class HumanOutput final : public Output {
       screen_.print(when + where(m.channel) + name(m.sender) + ": " + style(kDim, "(deleted)"));
       return;
     }
-    screen_.print(when + where(m.channel) + name(m.sender) + ": " + body_with_mentions(m));
+    const std::string lock = m.e2e ? kLock : "";
+    if (!m.e2e_error.empty()) {
+      screen_.print(
+          when + where(m.channel) + name(m.sender) + ": " + lock +
+          style(kRed, "(could not decrypt this message: " + printable(m.e2e_error) + ")"));
+    } else {
+      screen_.print(when + where(m.channel) + name(m.sender) + ": " + lock + body_with_mentions(m));
+    }
     if (m.sender != user_) {
       auto it = last_own_.find(m.channel);
       if (it != last_own_.end() && m.seq > it->second) {
@@ -105,7 +117,7 @@ class HumanOutput final : public Output {
   void pending(const std::string& channel, const std::string& id,
                const std::string& text) override {
     if (text.empty()) {
-      screen_.print(style(kDim, "-- " + channel + ": " + id.substr(0, 8) +
+      screen_.print(style(kDim, "-- " + shown(channel) + ": " + id.substr(0, 8) +
                                     " is still in the outbox from an earlier run"));
       return;
     }
@@ -125,8 +137,8 @@ class HumanOutput final : public Output {
     } else if (!text.empty()) {
       screen_.print(own_line(channel, text, now_ms()));
     } else {
-      screen_.print(
-          style(kDim, "-- " + channel + ": " + id.substr(0, 8) + " from an earlier run is sent"));
+      screen_.print(style(
+          kDim, "-- " + shown(channel) + ": " + id.substr(0, 8) + " from an earlier run is sent"));
     }
     std::uint64_t& last = last_own_[channel];
     last = std::max(last, seq);
@@ -182,7 +194,7 @@ class HumanOutput final : public Output {
   }
 
   void channel_info(const parley::ChannelInfoLoaded& e) override {
-    std::string head = "members of " + printable(e.channel) + " (" + parley::to_string(e.kind);
+    std::string head = "members of " + shown(e.channel) + " (" + parley::to_string(e.kind);
     if (e.meta.topic && !e.meta.topic->empty()) head += ", topic: " + printable(*e.meta.topic);
     head += "):";
     std::string text = head;
@@ -209,7 +221,7 @@ class HumanOutput final : public Output {
   }
 
   void result(const CommandResult& r) override {
-    const std::string c = r.channel;
+    const std::string c = names_.shown(r.channel);
     if (r.command == "create" || r.command == "join") {
       info((r.command == "create" ? "created " : "joined ") + c + "; plain text goes there now");
     } else if (r.command == "leave") {
@@ -224,11 +236,12 @@ class HumanOutput final : public Output {
       info("marked " + c + " as read");
     } else if (r.command == "channels") {
       std::string list;
-      for (const std::string& n : r.names) list += (list.empty() ? "" : ", ") + n;
+      for (const std::string& n : r.names) list += (list.empty() ? "" : ", ") + names_.shown(n);
       info(list.empty() ? "you are in no channel yet; /join or /create one"
                         : "your channels: " + list);
     } else if (r.command == "dm") {
-      info("direct channel with " + r.user + ": " + c + "; plain text goes there now");
+      info("direct channel with " + r.user + " (end-to-end encrypted): " + c +
+           "; plain text goes there now");
     } else if (r.command == "members") {
       // channel_info() showed them.
     } else if (r.seq && *r.seq == 0 && r.command != "report") {
@@ -276,6 +289,12 @@ class HumanOutput final : public Output {
         info("your status: " + r.status + (r.status == "invisible" ? " (offline to others)" : "") +
              (r.text.empty() ? ", no status text" : ", \"" + r.text + "\""));
       }
+    } else if (r.command == "verify") {
+      info(r.verified && *r.verified
+               ? r.user + " is verified; you will be warned if their safety number changes"
+               : r.user + " is no longer marked verified");
+    } else if (r.command == "safety") {
+      // safety() showed it.
     } else if (r.command == "quit") {
       info("bye");
     }
@@ -288,23 +307,23 @@ class HumanOutput final : public Output {
     const std::string seq = " (#" + std::to_string(e.seq) + ")";
     std::string text;
     if (e.kind == "mention") {
-      text = printable(e.sender) + " mentioned you in " + printable(e.channel) + seq;
+      text = printable(e.sender) + " mentioned you in " + shown(e.channel) + seq;
     } else if (e.kind == "invite") {
-      text = printable(e.sender) + " added you to " + printable(e.channel);
+      text = printable(e.sender) + " added you to " + shown(e.channel);
     } else if (e.kind == "remove" || e.kind == "ban") {
       text = printable(e.sender) + (e.kind == "ban" ? " banned you from " : " removed you from ") +
-             printable(e.channel);
+             shown(e.channel);
     } else if (e.kind == "role") {
-      text = printable(e.sender) + " changed your role in " + printable(e.channel);
+      text = printable(e.sender) + " changed your role in " + shown(e.channel);
     } else {
-      text = printable(e.kind) + " in " + printable(e.channel) + " from " + printable(e.sender);
+      text = printable(e.kind) + " in " + shown(e.channel) + " from " + printable(e.sender);
     }
     screen_.print(style(kMention, "(!) " + text));
   }
 
   void unread(const std::string& channel, const parley::UnreadCount& count, bool listed) override {
     if (listed) {
-      screen_.print("  " + style(kBold, printable(channel)) + " " + counts(count));
+      screen_.print("  " + style(kBold, shown(channel)) + " " + counts(count));
       return;
     }
     // Live changes go to the status line, not the scrollback.
@@ -321,7 +340,8 @@ class HumanOutput final : public Output {
   }
 
   void notify_level(const parley::NotificationLevelChanged& e) override {
-    info("notifications of " + e.channel + ": " + level_text(parley::to_string(e.level)) +
+    info("notifications of " + names_.shown(e.channel) + ": " +
+         level_text(parley::to_string(e.level)) +
          (e.mute_until_ms > 0 ? ", plain messages muted until " + clock_of(e.mute_until_ms) : ""));
   }
 
@@ -356,12 +376,45 @@ class HumanOutput final : public Output {
     refresh_status();
   }
 
+  // A warning of its own: the contact's safety number is not what it was.
+  void identity_changed(const parley::IdentityChanged& e) override {
+    const std::string who = printable(e.user);
+    std::string text = "(!) the safety number with " + who + " has changed: their device " +
+                       printable(e.device) + " has a new identity key (a new install, or someone " +
+                       "in between)";
+    text += e.was_verified ? "; " + who + " was verified and no longer is: compare /safety " + who +
+                                 " with them again, then /verify " + who
+                           : "; /safety " + who + " shows the new number";
+    screen_.print(style(kWarning, text));
+  }
+
+  // Four groups of five digits a line, as the other side sees them.
+  void safety(const parley::SafetyNumberLoaded& e) override {
+    std::string text = "safety number with " + printable(e.user) +
+                       (e.verified ? " (verified):" : " (not verified):");
+    std::size_t group = 0;
+    std::size_t start = 0;
+    while (start < e.number.size()) {
+      std::size_t end = e.number.find(' ', start);
+      if (end == std::string::npos) end = e.number.size();
+      text += std::string(group % 4 == 0 ? "\n     " : " ") +
+              printable(e.number.substr(start, end - start));
+      ++group;
+      start = end + 1;
+    }
+    if (!e.verified) {
+      text += "\n   compare it with " + printable(e.user) +
+              " (in person or on a call), then /verify " + printable(e.user);
+    }
+    info(text);
+  }
+
   void diagnostic(const std::string& text) override { screen_.print(style(kDim, printable(text))); }
 
   void current_channel(const std::string& channel) override {
     current_ = channel;
     screen_.set_prompt(channel.empty() ? style(kBold, "(no channel)") + "> "
-                                       : style(kBold, "[" + channel + "]") + "> ");
+                                       : style(kBold, "[" + shown(channel) + "]") + "> ");
     refresh_status();
   }
 
@@ -375,7 +428,10 @@ class HumanOutput final : public Output {
          "create a channel (public, private or broadcast) and make it current"},
         {"/join CHANNEL", "join a channel and make it current"},
         {"/leave CHANNEL", "leave a channel"},
-        {"/dm USER [TEXT]", "open the direct channel with USER (and send TEXT there)"},
+        {"/dm USER [TEXT]",
+         "open the end-to-end encrypted direct channel with USER, @USER (and send TEXT there)"},
+        {"/safety USER", "show the safety number with USER, to compare with them"},
+        {"/verify USER [off]", "mark USER verified once the numbers match (off: unmark)"},
         {"/members CHANNEL", "list the members of CHANNEL and their roles"},
         {"/invite CHANNEL USER", "add USER to CHANNEL (also /kick to remove)"},
         {"/ban CHANNEL USER [S]", "ban USER from CHANNEL for S seconds or until /unban"},
@@ -406,6 +462,7 @@ class HumanOutput final : public Output {
       u.resize(std::max<std::size_t>(u.size(), 24), ' ');
       text += "\n  " + style(kBold, u) + " " + what;
     }
+    text += "\nchannels: @USER names the direct channel with USER; 🔒 marks encrypted messages";
     text +=
         "\nkeys: Up/Down history, Ctrl-R search it, Tab completes, Ctrl-A/Ctrl-E line start/end,";
     text += "\n      Ctrl-W/Ctrl-U delete a word/the line, Ctrl-C clear the line (quit when empty)";
@@ -419,11 +476,11 @@ class HumanOutput final : public Output {
   };
 
   // "alice banned bob from general until 10:30", and the like.
-  static std::string describe(const parley::Message& m) {
+  std::string describe(const parley::Message& m) const {
     using K = parley::EventKind;
     const std::string by = printable(m.sender);
     const std::string who = printable(m.target);
-    const std::string ch = printable(m.channel);
+    const std::string ch = shown(m.channel);
     const std::string until = m.until_ms > 0 ? " until " + clock_of(m.until_ms) : "";
     switch (m.kind) {
       case K::create:
@@ -492,8 +549,11 @@ class HumanOutput final : public Output {
 
   // "[random] " for a channel other than the current one.
   std::string where(const std::string& channel) const {
-    return channel == current_ ? "" : style(kYellow, "[" + printable(channel) + "]") + " ";
+    return channel == current_ ? "" : style(kYellow, "[" + shown(channel) + "]") + " ";
   }
+
+  // A channel's name as shown: "@U" for a direct channel, without control characters.
+  std::string shown(const std::string& channel) const { return printable(names_.shown(channel)); }
 
   // Message text with its mentions highlighted: bold yellow when they name
   // this user (or @channel, @here), bold otherwise.
@@ -546,7 +606,9 @@ class HumanOutput final : public Output {
 
   std::string own_line(const std::string& channel, const std::string& text,
                        std::int64_t ts_ms) const {
-    return style(kDim, clock_of(ts_ms)) + " " + where(channel) + name(user_) + ": " + body(text);
+    const bool direct = !channel.empty() && channel.front() == '@';  // sent encrypted
+    return style(kDim, clock_of(ts_ms)) + " " + where(channel) + name(user_) + ": " +
+           (direct ? kLock : "") + body(text);
   }
 
   void info(const std::string& text) { screen_.print(style(kDim, "-- " + printable(text))); }
@@ -560,7 +622,7 @@ class HumanOutput final : public Output {
       status += (status.empty() ? "" : " · ") + part;
     };
     for (const auto& [channel, progress] : syncing_) {
-      add("catching up on " + printable(channel) + ": " + std::to_string(progress.first) +
+      add("catching up on " + shown(channel) + ": " + std::to_string(progress.first) +
           (progress.second != 0 ? " of " + std::to_string(progress.second) : "") + "…");
     }
     for (const auto& [channel, users] : typing_) {
@@ -568,7 +630,7 @@ class HumanOutput final : public Output {
       std::string who =
           users.size() > 3 ? std::to_string(users.size()) + " people" : name_list(users);
       add(printable(who) + (one ? " is typing" : " are typing") +
-          (channel == current_ ? "" : " in " + printable(channel)) + "…");
+          (channel == current_ ? "" : " in " + shown(channel)) + "…");
     }
     if (auto online = online_.find(current_); online != online_.end()) {
       add(std::to_string(online->second.first) + " of " + std::to_string(online->second.second) +
@@ -577,8 +639,7 @@ class HumanOutput final : public Output {
     std::string unread;
     for (const auto& [channel, count] : unread_) {
       if (channel == current_) continue;  // what is shown there is marked read
-      unread += (unread.empty() ? "" : ", ") + printable(channel) + " " +
-                std::to_string(count.unread) +
+      unread += (unread.empty() ? "" : ", ") + shown(channel) + " " + std::to_string(count.unread) +
                 (count.mentions > 0 ? " (" + std::to_string(count.mentions) + " @)" : "");
     }
     if (!unread.empty()) add("unread: " + unread);
@@ -612,6 +673,7 @@ class HumanOutput final : public Output {
 
   parley::Client& client_;
   Screen& screen_;
+  DirectNames& names_;
   const bool color_;
   const std::string user_;
   std::string current_;
@@ -632,8 +694,9 @@ class HumanOutput final : public Output {
 
 }  // namespace
 
-std::unique_ptr<Output> make_human_output(parley::Client& client, Screen& screen, bool color) {
-  return std::make_unique<HumanOutput>(client, screen, color);
+std::unique_ptr<Output> make_human_output(parley::Client& client, Screen& screen,
+                                          DirectNames& names, bool color) {
+  return std::make_unique<HumanOutput>(client, screen, names, color);
 }
 
 }  // namespace parley_cli

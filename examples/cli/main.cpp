@@ -13,6 +13,7 @@
 #include <string>
 
 #include "batch.hpp"
+#include "direct.hpp"
 #include "inbox.hpp"
 #include "output.hpp"
 #include "parley/parley.hpp"
@@ -136,18 +137,19 @@ int main(int argc, char** argv) {
   } else {
     parley_cli::start_stdin_reader(inbox);
   }
+  parley_cli::DirectNames names(**client);
   std::unique_ptr<parley_cli::Output> out;
   if (batch) {
-    out = parley_cli::make_json_output();
+    out = parley_cli::make_json_output(&names);
   } else {
     if (!terminal) plain = parley_cli::make_plain_screen();
     parley_cli::Screen& screen = terminal ? *terminal : *plain;
-    out = parley_cli::make_human_output(**client, screen, color);
+    out = parley_cli::make_human_output(**client, screen, names, color);
     screen.print(std::string("parley-cli ") + parley::version() + ": signed in as " +
                  parley_cli::printable((*client)->user()) + "; /help lists the commands");
   }
 
-  const int rc = parley_cli::run_commands(**client, *inbox, *out, run);
+  const int rc = parley_cli::run_commands(**client, *inbox, *out, names, run);
   out.reset();
   client->reset();   // closes the connection; no more events, so no more wake-ups
   terminal.reset();  // the terminal as it was; what went to stderr meanwhile follows

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "direct.hpp"
 #include "output.hpp"
 
 namespace parley_cli {
@@ -112,20 +113,22 @@ std::string mention_list(const std::vector<parley::Mention>& mentions) {
 
 class JsonOutput final : public Output {
  public:
+  explicit JsonOutput(DirectNames* names) : names_(names) {}
+
   void message(const parley::Message& m) override {
     using K = parley::EventKind;
     const std::string ts = parley::format_timestamp(m.ts_ms);
     switch (m.kind) {
       case K::message: {
         JsonLine line("message");
-        line.field("channel", m.channel)
-            .field("seq", m.seq)
-            .field("sender", m.sender)
-            .field("text", m.text)
-            .field("id", m.id)
-            .field("ts", ts);
+        line.field("channel", ch(m.channel)).field("seq", m.seq).field("sender", m.sender);
+        // A message this device could not decrypt has no text, only the reason.
+        if (m.e2e_error.empty()) line.field("text", m.text);
+        line.field("id", m.id).field("ts", ts);
         if (m.deleted) line.field("deleted", true);
         if (!m.mentions.empty()) line.field("mentions", mention_list(m.mentions));
+        if (m.e2e) line.field("e2e", true);
+        if (!m.e2e_error.empty()) line.field("e2e_error", m.e2e_error);
         line.emit();
         return;
       }
@@ -133,7 +136,7 @@ class JsonOutput final : public Output {
       case K::join:
       case K::leave: {
         JsonLine line("member");
-        line.field("channel", m.channel)
+        line.field("channel", ch(m.channel))
             .field("seq", m.seq)
             .field("user", m.sender)
             .field("action", parley::to_string(m.kind));
@@ -150,7 +153,7 @@ class JsonOutput final : public Output {
       case K::role: {
         // Done to `user` by `by`.
         JsonLine line("member");
-        line.field("channel", m.channel)
+        line.field("channel", ch(m.channel))
             .field("seq", m.seq)
             .field("user", m.target)
             .field("action", parley::to_string(m.kind))
@@ -164,7 +167,7 @@ class JsonOutput final : public Output {
       }
       case K::meta: {
         JsonLine line("meta");
-        line.field("channel", m.channel).field("seq", m.seq).field("user", m.sender);
+        line.field("channel", ch(m.channel)).field("seq", m.seq).field("user", m.sender);
         meta_fields(line, m.meta);
         line.field("ts", ts).emit();
         return;
@@ -173,7 +176,7 @@ class JsonOutput final : public Output {
       case K::pin:
       case K::unpin: {
         JsonLine line(m.kind == K::deletion ? "delete" : "pin");
-        line.field("channel", m.channel)
+        line.field("channel", ch(m.channel))
             .field("seq", m.seq)
             .field("user", m.sender)
             .field("ref", m.ref);
@@ -183,7 +186,7 @@ class JsonOutput final : public Output {
       }
       case K::system:
         JsonLine("system")
-            .field("channel", m.channel)
+            .field("channel", ch(m.channel))
             .field("seq", m.seq)
             .field("user", m.sender)
             .field("text", m.text)
@@ -192,7 +195,7 @@ class JsonOutput final : public Output {
         return;
       case K::channel_deleted:
         JsonLine("channel_deleted")
-            .field("channel", m.channel)
+            .field("channel", ch(m.channel))
             .field("seq", m.seq)
             .field("user", m.sender)
             .field("ts", ts)
@@ -204,7 +207,7 @@ class JsonOutput final : public Output {
   void channel_info(const parley::ChannelInfoLoaded& e) override {
     for (const parley::ChannelMember& m : e.members) {
       JsonLine line("channel_member");
-      line.field("channel", e.channel)
+      line.field("channel", ch(e.channel))
           .field("user", m.user)
           .field("role", parley::to_string(m.role));
       if (m.muted) {
@@ -215,7 +218,7 @@ class JsonOutput final : public Output {
     }
     for (const parley::ChannelBan& b : e.bans) {
       JsonLine line("channel_ban");
-      line.field("channel", e.channel).field("user", b.user);
+      line.field("channel", ch(e.channel)).field("user", b.user);
       if (b.until_ms > 0) line.field("until", parley::format_timestamp(b.until_ms));
       line.emit();
     }
@@ -223,12 +226,12 @@ class JsonOutput final : public Output {
 
   void pending(const std::string& channel, const std::string& id,
                const std::string& /*text*/) override {
-    JsonLine("pending").field("channel", channel).field("id", id).emit();
+    JsonLine("pending").field("channel", ch(channel)).field("id", id).emit();
   }
 
   void sent(const std::string& channel, const std::string& id, std::uint64_t seq,
             const std::string& /*text*/) override {
-    JsonLine("sent").field("channel", channel).field("id", id).field("seq", seq).emit();
+    JsonLine("sent").field("channel", ch(channel)).field("id", id).field("seq", seq).emit();
   }
 
   void state(parley::LifecycleState state, const parley::Status& /*reason*/) override {
@@ -238,7 +241,7 @@ class JsonOutput final : public Output {
   // Catching up after being offline: {"event":"sync","channel":C,"fetched":N,"total":M|null}.
   void sync_progress(const parley::SyncProgress& e) override {
     JsonLine line("sync");
-    line.field("channel", e.channel).field("fetched", e.fetched);
+    line.field("channel", ch(e.channel)).field("fetched", e.fetched);
     if (e.total != 0) {
       line.field("total", e.total);
     } else {
@@ -249,7 +252,7 @@ class JsonOutput final : public Output {
 
   void typing(const parley::TypingChanged& e) override {
     JsonLine("typing")
-        .field("channel", e.channel)
+        .field("channel", ch(e.channel))
         .field("user", e.user)
         .field("active", e.active)
         .emit();
@@ -259,7 +262,7 @@ class JsonOutput final : public Output {
   // receipts when the server named one, since each device has its own cursor.
   void receipt(const parley::ReceiptUpdated& e) override {
     JsonLine line("receipt");
-    line.field("channel", e.channel)
+    line.field("channel", ch(e.channel))
         .field("user", e.user)
         .field("kind", parley::to_string(e.kind))
         .field("seq", e.seq);
@@ -271,7 +274,7 @@ class JsonOutput final : public Output {
 
   void notification(const parley::NotificationReceived& e) override {
     JsonLine("notification")
-        .field("channel", e.channel)
+        .field("channel", ch(e.channel))
         .field("kind", e.kind)
         .field("seq", e.seq)
         .field("sender", e.sender)
@@ -281,7 +284,7 @@ class JsonOutput final : public Output {
   void unread(const std::string& channel, const parley::UnreadCount& count,
               bool /*listed*/) override {
     JsonLine("unread")
-        .field("channel", channel)
+        .field("channel", ch(channel))
         .field("unread", count.unread)
         .field("mentions", count.mentions)
         .emit();
@@ -293,7 +296,7 @@ class JsonOutput final : public Output {
 
   void notify_level(const parley::NotificationLevelChanged& e) override {
     JsonLine line("notify");
-    line.field("channel", e.channel).field("level", parley::to_string(e.level));
+    line.field("channel", ch(e.channel)).field("level", parley::to_string(e.level));
     if (e.mute_until_ms > 0) line.field("mute_until", parley::format_timestamp(e.mute_until_ms));
     line.emit();
   }
@@ -324,9 +327,27 @@ class JsonOutput final : public Output {
 
   void online_count(const parley::OnlineCountChanged& e) override {
     JsonLine("online_count")
-        .field("channel", e.channel)
+        .field("channel", ch(e.channel))
         .field("online", e.online)
         .field("members", e.members)
+        .emit();
+  }
+
+  // {"event":"identity_changed","user":U,"device":D,"was_verified":bool}
+  void identity_changed(const parley::IdentityChanged& e) override {
+    JsonLine("identity_changed")
+        .field("user", e.user)
+        .field("device", e.device)
+        .field("was_verified", e.was_verified)
+        .emit();
+  }
+
+  // {"event":"safety","user":U,"number":"12345 67890 …","verified":bool}
+  void safety(const parley::SafetyNumberLoaded& e) override {
+    JsonLine("safety")
+        .field("user", e.user)
+        .field("number", e.number)
+        .field("verified", e.verified)
         .emit();
   }
 
@@ -345,7 +366,7 @@ class JsonOutput final : public Output {
   void result(const CommandResult& r) override {
     JsonLine line("result");
     line.field("command", r.command);
-    if (!r.channel.empty()) line.field("channel", r.channel);
+    if (!r.channel.empty()) line.field("channel", ch(r.channel));
     if (!r.id.empty()) line.field("id", r.id);
     if (!r.kind.empty()) line.field("kind", r.kind);
     if (!r.user.empty()) line.field("user", r.user);
@@ -359,15 +380,26 @@ class JsonOutput final : public Output {
     if (!r.text.empty()) line.field("text", r.text);
     if (r.notify) line.field("notify", *r.notify);
     if (r.hide_last_seen) line.field("hide_last_seen", *r.hide_last_seen);
+    if (r.verified) line.field("verified", *r.verified);
     if (r.count) line.field("count", *r.count);
     line.emit();
   }
 
   void help() override { JsonLine("result").field("command", "help").emit(); }
+
+ private:
+  // "@U" for a direct channel (docs/cli.md, "Direct messages").
+  std::string ch(const std::string& channel) const {
+    return names_ != nullptr ? names_->shown(channel) : channel;
+  }
+
+  DirectNames* names_;
 };
 
 }  // namespace
 
-std::unique_ptr<Output> make_json_output() { return std::make_unique<JsonOutput>(); }
+std::unique_ptr<Output> make_json_output(DirectNames* names) {
+  return std::make_unique<JsonOutput>(names);
+}
 
 }  // namespace parley_cli

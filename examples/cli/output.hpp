@@ -20,6 +20,7 @@ class Client;
 
 namespace parley_cli {
 
+class DirectNames;
 class Screen;
 
 // The closing line of a command that succeeded. (Members have "{}" so that
@@ -42,6 +43,7 @@ struct CommandResult {
   std::string text{};                      // /status: the custom text set (empty: cleared)
   std::optional<bool> notify{};            // /watch: with notify
   std::optional<bool> hide_last_seen{};    // /status hide-last-seen
+  std::optional<bool> verified{};          // /verify: the contact is verified now
 };
 
 // An error line. `code` is a Status::reason() or one of the CLI's own codes
@@ -95,6 +97,10 @@ class Output {
   virtual void presence_notified(const std::string& user) = 0;
   // How many members of a large channel are online.
   virtual void online_count(const parley::OnlineCountChanged& e) = 0;
+  // A contact's device presented a new identity key (end-to-end encryption).
+  virtual void identity_changed(const parley::IdentityChanged& e) = 0;
+  // /safety: the safety number with a contact (its result line follows).
+  virtual void safety(const parley::SafetyNumberLoaded& e) = 0;
   virtual void error(const ErrorLine& e) = 0;
   virtual void result(const CommandResult& r) = 0;
   // A note for people (late answers, an unreachable server): stderr in batch
@@ -109,11 +115,14 @@ class Output {
   virtual void help() = 0;
 };
 
-// JSON lines on stdout, flushed after each line.
-std::unique_ptr<Output> make_json_output();
+// JSON lines on stdout, flushed after each line. Direct channels are named
+// "@U" through `names` when given (it must outlive the output).
+std::unique_ptr<Output> make_json_output(DirectNames* names = nullptr);
 // Readable lines on `screen` for a person signed in as `user`; `client`
-// answers receipt summaries. Colours when `color`. Both must outlive it.
-std::unique_ptr<Output> make_human_output(parley::Client& client, Screen& screen, bool color);
+// answers receipt summaries, `names` names direct channels "@U". Colours when
+// `color`. All must outlive it.
+std::unique_ptr<Output> make_human_output(parley::Client& client, Screen& screen,
+                                          DirectNames& names, bool color);
 
 // `s` with every byte sequence that is not UTF-8 replaced by U+FFFD, so that
 // what reaches the JSON writer is always valid.

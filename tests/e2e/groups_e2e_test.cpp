@@ -157,22 +157,25 @@ TEST_CASE("group commands through parley-cli: kinds, invitations, roles, moderat
   CHECK(roles["alice"] == "owner");
   CHECK(roles["bob"] == "moderator");
 
-  // A direct channel: the same name from both sides.
+  // A direct channel: each side names it "@" and the other user.
   alice.send("/dm carol hello carol");
   const JsonLine dm_pending = need(
       alice, [](const JsonLine& l) { return l.is("pending"); }, "the direct message pending");
+  CHECK(dm_pending.get("channel") == "@carol");
   JsonLine dm = need(
       alice, [](const JsonLine& l) { return l.is_result("dm"); }, "/dm's result");
-  const std::string direct = dm.get("channel");
-  CHECK(direct.front() == '@');
+  CHECK(dm.get("channel") == "@carol");
   CHECK(dm.get("user") == "carol");
   CHECK(dm.get("id") == dm_pending.get("id"));
-  need(alice, with_id("sent", dm_pending.get("id")), "the direct message sent");
+  CHECK(need(alice, with_id("sent", dm_pending.get("id")), "the direct message sent")
+            .get("channel") == "@carol");
   JsonLine live = need(carol, with_id("message", dm_pending.get("id")), "the direct message");
-  CHECK(live.get("channel") == direct);
+  CHECK(live.get("channel") == "@alice");
+  CHECK(live.get("e2e") == "true");
   JsonLine back = ok(carol, "/dm alice", "dm");
-  CHECK(back.get("channel") == direct);
-  JsonLine carol_history = ok(carol, "/history " + direct + " 5", "history");
+  CHECK(back.get("channel") == "@alice");
+  JsonLine carol_history = ok(carol, "/history @alice 5", "history");
+  CHECK(carol_history.get("channel") == "@alice");
   CHECK(carol_history.num("count") == 1);
   const JsonLine& hello = carol.lines()[index_of(carol, carol_history) - 1];
   CHECK(hello.get("text") == "hello carol");

@@ -149,8 +149,8 @@ std::string mint_token(const std::string& key_file, const std::string& user,
 
 std::string Server::start(const std::vector<std::string>& extra_args) {
   std::string error;
-  std::vector<std::string> argv = {PARLEY_SERVER_BIN, "--listen", "127.0.0.1:0",
-                                   "--data",          data_dir_, "--key", key_file_};
+  std::vector<std::string> argv = {PARLEY_SERVER_BIN, "--listen", "127.0.0.1:0", "--data",
+                                   data_dir_,         "--key",    key_file_};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   if (std::find(extra_args.begin(), extra_args.end(), "--rate-limit") == extra_args.end()) {
     argv.push_back("--rate-limit");
@@ -192,10 +192,13 @@ int Server::stop() {
 // ---- Cli ----------------------------------------------------------------------
 
 Cli::Cli(const std::string& url, const std::string& token, const std::string& data_dir,
-         const std::vector<std::string>& extra_args) {
+         const std::vector<std::string>& extra_args,
+         const std::vector<std::pair<std::string, std::string>>& env) {
   std::vector<std::string> argv = {PARLEY_CLI_BIN, "--batch", "--server", url, "--data", data_dir};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  process_ = Process::spawn(argv, {{"PARLEY_TOKEN", token}}, &start_error_);
+  std::vector<std::pair<std::string, std::string>> vars = {{"PARLEY_TOKEN", token}};
+  vars.insert(vars.end(), env.begin(), env.end());
+  process_ = Process::spawn(argv, vars, &start_error_);
 }
 
 void Cli::send(const std::string& line) {
@@ -237,6 +240,22 @@ std::optional<JsonLine> Cli::expect(const std::function<bool(const JsonLine&)>& 
 int Cli::finish(std::chrono::milliseconds timeout) {
   if (!process_) return -1;
   process_->close_stdin();
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (!process_->at_eof() && Clock::now() < deadline) {
+    read_one(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  std::optional<int> status = process_->wait(std::max(left, 1000ms));
+  if (!status) {
+    process_->signal(SIGKILL);
+    process_->wait(5s);
+    return -1;
+  }
+  return *status;
+}
+
+int Cli::wait_exit(std::chrono::milliseconds timeout) {
+  if (!process_) return -1;
   const Clock::time_point deadline = Clock::now() + timeout;
   while (!process_->at_eof() && Clock::now() < deadline) {
     read_one(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));

@@ -85,11 +85,14 @@ class Server {
   int port_ = 0;
 };
 
-// parley-cli --batch, the token passed through PARLEY_TOKEN.
+// parley-cli --batch, the token passed through PARLEY_TOKEN; `env` adds or
+// replaces other environment variables (NAME, value), such as the SDK's test
+// hook PARLEY_TEST_CRASH_AT.
 class Cli {
  public:
   Cli(const std::string& url, const std::string& token, const std::string& data_dir,
-      const std::vector<std::string>& extra_args = {});
+      const std::vector<std::string>& extra_args = {},
+      const std::vector<std::pair<std::string, std::string>>& env = {});
   bool started() const { return process_ != nullptr; }
   const std::string& start_error() const { return start_error_; }
 
@@ -102,6 +105,10 @@ class Cli {
   // Closes stdin, reads the rest of the output and waits for the exit; the
   // exit status, or -1 if it did not exit in time (it is then killed).
   int finish(std::chrono::milliseconds timeout = 40s);
+  // Reads the output to its end and waits for the process to exit by itself,
+  // stdin left open; the exit status, or -1 if it did not exit in time (it is
+  // then killed).
+  int wait_exit(std::chrono::milliseconds timeout = 20s);
 
   // Every JSON line so far, in order.
   const std::vector<JsonLine>& lines() const { return lines_; }
