@@ -570,6 +570,9 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
     }
     if (before != nullptr && before->identity == *raw) continue;
     write.devices.push_back(store::Cache::DeviceRow{bundles.user, b.device, *raw, now_ms});
+    // A session with the old identity is over: the next message starts one
+    // with the new identity's bundle.
+    if (before != nullptr) write.dropped.emplace_back(bundles.user, b.device);
     news.push_back(IdentityNews{bundles.user, b.device, before != nullptr, was_verified});
   }
   if (Status s = cache_.apply_e2e(write); !s.ok()) return s;

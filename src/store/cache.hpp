@@ -322,7 +322,10 @@ class Cache {
     std::vector<SessionRow> sessions;             // upserted
     std::vector<DeviceRow> devices;               // upserted
     std::vector<std::pair<std::string, std::string>> outgoing;  // (message id, payload JSON)
-    bool empty() const { return sessions.empty() && devices.empty() && outgoing.empty(); }
+    std::vector<std::pair<std::string, std::string>> dropped;   // sessions (user, device) ended
+    bool empty() const {
+      return sessions.empty() && devices.empty() && outgoing.empty() && dropped.empty();
+    }
   };
   Status apply_e2e(const E2eWrite& write);
   // Whether the event (channel, seq) is stored.

@@ -46,6 +46,7 @@ constexpr const char* kPutSession =
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(user, device) DO UPDATE SET "
     "state = excluded.state, base_key = excluded.base_key, "
     "pending_prekey = excluded.pending_prekey, updated_ms = excluded.updated_ms";
+constexpr const char* kDropSession = "DELETE FROM e2e_sessions WHERE user = ?1 AND device = ?2";
 constexpr const char* kDevicesOf =
     "SELECT user, device, identity, seen_ms FROM e2e_devices WHERE user = ?1 ORDER BY device";
 constexpr const char* kPutDevice =
@@ -333,6 +334,12 @@ Status Cache::Rep::write_e2e(const E2eWrite& write) {
       q->bind_null(5);
     }
     if (Status r = q->bind(6, s.updated_ms).run(); !r.ok()) return r;
+  }
+  for (const auto& [user, device] : write.dropped) {
+    auto st = stmt(kDropSession);
+    if (!st) return st.status();
+    Scoped q(**st);
+    if (Status r = q->bind(1, user).bind(2, device).run(); !r.ok()) return r;
   }
   for (const DeviceRow& d : write.devices) {
     auto st = stmt(kPutDevice);

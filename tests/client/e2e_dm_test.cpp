@@ -224,6 +224,12 @@ TEST_CASE("e2e dm: safety numbers agree; verification ends when the contact's id
   CHECK(changed->was_verified);
   CHECK(loaded->number != from_alice);
   CHECK_FALSE(loaded->verified);
+  // The session with the old identity is over: the next DM starts a new one.
+  send_ok(*alice, channel, "to the new install");
+  Message m = receive(*bob_again, "to the new install");
+  CHECK(m.e2e);
+  send_ok(*bob_again, channel, "got it");
+  CHECK(receive(*alice, "got it").e2e);
 }
 
 TEST_CASE("e2e dm: a DM to a user without keys fails with no_keys") {
