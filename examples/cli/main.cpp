@@ -82,6 +82,14 @@ int main(int argc, char** argv) {
   app.add_flag("--rebuild-corrupt-cache", rebuild_corrupt_cache,
                "if the cache is corrupt, move it aside and rebuild it from the server (the "
                "outbox is kept)");
+  std::string device_id;
+  app.add_option("--device-id", device_id,
+                 "this device's id, 1-64 characters (default: one generated and kept in --data)")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            return v.empty() || v.size() > 64 ? std::string("1-64 characters") : std::string();
+          },
+          "ID"));
   long reconnect_max_ms = 30000;
   app.add_option("--reconnect-max-ms", reconnect_max_ms,
                  "longest wait between reconnection attempts, in ms (backoff with jitter)")
@@ -107,6 +115,7 @@ int main(int argc, char** argv) {
   options.request_timeout = to_ms(command_timeout);
   options.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
   options.rebuild_corrupt_cache = rebuild_corrupt_cache;
+  options.device_id = device_id;
   options.listener = [inbox](const parley::Event& event) { inbox->push_event(event); };
   parley::Result<std::unique_ptr<parley::Client>> client = parley::Client::open(options);
   if (!client) {

@@ -31,9 +31,11 @@ struct Party {
   std::string data;
   std::unique_ptr<Cli> cli{};
 
+  std::vector<std::string> args{};  // extra parley-cli flags
+
   void start(const std::string& url,
              const std::vector<std::pair<std::string, std::string>>& env = {}) {
-    cli = std::make_unique<Cli>(url, token, data, std::vector<std::string>{}, env);
+    cli = std::make_unique<Cli>(url, token, data, args, env);
     REQUIRE(cli->started());
     need(*cli, kReady, user + " ready");
   }
@@ -512,6 +514,43 @@ TEST_CASE("a crash right after decrypting, or right after committing, loses and 
   std::vector<JsonLine> ha = history(*alice.cli, "@bob", 20);
   CHECK(ha.size() == 6);
   for (const JsonLine& l : ha) CHECK_FALSE(l.has("e2e_error"));
+  alice.stop();
+  bob.stop();
+}
+
+TEST_CASE("a contact's new identity key gives identity_changed and ends the verification") {
+  World w;
+  Party alice{"alice", w.alice, w.data("alice")};
+  Party bob{"bob", w.bob, w.data("bob"), nullptr, {"--device-id", "bob-phone"}};
+  alice.start(w.server.url());
+  bob.start(w.server.url());
+  dm(alice, bob, "mustard-origami-13 before");
+  dm(bob, alice, "pewter-flamingo-90 before too");
+  ok(*alice.cli, "/verify bob", "verify");
+  const JsonLine before = safety(*alice.cli, "bob");
+  CHECK(before.get("verified") == "true");
+
+  // Bob reinstalls: the same device id, a new identity key.
+  bob.stop();
+  std::filesystem::remove_all(bob.data);
+  bob.start(w.server.url());
+  const JsonLine after = safety(*alice.cli, "bob");
+  const JsonLine changed = need(
+      *alice.cli, [](const JsonLine& l) { return l.is("identity_changed"); }, "identity_changed");
+  CHECK(changed.get("user") == "bob");
+  CHECK(changed.get("device") == "bob-phone");
+  CHECK(changed.get("was_verified") == "true");
+  CHECK(index_of(*alice.cli, changed) < index_of(*alice.cli, after));
+  CHECK(is_safety_number(after.get("number")));
+  CHECK(after.get("number") != before.get("number"));
+  CHECK(after.get("verified") == "false");
+  CHECK(safety(*bob.cli, "alice").get("number") == after.get("number"));
+
+  // The conversation goes on with the new key, and can be verified again.
+  dm(alice, bob, "copper-lantern-71 after");
+  dm(bob, alice, "hazel-trombone-26 after too");
+  ok(*alice.cli, "/verify bob", "verify");
+  CHECK(safety(*alice.cli, "bob").get("verified") == "true");
   alice.stop();
   bob.stop();
 }
