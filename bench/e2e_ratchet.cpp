@@ -372,6 +372,7 @@ int main(int argc, char** argv) {
 #endif
   const crypto::Bytes plain = plaintext(static_cast<std::size_t>(size));
 
+  Report report("e2e_ratchet");  // now: it reads the load average at the start
   // Per figure, the rounds' wall-time and CPU-time rates.
   struct Series {
     std::vector<double> wall, cpu;
@@ -396,7 +397,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "round %ld/%ld done\n", r + 1, rounds);
   }
 
-  Report report("e2e_ratchet");
   report.note(fmt::format(
       "{} B messages, encrypt + decrypt = one message; ping-pong {} messages (a DH step each), "
       "burst {} (batches of {}); median of {} rounds",
