@@ -372,7 +372,7 @@ int main(int argc, char** argv) {
 #endif
   const crypto::Bytes plain = plaintext(static_cast<std::size_t>(size));
 
-  Report report("e2e_ratchet");  // now: it reads the load average at the start
+  Report report("e2e_ratchet");  // before the runs: it reads the load average here
   // Per figure, the rounds' wall-time and CPU-time rates.
   struct Series {
     std::vector<double> wall, cpu;
