@@ -99,9 +99,10 @@ TEST_CASE("interactive parley-cli on a terminal: prompt, send, receive, typing, 
   need(bob, message_from("alice", "after ctrl-c"), "the line after Ctrl-C");
 
   alice->type("/help\r");
-  for (const char* command : {"/send CHANNEL TEXT", "/switch CHANNEL", "/create CHANNEL",
-                              "/join CHANNEL", "/leave CHANNEL", "/history CHANNEL N",
-                              "/typing CHANNEL", "/read CHANNEL", "/help", "/quit"}) {
+  for (const char* command :
+       {"/send CHANNEL TEXT", "/switch CHANNEL", "/create CHANNEL", "/join CHANNEL",
+        "/leave CHANNEL", "/safety USER", "/verify USER [off]", "/history CHANNEL N",
+        "/typing CHANNEL", "/read CHANNEL", "/help", "/quit"}) {
     see(*alice, command);
   }
   alice->type("/frobnicate\r");
@@ -117,6 +118,14 @@ TEST_CASE("interactive parley-cli on a terminal: prompt, send, receive, typing, 
   see(*alice, "[general]> ");
   ok(bob, "/send random over here", "send");
   see(*alice, "[random] bob: over here");
+
+  // A direct message shows in "@bob" with a lock; /safety and /verify work.
+  ok(bob, "/dm alice psst, encrypted", "dm");
+  see(*alice, "[@bob] bob: \xF0\x9F\x94\x92 psst, encrypted");
+  alice->type("/safety bob\r");
+  see(*alice, "safety number with bob (not verified):");
+  alice->type("/verify bob\r");
+  see(*alice, "bob is verified");
 
   alice->type("/quit\r");
   see(*alice, "bye");
