@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The two-user demo. Builds Parley, starts parley-server on 127.0.0.1 with a
 # fresh data directory, mints tokens for alice and bob, runs them as two
-# parley-cli --batch clients through a short conversation in #general, prints
-# the transcript, stops the server and exits 0. Every wait is bounded.
+# parley-cli --batch clients through a short conversation in #general, a
+# private group, presence and an end-to-end encrypted DM exchange with safety
+# numbers, prints the transcript, stops the server and exits 0. Every wait is
+# bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -156,6 +158,38 @@ wait_lines "$work/alice.out" '"user":"bob","status":"away"' 1
 echo "/presence bob" >&3
 wait_lines "$work/alice.out" '"command":"presence"' 1
 
+# End-to-end encrypted direct messages: alice writes to "@bob", bob answers
+# "@alice"; the server stores and relays only ciphertext. Then both print
+# their safety number (the same on both sides) and alice marks bob verified.
+dms=(
+  "alice|Psst: the release password is orange-submarine-42."
+  "bob|Got it. Only our two devices can read this."
+  "alice|That is the point of end-to-end encryption."
+)
+alice_dms=0
+bob_dms=0
+for entry in "${dms[@]}"; do
+  who="${entry%%|*}"
+  text="${entry#*|}"
+  if [ "$who" = alice ]; then
+    echo "/dm bob $text" >&3
+    alice_dms=$((alice_dms + 1))
+    wait_lines "$work/alice.out" '"event":"sent","channel":"@bob"' "$alice_dms"
+    wait_lines "$work/bob.out" '"event":"message","channel":"@alice"' "$alice_dms"
+  else
+    echo "/dm alice $text" >&4
+    bob_dms=$((bob_dms + 1))
+    wait_lines "$work/bob.out" '"event":"sent","channel":"@alice"' "$bob_dms"
+    wait_lines "$work/alice.out" '"event":"message","channel":"@bob"' "$bob_dms"
+  fi
+done
+echo "/safety bob" >&3
+wait_lines "$work/alice.out" '"command":"safety"' 1
+echo "/safety alice" >&4
+wait_lines "$work/bob.out" '"command":"safety"' 1
+echo "/verify bob" >&3
+wait_lines "$work/alice.out" '"command":"verify"' 1
+
 echo "/quit" >&3
 echo "/quit" >&4
 exec 3>&- 4>&-
@@ -213,6 +247,24 @@ for l in bob:
 for l in alice:
     if l.get("channel") == "plans" and l["event"] == "message":
         print("  " + json.dumps(l, ensure_ascii=False, separators=(",", ":")))
+print()
+print("Encrypted direct messages, as bob's parley-cli printed them (\"e2e\":true):")
+for l in bob:
+    if l["event"] == "message" and l["channel"] == "@alice":
+        print("  " + json.dumps(l, ensure_ascii=False, separators=(",", ":")))
+for l in alice:
+    if l["event"] == "message" and l["channel"] == "@bob":
+        print(f"  alice got: {l['sender']}> {l['text']}")
+numbers = {}
+for name, lines in (("alice", alice), ("bob", bob)):
+    line = [l for l in lines if l["event"] == "safety"][-1]
+    numbers[name] = line["number"]
+    print(f"  {name}'s /safety {line['user']}: {line['number']}")
+if numbers["alice"] != numbers["bob"]:
+    sys.exit("demo: the safety numbers differ")
+print("  the same number on both sides; alice marked bob verified:",
+      json.dumps([l for l in alice if l["event"] == "result" and l["command"] == "verify"][-1],
+                 separators=(",", ":")))
 print()
 print("Example lines (alice):")
 for l in [l for l in alice if l["event"] in ("pending", "sent")][:2]:
