@@ -227,14 +227,18 @@ struct OnlineCountChanged {
   std::uint64_t members = 0;
 };
 
-// End-to-end encryption (docs/e2e.md). A device of a contact presented an
-// identity key other than the one this device knew for it (a reinstall, a
-// new phone, or an attack). The contact's safety number changes with it: a
-// verified contact is no longer verified (was_verified tells the app to warn).
+// End-to-end encryption (docs/e2e.md). A contact's identities changed: a
+// device of theirs presented an identity key other than the one this device
+// knew for it (a reinstall, or an attack), or a device this device did not
+// know appeared beside the known ones (new_device: a new phone, a new
+// install under a new device id, or an attack). The contact's safety number
+// changes with it: a verified contact is no longer verified (was_verified
+// tells the app to warn). The first identities seen of a contact are not news.
 struct IdentityChanged {
   std::string user;
   std::string device;
   bool was_verified = false;
+  bool new_device = false;
 };
 
 // Answer to Client::load_safety_number: the number both users see (60 digits

@@ -430,12 +430,14 @@ void E2eDevice::Batch::note_identity(const std::pair<std::string, std::string>& 
   devices_[key] = identity;
   if (before != nullptr && before->identity == identity) return;
   bool was_verified = false;
-  if (before != nullptr) {
+  bool known_before = known && !known->empty();
+  if (known_before) {
     auto verified = device_.cache_.e2e_verified(key.first);
     auto digest = device_.identity_digest(key.first);
     was_verified = verified && digest && !verified->empty() && *verified == *digest;
   }
-  news_.push_back(IdentityNews{key.first, key.second, before != nullptr, was_verified});
+  news_.push_back(IdentityNews{key.first, key.second, known_before, was_verified,
+                               before == nullptr});
 }
 
 store::Cache::E2eWrite E2eDevice::Batch::write() const {
@@ -573,7 +575,10 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
     // A session with the old identity is over: the next message starts one
     // with the new identity's bundle.
     if (before != nullptr) write.dropped.emplace_back(bundles.user, b.device);
-    news.push_back(IdentityNews{bundles.user, b.device, before != nullptr, was_verified});
+    // News when the contact's set of identities changes (a changed key, or a
+    // device added to those known); the first devices seen are not.
+    news.push_back(IdentityNews{bundles.user, b.device, !known->empty(), was_verified,
+                                before == nullptr});
   }
   if (Status s = cache_.apply_e2e(write); !s.ok()) return s;
   return news;

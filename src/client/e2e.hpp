@@ -53,12 +53,13 @@ class E2eDevice {
   Result<std::optional<wire::PublishKeys>> keys_to_publish(
       const std::optional<wire::KeysState>& server, std::int64_t now_ms);
 
-  // A contact's device changed identity (or was first seen with one).
+  // A contact's device changed identity, or was seen for the first time.
   struct IdentityNews {
     std::string user;
     std::string device;
-    bool changed = false;        // false: first seen
+    bool changed = false;        // the contact's known identity set changed (false: first seen)
     bool was_verified = false;   // the user was verified before the change
+    bool new_device = false;     // a device not known before
   };
 
   // ---- receiving ----

@@ -487,11 +487,16 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   attempt_ = 0;
   server_max_frame_ = welcome.max_frame;
   set_state(LifecycleState::syncing);
-  // This device's keys are on the server before ready (docs/e2e.md).
-  publish_keys(welcome.keys, /*before_ready=*/true);
+  peers_checked_.clear();
   apply_channel_states(welcome.channels);
   apply_notify_states(welcome.channels);
+  // This device's keys are on the server before ready (docs/e2e.md): the
+  // gate is set before the sync can finish.
+  keys_before_ready_ = true;
   begin_sync(welcome.channels);
+  keys_before_ready_ = false;
+  publish_keys(welcome.keys, /*before_ready=*/true);
+  if (!keys_before_ready_) finish_sync_step();  // nothing to publish
   session_since_ = Clock::now();
   rewatch_presence();
   transmit_outbox();

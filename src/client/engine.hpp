@@ -237,6 +237,13 @@ class Engine : public sys::TransportHandler {
   void seal_and_send(const OutboxEntry& entry, const std::string& peer,
                      const wire::Bundles* bundles);
   void fail_entry(const OutboxEntry& entry, const Status& why);
+  // Before the first DM to `peer` on a connection: its devices (identities
+  // only); bundles for those without a session.
+  void check_peer_devices(const std::string& peer);
+  void fetch_bundles(const std::string& peer);
+  // Seals and sends the messages waiting for `peer` (failing them with
+  // no_keys, or leaving them in the outbox, on `error`).
+  void release_waiting(const std::string& peer, const wire::Bundles* bundles, const Status& error);
   // Sends an outbox message and handles the answer (ack, retry, refusal).
   void send_entry(const OutboxEntry& entry, const wire::Send& send, bool e2e);
 
@@ -308,6 +315,8 @@ class Engine : public sys::TransportHandler {
   bool keys_before_ready_ = false;  // ... and ready waits for it
   // peer -> outbox messages waiting for the peer's bundles
   std::map<std::string, std::vector<OutboxEntry>> bundle_waiting_;
+  // peer -> when its devices were last checked (on this connection)
+  std::map<std::string, Clock::time_point> peers_checked_;
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

@@ -17,6 +17,8 @@ std::int64_t wall_ms() {
       .count();
 }
 bool is_direct_name(const std::string& channel) { return !channel.empty() && channel[0] == '@'; }
+// How long a check of a peer's devices holds (docs/e2e.md).
+constexpr auto kPeerDevicesRecheck = std::chrono::seconds(60);
 }  // namespace
 
 Status Engine::open_e2e() {
@@ -87,7 +89,7 @@ Result<int> Engine::store_incoming(const std::vector<wire::ChannelEvent>& events
   if (!stored) return stored;
   crash_point("e2e_committed");
   for (auto& news : batch->committed()) {
-    if (news.changed) events_.push(IdentityChanged{news.user, news.device, news.was_verified});
+    if (news.changed) events_.push(IdentityChanged{news.user, news.device, news.was_verified, news.new_device});
   }
   return stored;
 }
@@ -149,36 +151,79 @@ void Engine::transmit_e2e(const OutboxEntry& entry) {
     return;
   }
   auto has = e2e_->has_sessions(*peer);
-  if (has && *has) return seal_and_send(entry, *peer, nullptr);
-  // No session with any device of the peer: one bundle request, and the
-  // messages that come meanwhile wait for it (each would take a one-time
-  // prekey and start a session of its own otherwise).
+  bool sessions = has && *has;
+  auto checked = peers_checked_.find(*peer);
+  if (sessions && checked != peers_checked_.end() &&
+      Clock::now() - checked->second < kPeerDevicesRecheck) {
+    return seal_and_send(entry, *peer, nullptr);
+  }
+  // Before the first message to a peer on each connection, and again when
+  // the last check is older than kPeerDevicesRecheck: the peer's current
+  // devices (a new install, a changed key). Messages that come
+  // meanwhile wait, so that one bundle request serves them all (each would
+  // take a one-time prekey and start a session of its own otherwise).
   bundle_waiting_[*peer].push_back(entry);
-  std::string who = *peer;
-  request(wire::GetBundle{0, who, std::nullopt},
-          [this, who](const wire::ServerMessage* reply, const Status& error) {
-            auto node = bundle_waiting_.extract(who);
-            if (node.empty()) return;
-            std::vector<OutboxEntry> entries = std::move(node.mapped());
-            const auto* bundles = reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
-            if (bundles == nullptr) {
-              if (error.reason() == wire::code::kNoKeys || error.reason() == wire::code::kInvalidUser) {
-                for (const auto& e : entries) {
-                  fail_entry(e, Status(StatusCode::not_found,
-                                       fmt::format("message {}: \"{}\" has no device that can "
-                                                   "receive encrypted messages",
-                                                   e.id, who),
-                                       wire::code::kNoKeys));
+  if (sessions) {
+    check_peer_devices(*peer);
+  } else {
+    fetch_bundles(*peer);
+  }
+}
+
+void Engine::release_waiting(const std::string& peer, const wire::Bundles* bundles,
+                             const Status& error) {
+  auto node = bundle_waiting_.extract(peer);
+  if (node.empty()) return;
+  std::vector<OutboxEntry> entries = std::move(node.mapped());
+  if (!error.ok()) {
+    if (error.reason() == wire::code::kNoKeys || error.reason() == wire::code::kInvalidUser) {
+      for (const auto& e : entries) {
+        fail_entry(e, Status(StatusCode::not_found,
+                             fmt::format("message {}: \"{}\" has no device that can receive "
+                                         "encrypted messages",
+                                         e.id, peer),
+                             wire::code::kNoKeys));
+      }
+    }
+    // Otherwise (offline, timeout) they stay in the outbox.
+    return;
+  }
+  peers_checked_[peer] = Clock::now();
+  bool first = true;
+  for (const auto& e : entries) {
+    seal_and_send(e, peer, first ? bundles : nullptr);
+    first = false;
+  }
+}
+
+void Engine::check_peer_devices(const std::string& peer) {
+  request(wire::GetBundle{0, peer, true},
+          [this, peer](const wire::ServerMessage* reply, const Status& error) {
+            const auto* ids = reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
+            if (ids == nullptr) return release_waiting(peer, nullptr, error);
+            bool missing = false;
+            if (auto news = e2e_->learn_identities(*ids, wall_ms())) {
+              for (const auto& n : *news) {
+                if (n.changed) {
+                  events_.push(IdentityChanged{n.user, n.device, n.was_verified, n.new_device});
                 }
               }
-              // Otherwise (offline, timeout) they stay in the outbox.
-              return;
             }
-            bool first = true;
-            for (const auto& e : entries) {
-              seal_and_send(e, who, first ? bundles : nullptr);
-              first = false;
+            for (const auto& d : ids->devices) {
+              if (peer == user_ && d.device == device_id_) continue;
+              auto session = cache_->e2e_session(peer, d.device);
+              if (session && !*session) missing = true;
             }
+            if (!missing) return release_waiting(peer, nullptr, Status());
+            fetch_bundles(peer);  // a device without a session: X3DH with it
+          });
+}
+
+void Engine::fetch_bundles(const std::string& peer) {
+  request(wire::GetBundle{0, peer, std::nullopt},
+          [this, peer](const wire::ServerMessage* reply, const Status& error) {
+            const auto* bundles = reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
+            release_waiting(peer, bundles, bundles != nullptr ? Status() : error);
           });
 }
 
@@ -190,7 +235,7 @@ void Engine::seal_and_send(const OutboxEntry& entry, const std::string& peer,
     return;
   }
   for (const auto& news : sealed->news) {
-    if (news.changed) events_.push(IdentityChanged{news.user, news.device, news.was_verified});
+    if (news.changed) events_.push(IdentityChanged{news.user, news.device, news.was_verified, news.new_device});
   }
   wire::Send send{0, entry.channel, entry.id, "", std::move(sealed->payload)};
   sealed->write.outgoing.emplace_back(entry.id, wire::encode(wire::ClientMessage(send)));
@@ -239,7 +284,7 @@ void Engine::load_safety_number(RequestId req, const std::string& user) {
             if (bundles != nullptr && bundles->user == user) {
               if (auto news = e2e_->learn_identities(*bundles, wall_ms())) {
                 for (const auto& n : *news) {
-                  if (n.changed) events_.push(IdentityChanged{n.user, n.device, n.was_verified});
+                  if (n.changed) events_.push(IdentityChanged{n.user, n.device, n.was_verified, n.new_device});
                 }
               }
             } else if (error.reason() != wire::code::kNoKeys &&

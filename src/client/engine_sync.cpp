@@ -15,6 +15,9 @@ namespace parley::client {
 
 namespace {
 constexpr std::uint32_t kFirstSyncPage = 50;
+// A direct channel new to this device with at most this many events is
+// delivered whole (see begin_sync).
+constexpr std::uint64_t kDirectCatchUp = 200;
 // A bound on server round trips for one load_history call; each round must
 // also make progress (the server's pages shrink for large messages).
 constexpr int kMaxHistoryRounds = 5000;
@@ -84,7 +87,12 @@ void Engine::begin_sync(const std::vector<wire::ChannelState>& channels) {
       fetch_receipts(c.channel);
       continue;
     }
-    if (cursor == 0) {
+    // A direct channel new to this device, short enough: a conversation
+    // someone started while this device was away. It is delivered from the
+    // start, like a channel the device knew.
+    bool new_conversation = cursor == 0 && c.kind && *c.kind == "direct" &&
+                            c.last_seq <= kDirectCatchUp;
+    if (cursor == 0 && !new_conversation) {
       // A channel new to this device: keep the newest page for the UI and
       // start the live cursor at the end; older history loads on demand.
       sync_waiting_.insert(c.channel);

@@ -232,6 +232,45 @@ TEST_CASE("e2e dm: safety numbers agree; verification ends when the contact's id
   CHECK(receive(*alice, "got it").e2e);
 }
 
+TEST_CASE("e2e dm: a contact's new install under a new device id gets the next DMs, and is news") {
+  TestServer server;
+  auto alice = open_client(server, "alice", temp_dir("alice"));
+  auto bob = open_client(server, "bob", temp_dir("bob"));
+  std::string channel = open_direct(*alice, "bob");
+  send_ok(*alice, channel, "to the old phone");
+  receive(*bob, "to the old phone");
+  CHECK(alice->verify_contact("bob").ok());
+  bob.reset();
+  // A new phone: new data, new device id, new identity.
+  auto phone = open_client(server, "bob", temp_dir("bob-new"));
+  // Alice's app comes back to the foreground: a new connection checks bob's
+  // devices before the next DM (within one connection, a minute later).
+  alice->disconnect();
+  REQUIRE(wait_for<StateChanged>(*alice, [](const StateChanged& s) {
+    return s.state == LifecycleState::disconnected;
+  }));
+  alice->connect();
+  REQUIRE(wait_ready(*alice));
+  std::optional<IdentityChanged> news;
+  auto id = alice->send(channel, "to every phone");
+  REQUIRE(id.ok());
+  auto sent = wait_for<MessageSent>(
+      *alice, [&](const MessageSent& s) { return s.id == *id; }, std::chrono::seconds(10),
+      [&](const Event& e) {
+        if (auto* c = std::get_if<IdentityChanged>(&e)) news = *c;
+      });
+  REQUIRE(sent);
+  REQUIRE(news);
+  CHECK(news->user == "bob");
+  CHECK(news->new_device);
+  CHECK(news->was_verified);
+  Message m = receive(*phone, "to every phone");
+  CHECK(m.e2e);
+  bool verified = true;
+  safety(*alice, "bob", &verified);
+  CHECK_FALSE(verified);
+}
+
 TEST_CASE("e2e dm: a DM to a user without keys fails with no_keys") {
   TestServer server;
   auto alice = open_client(server, "alice", temp_dir("alice"));

@@ -544,6 +544,45 @@ void engine_seeds() {
             enc(S{wire::Ok{6, "general", 1, 1}}),
             enc(S{wire::ReceiptList{7, "general", {"alice"}, {}, {}}}),
         }));
+  // A direct conversation: the history of a direct channel new to the device
+  // (rid 2) holds e2e messages addressed to it (a prekey message naming
+  // prekeys it does not have, a follow-up without a session, one for another
+  // device, a malformed body); then the engine's keys (rid 3) are refused,
+  // and a send to the channel asks for bundles (rid 4, answered with a bad
+  // signature) before failing.
+  wire::ChannelEvent first = event("@alice+bob", 2, "message", "bob", {}, kId1);
+  first.text.reset();
+  first.e2e = e2e_payload("phone", "alice", "fuzz-device", 120, true);
+  wire::ChannelEvent second = event("@alice+bob", 3, "message", "bob");
+  second.text.reset();
+  second.e2e = e2e_payload("phone", "alice", "fuzz-device", 56, false);
+  wire::ChannelEvent other = event("@alice+bob", 4, "message", "bob");
+  other.text.reset();
+  other.e2e = e2e_payload("phone", "alice", "laptop", 72, false);
+  wire::ChannelEvent broken = event("@alice+bob", 5, "message", "bob");
+  broken.text.reset();
+  broken.e2e = e2e_payload("phone", "alice", "fuzz-device", 8, false);
+  wire::PublishKeys bob_keys = device_keys(9, 1);
+  wire::DeviceBundle bundle{"phone", bob_keys.identity, bob_keys.signed_prekey,
+                            bob_keys.one_time ? std::optional<wire::OneTimeKey>(bob_keys.one_time->front())
+                                              : std::nullopt,
+                            std::nullopt};
+  bundle.signed_prekey->signature = bob_keys.last_resort->signature;  // not the key's
+  wire::ChannelState direct{"@alice+bob", 5};
+  direct.kind = "direct";
+  write("client_engine", "direct_e2e.txt",
+        script({
+            enc(S{wire::Welcome{1, "alice", "fuzz-device", kTs, 65536, {direct}}}),
+            enc(S{wire::HistoryPage{2,
+                                    "@alice+bob",
+                                    5,
+                                    {event("@alice+bob", 1, "create", "bob"), first, second, other,
+                                     broken}}}),
+            enc(S{wire::Error{3, "unknown_type", "no such message type", {}}}),
+            "!send @alice+bob hello bob",
+            enc(S{wire::Bundles{4, "bob", {bundle}}}),
+            enc(S{wire::KeysState{0, bob_keys.identity, 1, 2, 3}}),
+        }));
   write("client_engine", "refused.txt",
         script({
             enc(S{wire::Error{1, "invalid_token", "token signature does not match", {}}}),

@@ -266,6 +266,11 @@ TEST_CASE("a version 3 cache migrates to version 4 keeping its channels and even
                      "ALTER TABLE messages DROP COLUMN ref; "
                      "ALTER TABLE messages DROP COLUMN channel_kind; "
                      "ALTER TABLE messages DROP COLUMN meta; "
+                     // and of end-to-end encryption (schema 6)
+                     "ALTER TABLE messages DROP COLUMN e2e; "
+                     "ALTER TABLE messages DROP COLUMN e2e_error; "
+                     "DROP TABLE e2e_sessions; DROP TABLE e2e_devices; "
+                     "DROP TABLE e2e_verified; DROP TABLE e2e_outgoing; "
                      "PRAGMA user_version = 3")
                 .ok());
   }

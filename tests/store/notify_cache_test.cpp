@@ -118,6 +118,11 @@ TEST_CASE("a version 4 cache migrates to version 5 keeping its channels, with ze
                      "ALTER TABLE channels DROP COLUMN mentions; "
                      "ALTER TABLE channels DROP COLUMN notify_level; "
                      "ALTER TABLE channels DROP COLUMN mute_until; "
+                     // and of end-to-end encryption (schema 6)
+                     "ALTER TABLE messages DROP COLUMN e2e; "
+                     "ALTER TABLE messages DROP COLUMN e2e_error; "
+                     "DROP TABLE e2e_sessions; DROP TABLE e2e_devices; "
+                     "DROP TABLE e2e_verified; DROP TABLE e2e_outgoing; "
                      "PRAGMA user_version = 4")
                 .ok());
   }
@@ -127,7 +132,7 @@ TEST_CASE("a version 4 cache migrates to version 5 keeping its channels, with ze
   {
     auto db = parley::store::Database::open((dir.path / "parley.db").string());
     REQUIRE(db.ok());
-    CHECK(*db->user_version() == 5);
+    CHECK(*db->user_version() == Cache::kSchemaVersion);
   }
   auto info = c.channel("g");
   REQUIRE(info->has_value());
