@@ -379,9 +379,12 @@ class HumanOutput final : public Output {
   // A warning of its own: the contact's safety number is not what it was.
   void identity_changed(const parley::IdentityChanged& e) override {
     const std::string who = printable(e.user);
-    std::string text = "(!) the safety number with " + who + " has changed: their device " +
-                       printable(e.device) + " has a new identity key (a new install, or someone " +
-                       "in between)";
+    std::string text = "(!) the safety number with " + who + " has changed: " +
+                       (e.new_device ? "they have a new device " + printable(e.device) +
+                                           " (a new phone or install, or someone in between)"
+                                     : "their device " + printable(e.device) +
+                                           " has a new identity key (a new install, or someone "
+                                           "in between)");
     text += e.was_verified ? "; " + who + " was verified and no longer is: compare /safety " + who +
                                  " with them again, then /verify " + who
                            : "; /safety " + who + " shows the new number";

@@ -333,12 +333,13 @@ class JsonOutput final : public Output {
         .emit();
   }
 
-  // {"event":"identity_changed","user":U,"device":D,"was_verified":bool}
+  // {"event":"identity_changed","user":U,"device":D,"was_verified":bool,"new_device":bool}
   void identity_changed(const parley::IdentityChanged& e) override {
     JsonLine("identity_changed")
         .field("user", e.user)
         .field("device", e.device)
         .field("was_verified", e.was_verified)
+        .field("new_device", e.new_device)
         .emit();
   }
 
