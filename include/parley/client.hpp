@@ -175,8 +175,11 @@ class Client {
   // Marks `user` verified (after comparing safety numbers) for the
   // identities the cache knows now, or not verified. Verification ends by
   // itself when an identity changes. Fails with not_found (reason no_keys)
-  // when no identity of `user` is known yet.
-  Status verify_contact(const std::string& user, bool verified = true);
+  // when no identity of `user` is known yet. With `shown_number` (the number
+  // the users compared), fails with invalid_argument (reason
+  // safety_changed) when the identities changed since it was shown.
+  Status verify_contact(const std::string& user, bool verified = true,
+                        const std::string& shown_number = {});
 
   // Writes a text message to the durable outbox and returns its id; works
   // offline. Then MessagePending, later MessageSent or MessageFailed.

@@ -127,9 +127,11 @@ RequestId Client::load_safety_number(const std::string& user) {
   return id;
 }
 
-Status Client::verify_contact(const std::string& user, bool verified) {
+Status Client::verify_contact(const std::string& user, bool verified,
+                              const std::string& shown_number) {
   auto* e = &impl_->engine;
-  return e->call<Status>([e, &user, verified] { return e->verify_contact(user, verified); });
+  return e->call<Status>(
+      [e, &user, verified, &shown_number] { return e->verify_contact(user, verified, shown_number); });
 }
 
 namespace {

@@ -98,13 +98,20 @@ std::optional<std::string> from_base64(std::string_view text) {
   return out;
 }
 
-std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::string& text) {
+std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::string& sender,
+                                          const std::string& channel, const std::string& text) {
   MessageId id;
-  if (!MessageId::parse(id_hex, &id)) return std::nullopt;
+  if (!MessageId::parse(id_hex, &id) || sender.size() > 255 || channel.size() > 255) {
+    return std::nullopt;
+  }
   std::string plain;
-  plain.reserve(1 + 16 + text.size() + kPlaintextBlock);
+  plain.reserve(3 + 16 + sender.size() + channel.size() + text.size() + kPlaintextBlock);
   plain.push_back('\x01');
   plain.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+  plain.push_back(static_cast<char>(sender.size()));
+  plain.append(sender);
+  plain.push_back(static_cast<char>(channel.size()));
+  plain.append(channel);
   plain.append(text);
   std::size_t unpadded = plain.size();
   plain.resize(unpadded + kPlaintextBlock);
@@ -117,18 +124,28 @@ std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::
   return plain;
 }
 
-std::optional<std::string> unpack_plaintext(std::string_view padded, const std::string& id_hex) {
+std::optional<std::string> unpack_plaintext(std::string_view padded, const std::string& id_hex,
+                                            const std::string& sender,
+                                            const std::string& channel) {
   std::size_t len = 0;
   if (padded.empty() || padded.size() % kPlaintextBlock != 0 ||
       sodium_unpad(&len, reinterpret_cast<const unsigned char*>(padded.data()), padded.size(),
                    kPlaintextBlock) != 0) {
     return std::nullopt;
   }
-  if (len < 17 || padded[0] != '\x01') return std::nullopt;
+  std::string_view p = padded.substr(0, len);
+  if (p.size() < 17 || p[0] != '\x01') return std::nullopt;
   MessageId id;
   if (!MessageId::parse(id_hex, &id)) return std::nullopt;
-  if (sodium_memcmp(padded.data() + 1, id.bytes.data(), 16) != 0) return std::nullopt;
-  return std::string(padded.substr(17, len - 17));
+  if (sodium_memcmp(p.data() + 1, id.bytes.data(), 16) != 0) return std::nullopt;
+  p.remove_prefix(17);
+  for (const std::string* expected : {&sender, &channel}) {
+    if (p.empty()) return std::nullopt;
+    auto n = static_cast<unsigned char>(p[0]);
+    if (p.size() < 1u + n || p.substr(1, n) != *expected) return std::nullopt;
+    p.remove_prefix(1u + n);
+  }
+  return std::string(p);
 }
 
 void crash_point(const char* point) {
@@ -194,11 +211,16 @@ Result<std::optional<wire::PublishKeys>> E2eDevice::keys_to_publish(
     if (!made) return made.status();
     spk = *made;
   }
+  // A replaced signed prekey is kept for kOldSignedPrekeyKeepMs after its
+  // successor was made (not after its own making: a device away for weeks
+  // still opens the sessions others started meanwhile).
   std::vector<std::uint32_t> stale;
-  for (const auto& k : *signed_keys) {
-    if (k.id != spk->id && now_ms - k.created_ms > kSignedPrekeyRotationMs + kOldSignedPrekeyKeepMs) {
-      stale.push_back(k.id);
-    }
+  for (std::size_t i = 0; i < signed_keys->size(); ++i) {
+    const auto& k = (*signed_keys)[i];
+    if (k.id == spk->id) continue;
+    std::int64_t replaced_at =
+        i + 1 < signed_keys->size() ? (*signed_keys)[i + 1].created_ms : spk->created_ms;
+    if (now_ms - replaced_at > kOldSignedPrekeyKeepMs) stale.push_back(k.id);
   }
   if (Status s = cache_.delete_prekeys(stale); !s.ok()) return s;
   auto last_resort = cache_.prekeys("last_resort");
@@ -278,16 +300,29 @@ std::optional<std::string> E2eDevice::Batch::open_envelope(const wire::ChannelEv
     *error = "bad_message";
     return std::nullopt;
   }
+  auto as_string = [](const crypto::Bytes& b) {
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  };
   auto it = sessions_.find(key);
   if (it == sessions_.end()) {
     auto row = device_.cache_.e2e_session(event.sender, sender_device);
     if (row && *row) {
       if (auto r = crypto::Ratchet::deserialize((*row)->state)) {
-        it = sessions_.emplace(key, Working{std::move(*r), (*row)->base_key, (*row)->pending_prekey})
-                 .first;
+        Working w{std::move(*r), (*row)->base_key, (*row)->pending_prekey, std::nullopt, {}};
+        if ((*row)->previous_state && (*row)->previous_base_key) {
+          w.previous = crypto::Ratchet::deserialize(*(*row)->previous_state);
+          if (w.previous) w.previous_base = *(*row)->previous_base_key;
+        }
+        it = sessions_.emplace(key, std::move(w)).first;
       }
     }
   }
+  // The previous session becomes current (the peer answered on it).
+  auto promote = [](Working& w) {
+    std::swap(w.ratchet, *w.previous);
+    std::swap(w.base_key, w.previous_base);
+    w.pending_prekey.reset();
+  };
   std::optional<crypto::IdentityPublic> sender_identity;
   if (envelope.prekey) {
     const wire::PrekeyHeader& h = *envelope.prekey;
@@ -302,8 +337,23 @@ std::optional<std::string> E2eDevice::Batch::open_envelope(const wire::ChannelEv
       *error = "bad_message";
       return std::nullopt;
     }
-    bool same_session = it != sessions_.end() && it->second.base_key == *ephemeral;
-    if (!same_session) {
+    bool current = it != sessions_.end() && it->second.base_key == *ephemeral;
+    bool previous = it != sessions_.end() && it->second.previous &&
+                    it->second.previous_base == *ephemeral;
+    if (!current && previous) {
+      // A session this device replaced: try it without changing anything yet.
+      crypto::Ratchet trial = *it->second.previous;
+      auto plain = trial.decrypt(view(*body));
+      if (!plain) {
+        *error = "bad_message";
+        return std::nullopt;
+      }
+      *it->second.previous = std::move(trial);
+      promote(it->second);
+      note_identity(key, identity_raw(*sender_identity));
+      return as_string(*plain);
+    }
+    if (!current) {
       // A new session (X3DH section 3.3, Bob's side).
       std::string kind;
       auto spk = device_.prekey_pair(h.signed_prekey, &kind);
@@ -334,11 +384,18 @@ std::optional<std::string> E2eDevice::Batch::open_envelope(const wire::ChannelEv
         *error = "bad_message";
         return std::nullopt;
       }
-      Working w{std::move(fresh), *ephemeral, std::nullopt};
+      // The session it replaces stays as the previous one: when both
+      // devices started a session at once, each ends up answering on the
+      // one the other will try.
+      Working w{std::move(fresh), *ephemeral, std::nullopt, std::nullopt, {}};
+      if (it != sessions_.end()) {
+        w.previous = std::move(it->second.ratchet);
+        w.previous_base = it->second.base_key;
+      }
       sessions_.insert_or_assign(key, std::move(w));
       if (h.one_time && opk_kind == "one_time") used_one_time_.push_back(*h.one_time);
       note_identity(key, identity_raw(*sender_identity));
-      return std::string(reinterpret_cast<const char*>(plain->data()), plain->size());
+      return as_string(*plain);
     }
   }
   if (it == sessions_.end()) {
@@ -346,14 +403,23 @@ std::optional<std::string> E2eDevice::Batch::open_envelope(const wire::ChannelEv
     return std::nullopt;
   }
   auto plain = it->second.ratchet.decrypt(view(*body));
+  if (!plain && !envelope.prekey && it->second.previous) {
+    crypto::Ratchet trial = *it->second.previous;
+    plain = trial.decrypt(view(*body));
+    if (plain) {
+      *it->second.previous = std::move(trial);
+      promote(it->second);
+    }
+  } else if (plain) {
+    // They have answered: our own messages need not repeat the prekey header.
+    it->second.pending_prekey.reset();
+  }
   if (!plain) {
     *error = "bad_message";
     return std::nullopt;
   }
-  // They have answered: our own messages need not repeat the prekey header.
-  it->second.pending_prekey.reset();
   if (sender_identity) note_identity(key, identity_raw(*sender_identity));
-  return std::string(reinterpret_cast<const char*>(plain->data()), plain->size());
+  return as_string(*plain);
 }
 
 void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
@@ -395,7 +461,7 @@ void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
     m.e2e_error = error;
     return;
   }
-  auto text = unpack_plaintext(*padded, m.id);
+  auto text = unpack_plaintext(*padded, m.id, event.sender, event.channel);
   sodium_memzero(padded->data(), padded->size());
   if (!text || !wire::is_valid_utf8(*text)) {
     if (session_before) {
@@ -443,9 +509,13 @@ void E2eDevice::Batch::note_identity(const std::pair<std::string, std::string>& 
 store::Cache::E2eWrite E2eDevice::Batch::write() const {
   store::Cache::E2eWrite w;
   for (const auto& [key, s] : sessions_) {
-    w.sessions.push_back(
-        store::Cache::SessionRow{key.first, key.second, s.ratchet.serialize(), s.base_key,
-                                 s.pending_prekey, 0});
+    store::Cache::SessionRow row{key.first, key.second, s.ratchet.serialize(), s.base_key,
+                                 s.pending_prekey, 0, std::nullopt, std::nullopt};
+    if (s.previous) {
+      row.previous_state = s.previous->serialize();
+      row.previous_base_key = s.previous_base;
+    }
+    w.sessions.push_back(std::move(row));
   }
   for (const auto& [key, identity] : devices_) {
     w.devices.push_back(store::Cache::DeviceRow{key.first, key.second, identity, 0});
@@ -467,9 +537,9 @@ Result<bool> E2eDevice::has_sessions(const std::string& peer) {
   return !rows->empty();
 }
 
-Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::string& id,
-                                          const std::string& text, const wire::Bundles* bundles,
-                                          std::int64_t now_ms) {
+Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::string& channel,
+                                          const std::string& id, const std::string& text,
+                                          const wire::Bundles* bundles, std::int64_t now_ms) {
   Sealed out;
   out.payload.device = device_;
   struct Target {
@@ -477,8 +547,17 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::st
     crypto::Ratchet ratchet;
     std::string base_key;
     std::optional<std::string> pending;
+    std::optional<std::string> previous_state{};  // kept as it was
+    std::optional<std::string> previous_base{};
   };
   std::vector<Target> targets;
+  if (bundles != nullptr && bundles->user != peer) bundles = nullptr;  // not the peer's
+  if (bundles != nullptr) {
+    // First: a changed identity ends its session before the sessions load.
+    auto known = learn_identities(*bundles, now_ms);
+    if (!known) return known.status();
+    out.news = std::move(*known);
+  }
   auto rows = cache_.e2e_sessions_of(peer);
   if (!rows) return rows.status();
   std::set<std::string> have;
@@ -486,12 +565,10 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::st
     auto r = crypto::Ratchet::deserialize(row.state);
     if (!r) continue;  // a damaged session is replaced from a bundle
     have.insert(row.device);
-    targets.push_back(Target{row.device, std::move(*r), row.base_key, row.pending_prekey});
+    targets.push_back(Target{row.device, std::move(*r), row.base_key, row.pending_prekey,
+                             row.previous_state, row.previous_base_key});
   }
   if (bundles != nullptr) {
-    auto known = learn_identities(*bundles, now_ms);
-    if (!known) return known.status();
-    out.news = std::move(*known);
     for (const auto& b : bundles->devices) {
       if (have.count(b.device) || !b.signed_prekey) continue;
       auto raw = from_base64(b.identity);
@@ -529,7 +606,7 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::st
                   fmt::format("no device of \"{}\" can receive encrypted messages", peer),
                   wire::code::kNoKeys);
   }
-  auto plain = pack_plaintext(id, text);
+  auto plain = pack_plaintext(id, user_, channel, text);
   if (!plain) return Status(StatusCode::invalid_argument, "bad message id", "invalid_id");
   for (auto& t : targets) {
     auto sealed = t.ratchet.encrypt(view(*plain));
@@ -545,7 +622,8 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::st
                                           sealed->size()));
     out.payload.to.push_back(std::move(env));
     out.write.sessions.push_back(store::Cache::SessionRow{peer, t.device, t.ratchet.serialize(),
-                                                          t.base_key, t.pending, now_ms});
+                                                          t.base_key, t.pending, now_ms,
+                                                          t.previous_state, t.previous_base});
   }
   sodium_memzero(plain->data(), plain->size());
   return out;
@@ -598,8 +676,13 @@ Result<E2eDevice::Safety> E2eDevice::safety(const std::string& peer) {
     return Status(StatusCode::not_found,
                   fmt::format("no identity of \"{}\" is known yet", peer), wire::code::kNoKeys);
   }
+  // This user's side: this device and the user's other devices as last
+  // listed by the server (the contact hashes the same list).
+  auto own = identities_of(cache_, user_);
+  if (!own) return own.status();
+  own->push_back(identity_.public_part());
   Safety out;
-  out.number = crypto::safety_number(user_, {identity_.public_part()}, peer, *keys);
+  out.number = crypto::safety_number(user_, *own, peer, *keys);
   out.digest = crypto::identity_set_digest(*keys);
   auto verified = cache_.e2e_verified(peer);
   if (!verified) return verified.status();

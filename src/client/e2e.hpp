@@ -82,6 +82,8 @@ class E2eDevice {
       crypto::Ratchet ratchet;
       std::string base_key;
       std::optional<std::string> pending_prekey;
+      std::optional<crypto::Ratchet> previous;  // the session this one replaced
+      std::string previous_base;
     };
     void note_identity(const std::pair<std::string, std::string>& key, const std::string& identity);
     std::optional<std::string> open_envelope(const wire::ChannelEvent& event,
@@ -105,8 +107,8 @@ class E2eDevice {
     store::Cache::E2eWrite write;
     std::vector<IdentityNews> news;
   };
-  Result<Sealed> seal(const std::string& peer, const std::string& id, const std::string& text,
-                      const wire::Bundles* bundles, std::int64_t now_ms);
+  Result<Sealed> seal(const std::string& peer, const std::string& channel, const std::string& id,
+                      const std::string& text, const wire::Bundles* bundles, std::int64_t now_ms);
 
   // ---- identities ----
   // Records the identities a bundles reply (identities_only or not) gives
@@ -135,11 +137,16 @@ class E2eDevice {
 };
 
 // The plaintext inside a ratchet message: version 1, the message id (16
-// bytes), the UTF-8 text; padded (ISO/IEC 7816-4, sodium_pad) to a multiple
-// of kPlaintextBlock bytes.
-std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::string& text);
-// The text, if `padded` is well formed and names message `id_hex`.
-std::optional<std::string> unpack_plaintext(std::string_view padded, const std::string& id_hex);
+// bytes), the sender's user name and the channel's name (each one length
+// byte, then the bytes), the UTF-8 text; padded (ISO/IEC 7816-4, sodium_pad)
+// to a multiple of kPlaintextBlock bytes. The receiver checks all three
+// against the event, so the server can neither relabel a ciphertext as
+// another message, nor move it to another channel, nor name another sender.
+std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::string& sender,
+                                          const std::string& channel, const std::string& text);
+// The text, if `padded` is well formed and names this message, sender and channel.
+std::optional<std::string> unpack_plaintext(std::string_view padded, const std::string& id_hex,
+                                            const std::string& sender, const std::string& channel);
 
 // A test hook (docs/e2e.md, "Crash safety"): when the environment variable
 // PARLEY_TEST_CRASH_AT equals `point`, the process exits at once with status

@@ -107,7 +107,7 @@ class Engine : public sys::TransportHandler {
   std::optional<std::string> direct_peer(const std::string& channel);
   std::optional<std::string> direct_channel(const std::string& user);
   void load_safety_number(RequestId request, const std::string& user);
-  Status verify_contact(const std::string& user, bool verified);
+  Status verify_contact(const std::string& user, bool verified, const std::string& shown_number);
 
   // ---- TransportHandler ----
   void on_open() override;
@@ -234,7 +234,8 @@ class Engine : public sys::TransportHandler {
                              const std::optional<store::Cache::ChannelTop>& top = std::nullopt);
   // An outbox message to a direct channel: sealed (once) and sent.
   void transmit_e2e(const OutboxEntry& entry);
-  void seal_and_send(const OutboxEntry& entry, const std::string& peer,
+  // False when nothing was sent (failed for good, or to be retried).
+  bool seal_and_send(const OutboxEntry& entry, const std::string& peer,
                      const wire::Bundles* bundles);
   void fail_entry(const OutboxEntry& entry, const Status& why);
   // Before the first DM to `peer` on a connection: its devices (identities

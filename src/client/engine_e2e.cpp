@@ -70,13 +70,31 @@ Result<int> Engine::store_incoming(const std::vector<wire::ChannelEvent>& events
       // stored copy stands anyway.
       auto stored = cache_->has_event(m.channel, m.seq);
       if (stored && *stored) continue;
+      // The same message again under another seq: a replay by the server.
+      // Its seq is stored (the sequence has no holes), its text is not.
+      auto seen = cache_->has_e2e_message(m.channel, m.sender, m.id);
+      if (seen && *seen) {
+        m.e2e = true;
+        m.text.clear();
+        m.e2e_error = "replayed";
+        messages.push_back(std::move(m));
+        continue;
+      }
       if (!batch) batch.emplace(*e2e_);
       batch->decrypt(e, m);
       if (!m.e2e_error.empty()) {
         analytics("e2e_decrypt_failed", {{"channel", m.channel}, {"reason", m.e2e_error}});
       }
     } else if (m.kind == EventKind::message && is_direct_name(m.channel)) {
-      m.e2e = true;  // a deleted direct message: no text either way
+      // A deleted direct message has no text either way; one that comes
+      // without e2e was not encrypted by its sender's device (a forgery, or
+      // a broken server): never shown as if it were.
+      m.e2e = true;
+      if (!m.deleted) {
+        m.text.clear();
+        m.mentions.clear();
+        m.e2e_error = "bad_message";
+      }
     }
     messages.push_back(std::move(m));
   }
@@ -155,7 +173,8 @@ void Engine::transmit_e2e(const OutboxEntry& entry) {
   auto checked = peers_checked_.find(*peer);
   if (sessions && checked != peers_checked_.end() &&
       Clock::now() - checked->second < kPeerDevicesRecheck) {
-    return seal_and_send(entry, *peer, nullptr);
+    seal_and_send(entry, *peer, nullptr);
+    return;
   }
   // Before the first message to a peer on each connection, and again when
   // the last check is older than kPeerDevicesRecheck: the peer's current
@@ -185,14 +204,15 @@ void Engine::release_waiting(const std::string& peer, const wire::Bundles* bundl
                              wire::code::kNoKeys));
       }
     }
-    // Otherwise (offline, timeout) they stay in the outbox.
+    // Otherwise (offline, timeout, rate limited) they stay in the outbox and
+    // are tried again shortly (or after the next connection).
+    if (connected_) outbox_retry_at_ = Clock::now() + std::chrono::seconds(1);
     return;
   }
   peers_checked_[peer] = Clock::now();
-  bool first = true;
   for (const auto& e : entries) {
-    seal_and_send(e, peer, first ? bundles : nullptr);
-    first = false;
+    // The bundles serve until a seal used them.
+    if (seal_and_send(e, peer, bundles)) bundles = nullptr;
   }
 }
 
@@ -200,6 +220,7 @@ void Engine::check_peer_devices(const std::string& peer) {
   request(wire::GetBundle{0, peer, true},
           [this, peer](const wire::ServerMessage* reply, const Status& error) {
             const auto* ids = reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
+            if (ids != nullptr && ids->user != peer) ids = nullptr;  // not what was asked
             if (ids == nullptr) return release_waiting(peer, nullptr, error);
             bool missing = false;
             if (auto news = e2e_->learn_identities(*ids, wall_ms())) {
@@ -223,16 +244,21 @@ void Engine::fetch_bundles(const std::string& peer) {
   request(wire::GetBundle{0, peer, std::nullopt},
           [this, peer](const wire::ServerMessage* reply, const Status& error) {
             const auto* bundles = reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
+            if (bundles != nullptr && bundles->user != peer) bundles = nullptr;  // not the peer's
             release_waiting(peer, bundles, bundles != nullptr ? Status() : error);
           });
 }
 
-void Engine::seal_and_send(const OutboxEntry& entry, const std::string& peer,
+bool Engine::seal_and_send(const OutboxEntry& entry, const std::string& peer,
                            const wire::Bundles* bundles) {
-  auto sealed = e2e_->seal(peer, entry.id, entry.text, bundles, wall_ms());
+  auto sealed = e2e_->seal(peer, entry.channel, entry.id, entry.text, bundles, wall_ms());
   if (!sealed) {
-    if (sealed.status().reason() == wire::code::kNoKeys) fail_entry(entry, sealed.status());
-    return;
+    if (sealed.status().reason() == wire::code::kNoKeys) {
+      fail_entry(entry, sealed.status());
+    } else {
+      outbox_retry_at_ = Clock::now() + std::chrono::seconds(1);
+    }
+    return false;
   }
   for (const auto& news : sealed->news) {
     if (news.changed) events_.push(IdentityChanged{news.user, news.device, news.was_verified, news.new_device});
@@ -241,8 +267,12 @@ void Engine::seal_and_send(const OutboxEntry& entry, const std::string& peer,
   sealed->write.outgoing.emplace_back(entry.id, wire::encode(wire::ClientMessage(send)));
   // The advanced sessions and the ciphertext in one commit, before anything
   // leaves: a message key is never used for two messages.
-  if (Status s = cache_->apply_e2e(sealed->write); !s.ok()) return;
+  if (Status s = cache_->apply_e2e(sealed->write); !s.ok()) {
+    outbox_retry_at_ = Clock::now() + std::chrono::seconds(1);  // sealed again then
+    return false;
+  }
   send_entry(entry, send, true);
+  return true;
 }
 
 void Engine::fail_entry(const OutboxEntry& entry, const Status& why) {
@@ -278,26 +308,46 @@ void Engine::load_safety_number(RequestId req, const std::string& user) {
                          wire::code::kInvalidUser));
   }
   if (state_ != LifecycleState::ready) return answer(Status());
-  request(wire::GetBundle{0, user, true},
-          [this, user, answer](const wire::ServerMessage* reply, const Status& error) {
-            const auto* bundles = reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
-            if (bundles != nullptr && bundles->user == user) {
-              if (auto news = e2e_->learn_identities(*bundles, wall_ms())) {
-                for (const auto& n : *news) {
-                  if (n.changed) events_.push(IdentityChanged{n.user, n.device, n.was_verified, n.new_device});
-                }
-              }
-            } else if (error.reason() != wire::code::kNoKeys &&
-                       error.reason() != wire::code::kInvalidUser) {
-              // Offline or timed out: answer from the cache.
-            }
-            answer(Status());
+  // The number covers both users' devices as the server lists them: this
+  // user's own first, then the contact's. On an error (offline, timeout)
+  // the answer comes from what the cache knows.
+  request(wire::GetBundle{0, user_, true},
+          [this, user, answer](const wire::ServerMessage* own, const Status&) {
+            const auto* mine = own != nullptr ? std::get_if<wire::Bundles>(own) : nullptr;
+            if (mine != nullptr && mine->user == user_) e2e_->learn_identities(*mine, wall_ms());
+            request(wire::GetBundle{0, user, true},
+                    [this, user, answer](const wire::ServerMessage* reply, const Status&) {
+                      const auto* bundles =
+                          reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
+                      if (bundles != nullptr && bundles->user == user) {
+                        if (auto news = e2e_->learn_identities(*bundles, wall_ms())) {
+                          for (const auto& n : *news) {
+                            if (n.changed) {
+                              events_.push(IdentityChanged{n.user, n.device, n.was_verified,
+                                                           n.new_device});
+                            }
+                          }
+                        }
+                      }
+                      answer(Status());
+                    });
           });
 }
 
-Status Engine::verify_contact(const std::string& user, bool verified) {
+Status Engine::verify_contact(const std::string& user, bool verified,
+                              const std::string& shown_number) {
   if (std::string why = check_user_name(user); !why.empty()) {
     return Status(StatusCode::invalid_argument, why, wire::code::kInvalidUser);
+  }
+  if (verified && !shown_number.empty()) {
+    // What the users compared must be what is verified.
+    auto now = e2e_->safety(user);
+    if (!now) return now.status();
+    if (now->number != shown_number) {
+      return Status(StatusCode::invalid_argument,
+                    fmt::format("the safety number with \"{}\" changed since it was shown", user),
+                    "safety_changed");
+    }
   }
   return e2e_->verify(user, verified);
 }

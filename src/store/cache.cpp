@@ -174,6 +174,15 @@ CREATE TABLE e2e_outgoing(
   payload TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 7: the session before the current one with each device (two devices
+    // that started sessions with each other at once settle on one), and the
+    // ids of end-to-end messages, to refuse one the server sends again under
+    // another seq.
+    R"sql(
+ALTER TABLE e2e_sessions ADD COLUMN previous_state BLOB;
+ALTER TABLE e2e_sessions ADD COLUMN previous_base_key BLOB;
+CREATE INDEX messages_e2e_by_id ON messages(channel, client_id) WHERE e2e != 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == Cache::kSchemaVersion,
               "one migration step per schema version");
@@ -1068,6 +1077,10 @@ Result<int> Cache::store_events(const std::vector<Message>& events,
   // Room first, so that the file does not outgrow the budget even briefly.
   // A failure to evict is not the caller's: the events are stored anyway.
   if (!events.empty()) rep_->before_store(bytes, events.size());
+  // Sessions advanced by these events are committed durably (synchronous
+  // FULL): a commit lost to a power cut would roll a session back after the
+  // one-time prekey it used was deleted (docs/e2e.md, "Crash safety").
+  DurableCommit durable(*rep_, e2e != nullptr && !e2e->empty());
   auto added = rep_->note([&]() -> Result<int> {
     Transaction tx(rep_->db);
     if (!tx.begin_status().ok()) return tx.begin_status();

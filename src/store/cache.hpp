@@ -85,7 +85,7 @@ class Cache {
   static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user);
   ~Cache();
 
-  static constexpr int kSchemaVersion = 6;        // parley.db
+  static constexpr int kSchemaVersion = 7;        // parley.db
   static constexpr int kOutboxSchemaVersion = 2;  // outbox.db
 
   // ---- meta -------------------------------------------------------------
@@ -301,8 +301,12 @@ class Cache {
     std::string user, device;
     std::string state;     // crypto::Ratchet::serialize()
     std::string base_key;  // the X3DH ephemeral key that started it (raw)
-    std::optional<std::string> pending_prekey;  // JSON of the prekey header to repeat
+    std::optional<std::string> pending_prekey;  // the prekey header to repeat
     std::int64_t updated_ms = 0;
+    // The session before this one with the same device, tried when this one
+    // cannot open a message (and then made current again).
+    std::optional<std::string> previous_state;
+    std::optional<std::string> previous_base_key;
   };
   Result<std::optional<SessionRow>> e2e_session(const std::string& user, const std::string& device);
   Result<std::vector<SessionRow>> e2e_sessions_of(const std::string& user);
@@ -330,6 +334,10 @@ class Cache {
   Status apply_e2e(const E2eWrite& write);
   // Whether the event (channel, seq) is stored.
   Result<bool> has_event(const std::string& channel, std::uint64_t seq);
+  // Whether an end-to-end message of `sender` with this id is stored in
+  // `channel` (under any seq).
+  Result<bool> has_e2e_message(const std::string& channel, const std::string& sender,
+                               const std::string& id);
 
   struct Rep;  // cache_rep.hpp
 

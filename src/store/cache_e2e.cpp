@@ -36,16 +36,18 @@ constexpr const char* kSetMetaO =
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 constexpr const char* kGetSession =
-    "SELECT user, device, state, base_key, pending_prekey, updated_ms FROM e2e_sessions "
-    "WHERE user = ?1 AND device = ?2";
+    "SELECT user, device, state, base_key, pending_prekey, updated_ms, previous_state, "
+    "previous_base_key FROM e2e_sessions WHERE user = ?1 AND device = ?2";
 constexpr const char* kSessionsOf =
-    "SELECT user, device, state, base_key, pending_prekey, updated_ms FROM e2e_sessions "
-    "WHERE user = ?1 ORDER BY device";
+    "SELECT user, device, state, base_key, pending_prekey, updated_ms, previous_state, "
+    "previous_base_key FROM e2e_sessions WHERE user = ?1 ORDER BY device";
 constexpr const char* kPutSession =
-    "INSERT INTO e2e_sessions(user, device, state, base_key, pending_prekey, updated_ms) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(user, device) DO UPDATE SET "
+    "INSERT INTO e2e_sessions(user, device, state, base_key, pending_prekey, updated_ms, "
+    "previous_state, previous_base_key) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "ON CONFLICT(user, device) DO UPDATE SET "
     "state = excluded.state, base_key = excluded.base_key, "
-    "pending_prekey = excluded.pending_prekey, updated_ms = excluded.updated_ms";
+    "pending_prekey = excluded.pending_prekey, updated_ms = excluded.updated_ms, "
+    "previous_state = excluded.previous_state, previous_base_key = excluded.previous_base_key";
 constexpr const char* kDropSession = "DELETE FROM e2e_sessions WHERE user = ?1 AND device = ?2";
 constexpr const char* kDevicesOf =
     "SELECT user, device, identity, seen_ms FROM e2e_devices WHERE user = ?1 ORDER BY device";
@@ -63,6 +65,9 @@ constexpr const char* kPutOutgoing =
     "INSERT INTO e2e_outgoing(id, payload) VALUES(?1, ?2) "
     "ON CONFLICT(id) DO UPDATE SET payload = excluded.payload";
 constexpr const char* kDropOutgoing = "DELETE FROM e2e_outgoing WHERE id = ?1";
+constexpr const char* kHasE2eMessage =
+    "SELECT 1 FROM messages WHERE channel = ?1 AND client_id = ?2 AND e2e != 0 AND sender = ?3 "
+    "LIMIT 1";
 constexpr const char* kHasEvent = "SELECT 1 FROM messages WHERE channel = ?1 AND seq = ?2";
 constexpr const char* kRestoreOwn =
     "UPDATE messages SET text = ?3, e2e = 1, e2e_error = '' "
@@ -92,6 +97,8 @@ Cache::SessionRow read_session(Statement& q) {
   row.base_key = q.column_text(3);
   if (!q.column_is_null(4)) row.pending_prekey = q.column_text(4);
   row.updated_ms = q.column_int(5);
+  if (!q.column_is_null(6)) row.previous_state = q.column_text(6);
+  if (!q.column_is_null(7)) row.previous_base_key = q.column_text(7);
   return row;
 }
 
@@ -298,8 +305,18 @@ Result<std::optional<std::string>> Cache::e2e_outgoing(const std::string& id) {
   }());
 }
 
+DurableCommit::DurableCommit(Cache::Rep& rep, bool on) : rep_(rep), on_(on) {
+  if (on_) on_ = rep_.db.exec("PRAGMA synchronous = FULL").ok();
+}
+DurableCommit::~DurableCommit() {
+  if (on_) rep_.db.exec("PRAGMA synchronous = NORMAL");
+}
+
 Status Cache::apply_e2e(const E2eWrite& write) {
   if (write.empty()) return Status();
+  // Durable before the message leaves: a session rolled back by a power cut
+  // would use a message key again (docs/e2e.md, "Crash safety").
+  DurableCommit durable(*rep_, true);
   return rep_->note([&]() -> Status {
     Transaction tx(rep_->db);
     if (!tx.begin_status().ok()) return tx.begin_status();
@@ -320,6 +337,19 @@ Result<bool> Cache::has_event(const std::string& channel, std::uint64_t seq) {
   }());
 }
 
+Result<bool> Cache::has_e2e_message(const std::string& channel, const std::string& sender,
+                                    const std::string& id) {
+  return rep_->note([&]() -> Result<bool> {
+    auto st = rep_->stmt(kHasE2eMessage);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel).bind(2, id).bind(3, sender);
+    auto row = q->step();
+    if (!row) return row.status();
+    return *row;
+  }());
+}
+
 Status Cache::Rep::write_e2e(const E2eWrite& write) {
   for (const SessionRow& s : write.sessions) {
     auto st = stmt(kPutSession);
@@ -333,7 +363,14 @@ Status Cache::Rep::write_e2e(const E2eWrite& write) {
     } else {
       q->bind_null(5);
     }
-    if (Status r = q->bind(6, s.updated_ms).run(); !r.ok()) return r;
+    q->bind(6, s.updated_ms);
+    if (s.previous_state && s.previous_base_key) {
+      blob(*q, 7, *s.previous_state);
+      blob(*q, 8, *s.previous_base_key);
+    } else {
+      q->bind_null(7).bind_null(8);
+    }
+    if (Status r = q->run(); !r.ok()) return r;
   }
   for (const auto& [user, device] : write.dropped) {
     auto st = stmt(kDropSession);

@@ -62,6 +62,21 @@ struct OutboxRow {
   std::int64_t created_ms = 0;
 };
 
+struct Cache::Rep;
+// While alive (and `on`), commits on parley.db are synchronous FULL: fsynced
+// before COMMIT returns, rather than at the next checkpoint.
+class DurableCommit {
+ public:
+  DurableCommit(Cache::Rep& rep, bool on);
+  ~DurableCommit();
+  DurableCommit(const DurableCommit&) = delete;
+  DurableCommit& operator=(const DurableCommit&) = delete;
+
+ private:
+  Cache::Rep& rep_;
+  bool on_;
+};
+
 struct Cache::Rep {
   Rep();
   ~Rep();  // stops the background check before the connections close

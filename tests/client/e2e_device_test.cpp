@@ -109,7 +109,7 @@ struct Conversation {
   wire::ChannelEvent seal(Device& from, const std::string& to, const std::string& text,
                           const wire::Bundles* bundles = nullptr) {
     std::string id = MessageId::random().hex();
-    auto sealed = from.e2e->seal(to, id, text, bundles, kNow);
+    auto sealed = from.e2e->seal(to, channel, id, text, bundles, kNow);
     REQUIRE_MESSAGE(sealed.ok(), sealed.status().to_string());
     REQUIRE(from.cache->apply_e2e(sealed->write).ok());
     wire::ChannelEvent e;
@@ -279,6 +279,46 @@ TEST_CASE("e2e device: tampered ciphertext, a swapped message id and a wrong rec
   CHECK(receive(p.bob, {elsewhere})[0].e2e_error == "not_for_this_device");
   // None of that moved the session: the real message opens.
   CHECK(one_text(p.bob, good) == "intact");
+}
+
+TEST_CASE("e2e device: the server cannot move a message to another channel or sender") {
+  Pair p;
+  p.start();
+  wire::ChannelEvent good = p.chat.seal(p.alice, "bob", "where it belongs");
+  wire::ChannelEvent moved = good;
+  moved.channel = "@bob+mallory";
+  CHECK(receive(p.bob, {moved})[0].e2e_error == "bad_message");
+  // Claimed to come from carol, from alice's device and session: no session
+  // is found for carol (or, with a prekey header, the name inside differs).
+  wire::ChannelEvent renamed = good;
+  renamed.sender = "carol";
+  renamed.seq = p.chat.next_seq++;
+  CHECK_FALSE(receive(p.bob, {renamed})[0].e2e_error.empty());
+  wire::ChannelEvent first_renamed = p.chat.seal(p.alice, "bob", "x");
+  CHECK(one_text(p.bob, good) == "where it belongs");
+  CHECK(one_text(p.bob, first_renamed) == "x");
+}
+
+TEST_CASE("e2e device: two devices that start sessions with each other at once settle on one") {
+  Pair p;
+  wire::Bundles for_alice = p.server.bundle("bob");
+  wire::Bundles for_bob = p.server.bundle("alice");
+  // Both write first, before either has read the other.
+  wire::ChannelEvent from_alice = p.chat.seal(p.alice, "bob", "hi bob", &for_alice);
+  wire::ChannelEvent from_bob = p.chat.seal(p.bob, "alice", "hi alice", &for_bob);
+  CHECK(one_text(p.bob, from_alice) == "hi bob");
+  CHECK(one_text(p.alice, from_bob) == "hi alice");
+  // Each now answers on the session the other started; both keep working.
+  for (int round = 0; round < 3; ++round) {
+    CHECK(one_text(p.bob, p.chat.seal(p.alice, "bob", fmt::format("a{}", round))) ==
+          fmt::format("a{}", round));
+    CHECK(one_text(p.alice, p.chat.seal(p.bob, "alice", fmt::format("b{}", round))) ==
+          fmt::format("b{}", round));
+  }
+  p.alice.restart();
+  p.bob.restart();
+  CHECK(one_text(p.bob, p.chat.seal(p.alice, "bob", "after restart")) == "after restart");
+  CHECK(one_text(p.alice, p.chat.seal(p.bob, "alice", "me too")) == "me too");
 }
 
 TEST_CASE("e2e device: both parties restart mid-conversation and carry on") {

@@ -168,8 +168,13 @@ struct Setup {
     o.analytics = std::move(sink);
     auto c = Client::open(o);
     REQUIRE_MESSAGE(c.ok(), c.status().to_string());
-    REQUIRE(wait_ready(**c));
-    return Device{std::move(*c), {}};
+    // Up to ready, keeping what arrives on the way (the presence snapshot
+    // may come before ready: ready waits for the device's keys).
+    Device d{std::move(*c), {}};
+    auto ready = d.take<StateChanged>(
+        [](const StateChanged& st) { return st.state == LifecycleState::ready; });
+    REQUIRE(ready.has_value());
+    return d;
   }
 };
 
