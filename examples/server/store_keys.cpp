@@ -71,8 +71,12 @@ Result<StoredDeviceKeys> ServerStore::publish_keys(const std::string& user,
                  [&](store::Statement& q) { q.bind(1, user).bind(2, device); });
     if (!s.ok()) return internal("keys", s);
   } else {
-    for (auto [key, prefix] : {std::pair{&update.signed_prekey, "spk"},
-                               std::pair{&update.last_resort, "lr"}}) {
+    for (auto part : {std::pair{&update.signed_prekey, "spk"},
+                      std::pair{&update.last_resort, "lr"}}) {
+      // Not a structured binding: lambdas cannot capture those before C++20
+      // compilers that implement P1091 (clang 16).
+      const auto* key = part.first;
+      const char* prefix = part.second;
       if (!*key) continue;
       Status s = run_once(
           fmt::format("UPDATE device_keys SET {0}_id = ?3, {0}_key = ?4, {0}_sig = ?5, "

@@ -62,7 +62,6 @@ struct OutboxRow {
   std::int64_t created_ms = 0;
 };
 
-struct Cache::Rep;
 // While alive (and `on`), commits on parley.db are synchronous FULL: fsynced
 // before COMMIT returns, rather than at the next checkpoint.
 class DurableCommit {
