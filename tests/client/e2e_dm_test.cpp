@@ -67,6 +67,19 @@ std::string read_all(const std::filesystem::path& dir) {
   return all;
 }
 
+// A new server process on the same data directory and key (the old one stopped).
+void start_again(TestServer& server) {
+  server::ServerOptions o;
+  o.listen = false;
+  o.data_dir = server.dir.string();
+  std::copy(std::begin(server.key.public_key), std::end(server.key.public_key),
+            o.public_key.begin());
+  auto restarted = server::Server::create(o);
+  REQUIRE(restarted.ok());
+  server.server = std::move(*restarted);
+  server.server->start();
+}
+
 std::string safety(Client& c, const std::string& user, bool* verified = nullptr) {
   auto id = c.load_safety_number(user);
   auto got = wait_for<SafetyNumberLoaded>(c, [id](const SafetyNumberLoaded& s) { return s.request == id; });
@@ -128,17 +141,7 @@ TEST_CASE("e2e dm: a conversation both ways, across restarts of both, never read
   alice.reset();
   bob.reset();
   server.server->stop();
-  auto restarted = server::Server::create([&] {
-    server::ServerOptions o;
-    o.listen = false;
-    o.data_dir = server.dir.string();
-    std::copy(std::begin(server.key.public_key), std::end(server.key.public_key),
-              o.public_key.begin());
-    return o;
-  }());
-  REQUIRE(restarted.ok());
-  server.server = std::move(*restarted);
-  server.server->start();
+  start_again(server);
   alice = open_client(server, "alice", alice_dir);
   bob = open_client(server, "bob", bob_dir);
   send_ok(*bob, channel, "after-restart-lavender");
@@ -168,18 +171,7 @@ TEST_CASE("e2e dm: a conversation both ways, across restarts of both, never read
   std::string at_rest = read_all(server.dir);
   CHECK(at_rest.find("alice") != std::string::npos);  // the search reads the files
   for (const auto& t : texts) CHECK_MESSAGE(at_rest.find(t) == std::string::npos, t);
-  server.server = nullptr;
-  auto again = server::Server::create([&] {
-    server::ServerOptions o;
-    o.listen = false;
-    o.data_dir = server.dir.string();
-    std::copy(std::begin(server.key.public_key), std::end(server.key.public_key),
-              o.public_key.begin());
-    return o;
-  }());
-  REQUIRE(again.ok());
-  server.server = std::move(*again);
-  server.server->start();
+  start_again(server);  // the TestServer stops it at the end
 }
 
 TEST_CASE("e2e dm: safety numbers agree; verification ends when the contact's identity changes") {
