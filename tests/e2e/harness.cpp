@@ -240,18 +240,7 @@ std::optional<JsonLine> Cli::expect(const std::function<bool(const JsonLine&)>& 
 int Cli::finish(std::chrono::milliseconds timeout) {
   if (!process_) return -1;
   process_->close_stdin();
-  const Clock::time_point deadline = Clock::now() + timeout;
-  while (!process_->at_eof() && Clock::now() < deadline) {
-    read_one(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-  }
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  std::optional<int> status = process_->wait(std::max(left, 1000ms));
-  if (!status) {
-    process_->signal(SIGKILL);
-    process_->wait(5s);
-    return -1;
-  }
-  return *status;
+  return wait_exit(timeout);
 }
 
 int Cli::wait_exit(std::chrono::milliseconds timeout) {
