@@ -138,7 +138,10 @@ class Client {
   RequestId delete_message(const std::string& channel, std::uint64_t seq);
   RequestId pin_message(const std::string& channel, std::uint64_t seq, bool pinned = true);
   // Reports the message at `seq` to the server's administrators (reason: 1-1024
-  // bytes of UTF-8). Completes with seq 0.
+  // bytes of UTF-8). Completes with seq 0. In a direct channel the report
+  // discloses that one message's text to the server with its franking
+  // opening, which the server verifies (docs/security.md, "Verifiable
+  // reports"): only decrypted messages of the other user can be reported.
   RequestId report_message(const std::string& channel, std::uint64_t seq,
                            const std::string& reason);
 
@@ -180,6 +183,19 @@ class Client {
   // safety_changed) when the identities changed since it was shown.
   Status verify_contact(const std::string& user, bool verified = true,
                         const std::string& shown_number = {});
+
+  // This user's devices (docs/e2e.md, "Devices"). Every direct message goes
+  // to each device of both users, this user's other devices included, so a
+  // conversation reads the same on all of them. list_devices: DevicesLoaded.
+  // remove_device: ChannelRequestDone (channel ""); the removed device stops
+  // receiving at once, is disconnected, and can never connect again under
+  // that id; contacts get IdentityChanged (removed_device) when they notice.
+  RequestId list_devices();
+  RequestId remove_device(const std::string& device);
+  // Blocks (or unblocks) `user`: no direct message either way while
+  // blocked (error blocked). Completion: BlockedUsersLoaded with the list.
+  RequestId block_user(const std::string& user, bool blocked = true);
+  RequestId load_blocked_users();
 
   // Writes a text message to the durable outbox and returns its id; works
   // offline. Then MessagePending, later MessageSent or MessageFailed.

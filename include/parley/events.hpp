@@ -234,11 +234,56 @@ struct OnlineCountChanged {
 // install under a new device id, or an attack). The contact's safety number
 // changes with it: a verified contact is no longer verified (was_verified
 // tells the app to warn). The first identities seen of a contact are not news.
+// removed_device: the contact (or this user, from another device) removed
+// the device; no message goes to it any more.
 struct IdentityChanged {
   std::string user;
   std::string device;
   bool was_verified = false;
   bool new_device = false;
+  bool removed_device = false;
+};
+
+// A session between this device and `device` of `user` was started again
+// (docs/e2e.md, "Recovery"). by_this_device: this device could not decrypt
+// the message at (channel, seq) (reason: the e2e_error it had) and asked its
+// sender to send it again; the message then has e2e_error "waiting" until it
+// comes (MessageUpdated). Otherwise `user`'s device asked this device, which
+// sent its message at (channel, seq) again in a new session (reason
+// "retry_requested"). `device` may be empty when not known here.
+struct SessionReset {
+  std::string user;
+  std::string device;
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string reason;
+  bool by_this_device = false;
+};
+
+// A stored message changed after it was delivered: a direct message that
+// could not be decrypted came again and now has its text.
+struct MessageUpdated {
+  Message message;
+};
+
+// One of this user's devices, as the server lists them.
+struct DeviceInfo {
+  std::string device;
+  std::string fingerprint;  // of its identity key: 16 groups of 4 hex digits
+  bool current = false;     // this device
+};
+// Answer to Client::list_devices.
+struct DevicesLoaded {
+  RequestId request = 0;
+  std::vector<DeviceInfo> devices;
+  Status status;
+};
+// Answer to Client::block_user and Client::load_blocked_users: the users
+// this user blocks now, in name order.
+struct BlockedUsersLoaded {
+  RequestId request = 0;
+  std::vector<std::string> users;
+  Status status;
 };
 
 // Answer to Client::load_safety_number: the number both users see (60 digits
@@ -258,6 +303,7 @@ using Event =
                  ChannelRequestDone, HistoryLoaded, TypingChanged, ReceiptUpdated, SyncProgress,
                  ChannelInfoLoaded, NotificationReceived, UnreadChanged, NotificationLevelChanged,
                  PresenceChanged, PresenceNotified, OnlineCountChanged, IdentityChanged,
-                 SafetyNumberLoaded>;
+                 SafetyNumberLoaded, SessionReset, MessageUpdated, DevicesLoaded,
+                 BlockedUsersLoaded>;
 
 }  // namespace parley

@@ -134,6 +134,30 @@ Status Client::verify_contact(const std::string& user, bool verified,
       [e, &user, verified, &shown_number] { return e->verify_contact(user, verified, shown_number); });
 }
 
+RequestId Client::list_devices() {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id] { e->list_devices(id); });
+  return id;
+}
+
+RequestId Client::remove_device(const std::string& device) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, device] { e->remove_device(id, device); });
+  return id;
+}
+
+RequestId Client::block_user(const std::string& user, bool blocked) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, user, blocked] { e->block_user(id, user, blocked); });
+  return id;
+}
+
+RequestId Client::load_blocked_users() {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id] { e->load_blocked(id); });
+  return id;
+}
+
 namespace {
 RequestId member_action(client::Engine& engine, const std::string& channel, const char* action,
                         const std::string& user, std::optional<Role> role = std::nullopt,

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "crypto/franking.hpp"
 #include "crypto/safety.hpp"
 #include "protocol/codec.hpp"
 
@@ -99,19 +100,22 @@ std::optional<std::string> from_base64(std::string_view text) {
 }
 
 std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::string& sender,
-                                          const std::string& channel, const std::string& text) {
+                                          const std::string& channel,
+                                          const crypto::Key32& franking_key,
+                                          const std::string& text) {
   MessageId id;
   if (!MessageId::parse(id_hex, &id) || sender.size() > 255 || channel.size() > 255) {
     return std::nullopt;
   }
   std::string plain;
-  plain.reserve(3 + 16 + sender.size() + channel.size() + text.size() + kPlaintextBlock);
-  plain.push_back('\x01');
+  plain.reserve(3 + 16 + sender.size() + channel.size() + 32 + text.size() + kPlaintextBlock);
+  plain.push_back('\x02');
   plain.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
   plain.push_back(static_cast<char>(sender.size()));
   plain.append(sender);
   plain.push_back(static_cast<char>(channel.size()));
   plain.append(channel);
+  plain.append(reinterpret_cast<const char*>(franking_key.data()), franking_key.size());
   plain.append(text);
   std::size_t unpadded = plain.size();
   plain.resize(unpadded + kPlaintextBlock);
@@ -124,9 +128,8 @@ std::optional<std::string> pack_plaintext(const std::string& id_hex, const std::
   return plain;
 }
 
-std::optional<std::string> unpack_plaintext(std::string_view padded, const std::string& id_hex,
-                                            const std::string& sender,
-                                            const std::string& channel) {
+std::optional<Unpacked> unpack_plaintext(std::string_view padded, const std::string& id_hex,
+                                         const std::string& sender, const std::string& channel) {
   std::size_t len = 0;
   if (padded.empty() || padded.size() % kPlaintextBlock != 0 ||
       sodium_unpad(&len, reinterpret_cast<const unsigned char*>(padded.data()), padded.size(),
@@ -134,7 +137,7 @@ std::optional<std::string> unpack_plaintext(std::string_view padded, const std::
     return std::nullopt;
   }
   std::string_view p = padded.substr(0, len);
-  if (p.size() < 17 || p[0] != '\x01') return std::nullopt;
+  if (p.size() < 17 || p[0] != '\x02') return std::nullopt;
   MessageId id;
   if (!MessageId::parse(id_hex, &id)) return std::nullopt;
   if (sodium_memcmp(p.data() + 1, id.bytes.data(), 16) != 0) return std::nullopt;
@@ -145,7 +148,12 @@ std::optional<std::string> unpack_plaintext(std::string_view padded, const std::
     if (p.size() < 1u + n || p.substr(1, n) != *expected) return std::nullopt;
     p.remove_prefix(1u + n);
   }
-  return std::string(p);
+  if (p.size() < 32) return std::nullopt;
+  Unpacked out;
+  std::memcpy(out.franking_key.data(), p.data(), 32);
+  p.remove_prefix(32);
+  out.text = std::string(p);
+  return out;
 }
 
 void crash_point(const char* point) {
@@ -438,12 +446,31 @@ void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
   }
   const wire::Envelope* mine = nullptr;
   for (const auto& env : event.e2e->to) {
-    if (env.user == device_.user_ && env.device == device_.device_) mine = &env;
+    if (env.user == device_.user_ && env.device == device_.device_) {
+      mine = &env;
+      continue;
+    }
+    // A recipient this device has never heard of: a device added to the
+    // contact (or to this user) that the caller will look up.
+    auto known = known_devices_.find(env.user);
+    if (known == known_devices_.end()) {
+      std::set<std::string> devices;
+      if (auto rows = device_.cache_.e2e_devices(env.user)) {
+        for (const auto& d : *rows) devices.insert(d.device);
+      }
+      known = known_devices_.emplace(env.user, std::move(devices)).first;
+    }
+    if (!known->second.count(env.device)) unknown_recipients_.emplace(env.user, env.device);
   }
   if (mine == nullptr) {
     m.e2e_error = "not_for_this_device";
     return;
   }
+  open_checked(event, *mine, m);
+}
+
+bool E2eDevice::Batch::open_checked(const wire::ChannelEvent& event,
+                                    const wire::Envelope& envelope, Message& m) {
   // What this message may change, so that an authentic ciphertext carried
   // under the wrong message id (relabelled by the server) changes nothing.
   auto key = std::make_pair(event.sender, event.e2e->device);
@@ -456,14 +483,27 @@ void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
   std::size_t used_before = used_one_time_.size();
   std::size_t news_before = news_.size();
   std::string error;
-  auto padded = open_envelope(event, *mine, &error);
+  auto padded = open_envelope(event, envelope, &error);
   if (!padded) {
     m.e2e_error = error;
-    return;
+    return false;
   }
-  auto text = unpack_plaintext(*padded, m.id, event.sender, event.channel);
+  auto unpacked = unpack_plaintext(*padded, m.id, event.sender, event.channel);
   sodium_memzero(padded->data(), padded->size());
-  if (!text || !wire::is_valid_utf8(*text)) {
+  // The franking commitment must be the one of this text and key, or the
+  // message could not be reported (docs/security.md, "Verifiable reports").
+  bool committed = false;
+  std::optional<std::string> commit;
+  if (unpacked && event.e2e->commit) commit = from_base64(*event.e2e->commit);
+  if (commit && commit->size() == 32) {
+    crypto::Key32 expected{};
+    crypto::Key32 claimed{};
+    to_array(*commit, claimed);
+    committed = crypto::franking_commit(unpacked->franking_key, m.id, event.sender, event.channel,
+                                        unpacked->text, &expected) &&
+                crypto::equal32(expected, claimed);
+  }
+  if (!unpacked || !committed || !wire::is_valid_utf8(unpacked->text)) {
     if (session_before) {
       sessions_.insert_or_assign(key, std::move(*session_before));
     } else {
@@ -476,10 +516,46 @@ void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
     }
     used_one_time_.resize(used_before);
     news_.resize(news_before);
+    if (unpacked) sodium_memzero(unpacked->franking_key.data(), 32);
     m.e2e_error = "bad_message";
-    return;
+    return false;
   }
-  m.text = std::move(*text);
+  if (event.sender != device_.user_) {
+    // What a report of this message needs (this user's own are not reported).
+    std::optional<std::string> tag;
+    if (event.e2e->tag) tag = from_base64(*event.e2e->tag);
+    franking_.push_back(store::Cache::FrankingRow{
+        event.channel, event.seq, event.e2e->device, bytes_of(unpacked->franking_key), *commit,
+        tag && tag->size() == 32 ? *tag : std::string()});
+  }
+  sodium_memzero(unpacked->franking_key.data(), 32);
+  m.text = std::move(unpacked->text);
+  m.e2e_error.clear();
+  return true;
+}
+
+std::string E2eDevice::Batch::decrypt_resend(const wire::E2eNotice& notice,
+                                             const std::string& channel, std::string* text) {
+  if (!notice.envelope || notice.envelope->user != device_.user_ ||
+      notice.envelope->device != device_.device_) {
+    return "not_for_this_device";
+  }
+  wire::ChannelEvent event;
+  event.channel = channel;
+  event.seq = notice.seq;
+  event.kind = "message";
+  event.sender = notice.user;
+  event.ts = notice.ts;
+  event.id = notice.id;
+  event.e2e = wire::E2e{notice.device, {*notice.envelope}, notice.commit, notice.tag};
+  Message m;
+  m.channel = channel;
+  m.seq = notice.seq;
+  m.id = notice.id;
+  m.sender = notice.user;
+  if (!open_checked(event, *notice.envelope, m)) return m.e2e_error;
+  *text = std::move(m.text);
+  return {};
 }
 
 void E2eDevice::Batch::note_identity(const std::pair<std::string, std::string>& key,
@@ -520,6 +596,7 @@ store::Cache::E2eWrite E2eDevice::Batch::write() const {
   for (const auto& [key, identity] : devices_) {
     w.devices.push_back(store::Cache::DeviceRow{key.first, key.second, identity, 0});
   }
+  w.franking = franking_;
   return w;
 }
 
@@ -537,91 +614,217 @@ Result<bool> E2eDevice::has_sessions(const std::string& peer) {
   return !rows->empty();
 }
 
-Result<E2eDevice::Sealed> E2eDevice::seal(const std::string& peer, const std::string& channel,
-                                          const std::string& id, const std::string& text,
-                                          const wire::Bundles* bundles, std::int64_t now_ms) {
-  Sealed out;
-  out.payload.device = device_;
-  struct Target {
-    std::string device;
-    crypto::Ratchet ratchet;
-    std::string base_key;
-    std::optional<std::string> pending;
-    std::optional<std::string> previous_state{};  // kept as it was
-    std::optional<std::string> previous_base{};
-  };
-  std::vector<Target> targets;
-  if (bundles != nullptr && bundles->user != peer) bundles = nullptr;  // not the peer's
-  if (bundles != nullptr) {
-    // First: a changed identity ends its session before the sessions load.
-    auto known = learn_identities(*bundles, now_ms);
-    if (!known) return known.status();
-    out.news = std::move(*known);
+Result<bool> E2eDevice::missing_sessions(const std::string& user) {
+  auto devices = cache_.e2e_devices(user);
+  if (!devices) return devices.status();
+  for (const auto& d : *devices) {
+    if (user == user_ && d.device == device_) continue;
+    auto session = cache_.e2e_session(user, d.device);
+    if (!session) return session.status();
+    if (!*session) return true;
   }
-  auto rows = cache_.e2e_sessions_of(peer);
-  if (!rows) return rows.status();
-  std::set<std::string> have;
-  for (const auto& row : *rows) {
-    auto r = crypto::Ratchet::deserialize(row.state);
-    if (!r) continue;  // a damaged session is replaced from a bundle
-    have.insert(row.device);
-    targets.push_back(Target{row.device, std::move(*r), row.base_key, row.pending_prekey,
-                             row.previous_state, row.previous_base_key});
+  return false;
+}
+
+Status E2eDevice::drop_session(const std::string& user, const std::string& device) {
+  store::Cache::E2eWrite write;
+  write.dropped.emplace_back(user, device);
+  return cache_.apply_e2e(write);
+}
+
+crypto::Key32 E2eDevice::franking_key(const std::string& id) const {
+  static constexpr char kLabel[] = "parley-franking-key-v1";
+  crypto::Key32 root = crypto::hmac_sha256(
+      identity_.dh.secret, crypto::ByteView(reinterpret_cast<const std::uint8_t*>(kLabel),
+                                            sizeof kLabel - 1));
+  crypto::Key32 key = crypto::hmac_sha256(root, view(id));
+  sodium_memzero(root.data(), root.size());
+  return key;
+}
+
+struct E2eDevice::Target {
+  std::string user;
+  std::string device;
+  crypto::Ratchet ratchet;
+  std::string base_key;
+  std::optional<std::string> pending;
+  std::optional<std::string> previous_state{};  // kept as it was
+  std::optional<std::string> previous_base{};
+};
+
+namespace {
+// A session started (X3DH, Alice's side) from one device's bundle; nullopt
+// when the bundle is malformed or does not verify.
+struct Started {
+  crypto::Ratchet ratchet;
+  std::string base_key;
+  std::string header;
+};
+std::optional<Started> start_session(const crypto::Identity& self, const std::string& self_raw,
+                                     const wire::DeviceBundle& b) {
+  if (!b.signed_prekey) return std::nullopt;
+  auto raw = from_base64(b.identity);
+  auto identity = raw ? parse_identity(*raw) : std::nullopt;
+  auto spk_raw = from_base64(b.signed_prekey->key);
+  auto sig_raw = from_base64(b.signed_prekey->signature);
+  crypto::PrekeyBundle bundle;
+  if (!identity || !spk_raw || !sig_raw || !to_array(*spk_raw, bundle.signed_prekey) ||
+      !to_array(*sig_raw, bundle.signature)) {
+    return std::nullopt;
   }
-  if (bundles != nullptr) {
-    for (const auto& b : bundles->devices) {
-      if (have.count(b.device) || !b.signed_prekey) continue;
-      auto raw = from_base64(b.identity);
-      auto identity = raw ? parse_identity(*raw) : std::nullopt;
-      auto spk_raw = from_base64(b.signed_prekey->key);
-      auto sig_raw = from_base64(b.signed_prekey->signature);
-      crypto::PrekeyBundle bundle;
-      if (!identity || !spk_raw || !sig_raw || !to_array(*spk_raw, bundle.signed_prekey) ||
-          !to_array(*sig_raw, bundle.signature)) {
-        continue;  // a device whose bundle is malformed gets nothing
-      }
-      bundle.identity = *identity;
-      bundle.signed_prekey_id = b.signed_prekey->id;
-      if (b.one_time) {
-        auto otk = from_base64(b.one_time->key);
-        Key32 k{};
-        if (otk && to_array(*otk, k)) {
-          bundle.one_time_prekey_id = b.one_time->id;
-          bundle.one_time_prekey = k;
-        }
-      }
-      auto init = crypto::x3dh_initiate(identity_, bundle);
-      if (!init) continue;  // bad signature or refused DH: no session with it
-      auto ratchet =
-          crypto::Ratchet::init_initiator(init->secret.sk, bundle.signed_prekey, init->secret.ad);
-      if (!ratchet) continue;
-      wire::PrekeyHeader h{to_base64(identity_bytes()), to_base64(bytes_of(init->ephemeral_pub)),
-                           init->signed_prekey_id, init->one_time_prekey_id};
-      targets.push_back(Target{b.device, std::move(*ratchet), bytes_of(init->ephemeral_pub),
-                               encode_header(h)});
+  bundle.identity = *identity;
+  bundle.signed_prekey_id = b.signed_prekey->id;
+  if (b.one_time) {
+    auto otk = from_base64(b.one_time->key);
+    Key32 k{};
+    if (otk && to_array(*otk, k)) {
+      bundle.one_time_prekey_id = b.one_time->id;
+      bundle.one_time_prekey = k;
     }
   }
-  if (targets.empty()) {
+  auto init = crypto::x3dh_initiate(self, bundle);
+  if (!init) return std::nullopt;  // bad signature or refused DH
+  auto ratchet =
+      crypto::Ratchet::init_initiator(init->secret.sk, bundle.signed_prekey, init->secret.ad);
+  if (!ratchet) return std::nullopt;
+  wire::PrekeyHeader h{to_base64(self_raw), to_base64(bytes_of(init->ephemeral_pub)),
+                       init->signed_prekey_id, init->one_time_prekey_id};
+  return Started{std::move(*ratchet), bytes_of(init->ephemeral_pub), encode_header(h)};
+}
+}  // namespace
+
+Result<E2eDevice::Sealed> E2eDevice::seal(const std::vector<std::string>& users,
+                                          const std::string& channel, const std::string& id,
+                                          const std::string& text,
+                                          const std::vector<wire::Bundles>& bundles,
+                                          std::int64_t now_ms) {
+  std::vector<IdentityNews> news;
+  for (const auto& b : bundles) {
+    if (std::find(users.begin(), users.end(), b.user) == users.end()) continue;  // not asked
+    // First: a changed identity ends its session before the sessions load.
+    auto known = learn_identities(b, now_ms);
+    if (!known) return known.status();
+    news.insert(news.end(), known->begin(), known->end());
+  }
+  std::vector<Target> targets;
+  for (const auto& user : users) {
+    auto rows = cache_.e2e_sessions_of(user);
+    if (!rows) return rows.status();
+    auto listed = cache_.e2e_devices(user);
+    if (!listed) return listed.status();
+    std::set<std::string> current;
+    for (const auto& d : *listed) current.insert(d.device);
+    std::set<std::string> have;
+    for (const auto& row : *rows) {
+      if (user == user_ && row.device == device_) continue;
+      // A session with a device the user no longer lists is not used.
+      if (!current.empty() && !current.count(row.device)) continue;
+      auto r = crypto::Ratchet::deserialize(row.state);
+      if (!r) continue;  // a damaged session is replaced from a bundle
+      have.insert(row.device);
+      targets.push_back(Target{user, row.device, std::move(*r), row.base_key, row.pending_prekey,
+                               row.previous_state, row.previous_base_key});
+    }
+    for (const auto& b : bundles) {
+      if (b.user != user) continue;
+      for (const auto& d : b.devices) {
+        if (have.count(d.device) || (user == user_ && d.device == device_)) continue;
+        auto started = start_session(identity_, identity_bytes(), d);
+        if (!started) continue;  // a device whose bundle is malformed gets nothing
+        have.insert(d.device);
+        targets.push_back(Target{user, d.device, std::move(started->ratchet),
+                                 std::move(started->base_key), std::move(started->header)});
+      }
+    }
+  }
+  if (std::none_of(targets.begin(), targets.end(),
+                   [&](const Target& t) { return t.user != user_; })) {
     return Status(StatusCode::not_found,
-                  fmt::format("no device of \"{}\" can receive encrypted messages", peer),
+                  fmt::format("no device of \"{}\" can receive encrypted messages",
+                              users.empty() ? std::string() : users.front()),
                   wire::code::kNoKeys);
   }
-  auto plain = pack_plaintext(id, user_, channel, text);
+  auto sealed = seal_targets(targets, channel, id, text, now_ms);
+  if (sealed) sealed->news = std::move(news);
+  return sealed;
+}
+
+Result<E2eDevice::Sealed> E2eDevice::reseal(const std::string& user, const std::string& device,
+                                            const std::string& channel, const std::string& id,
+                                            const std::string& text, const wire::Bundles& bundle,
+                                            std::int64_t now_ms) {
+  const wire::DeviceBundle* b = nullptr;
+  for (const auto& d : bundle.devices) {
+    if (bundle.user == user && d.device == device) b = &d;
+  }
+  if (b == nullptr) {
+    return Status(StatusCode::not_found,
+                  fmt::format("device \"{}\" of \"{}\" has no keys", device, user),
+                  wire::code::kNoSuchDevice);
+  }
+  // Only to the identity the message went to.
+  auto known = cache_.e2e_devices(user);
+  if (!known) return known.status();
+  auto raw = from_base64(b->identity);
+  bool same = false;
+  for (const auto& k : *known) {
+    if (k.device == device && raw && k.identity == *raw) same = true;
+  }
+  if (!same) {
+    return Status(StatusCode::forbidden,
+                  fmt::format("device \"{}\" of \"{}\" has another identity now: the message is "
+                              "not sent to it again",
+                              device, user),
+                  "identity_changed");
+  }
+  auto started = start_session(identity_, identity_bytes(), *b);
+  if (!started) {
+    return Status(StatusCode::not_found,
+                  fmt::format("the keys of device \"{}\" of \"{}\" do not verify", device, user),
+                  wire::code::kNoKeys);
+  }
+  std::vector<Target> targets;
+  targets.push_back(Target{user, device, std::move(started->ratchet), std::move(started->base_key),
+                           std::move(started->header)});
+  // The old session stays as the previous one: messages in flight on it
+  // still open if the peer answers there.
+  if (auto old = cache_.e2e_session(user, device); old && *old) {
+    targets.back().previous_state = (*old)->state;
+    targets.back().previous_base = (*old)->base_key;
+  }
+  return seal_targets(targets, channel, id, text, now_ms);
+}
+
+Result<E2eDevice::Sealed> E2eDevice::seal_targets(std::vector<Target>& targets,
+                                                  const std::string& channel,
+                                                  const std::string& id, const std::string& text,
+                                                  std::int64_t now_ms) {
+  Sealed out;
+  out.payload.device = device_;
+  crypto::Key32 fkey = franking_key(id);
+  crypto::Key32 commit{};
+  if (!crypto::franking_commit(fkey, id, user_, channel, text, &commit)) {
+    return Status(StatusCode::invalid_argument, "bad message id", "invalid_id");
+  }
+  out.payload.commit = to_base64(bytes_of(commit));
+  auto plain = pack_plaintext(id, user_, channel, fkey, text);
+  sodium_memzero(fkey.data(), fkey.size());
   if (!plain) return Status(StatusCode::invalid_argument, "bad message id", "invalid_id");
   for (auto& t : targets) {
     auto sealed = t.ratchet.encrypt(view(*plain));
     if (!sealed) {
+      sodium_memzero(plain->data(), plain->size());
       return Status(StatusCode::internal,
-                    fmt::format("session with {}/{} cannot send", peer, t.device));
+                    fmt::format("session with {}/{} cannot send", t.user, t.device));
     }
     wire::Envelope env;
-    env.user = peer;
+    env.user = t.user;
     env.device = t.device;
     if (t.pending) env.prekey = decode_header(*t.pending);
     env.body = to_base64(std::string_view(reinterpret_cast<const char*>(sealed->data()),
                                           sealed->size()));
     out.payload.to.push_back(std::move(env));
-    out.write.sessions.push_back(store::Cache::SessionRow{peer, t.device, t.ratchet.serialize(),
+    out.write.sessions.push_back(store::Cache::SessionRow{t.user, t.device, t.ratchet.serialize(),
                                                           t.base_key, t.pending, now_ms,
                                                           t.previous_state, t.previous_base});
   }
@@ -657,6 +860,16 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
     // device added to those known); the first devices seen are not.
     news.push_back(IdentityNews{bundles.user, b.device, !known->empty(), was_verified,
                                 before == nullptr});
+  }
+  // A device the server no longer lists was removed by its user: no
+  // message goes to it any more (docs/e2e.md, "Devices").
+  for (const auto& k : *known) {
+    bool listed = std::any_of(bundles.devices.begin(), bundles.devices.end(),
+                              [&](const wire::DeviceBundle& b) { return b.device == k.device; });
+    if (listed || (bundles.user == user_ && k.device == device_)) continue;
+    write.forgotten.emplace_back(bundles.user, k.device);
+    write.dropped.emplace_back(bundles.user, k.device);
+    news.push_back(IdentityNews{bundles.user, k.device, true, was_verified, false, true});
   }
   if (Status s = cache_.apply_e2e(write); !s.ok()) return s;
   return news;

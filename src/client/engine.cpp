@@ -25,16 +25,21 @@ StatusCode status_code_for(const std::string& code) {
   if (code == kChannelExists) return StatusCode::already_exists;
   if (code == kNoSuchChannel) return StatusCode::not_found;
   if (code == kNoSuchMessage) return StatusCode::not_found;
-  if (code == kNotMember || code == kForbidden || code == kBanned || code == kMuted) {
+  if (code == kNotMember || code == kForbidden || code == kBanned || code == kMuted ||
+      code == kBlocked) {
     return StatusCode::forbidden;
   }
+  if (code == kNoSuchDevice || code == kNoKeys) return StatusCode::not_found;
   if (code == kRateLimited) return StatusCode::rate_limited;
-  if (code == kInvalidToken || code == kNotAuthenticated) return StatusCode::unauthenticated;
+  if (code == kInvalidToken || code == kNotAuthenticated || code == kDeviceRemoved) {
+    return StatusCode::unauthenticated;
+  }
   if (code == kTokenExpired) return StatusCode::token_expired;
   if (code == kInvalidName || code == kInvalidId || code == kInvalidText || code == kInvalidLimit ||
       code == kInvalidKind || code == kInvalidSeq || code == kInvalidUser || code == kInvalidRole ||
       code == kInvalidAction || code == kInvalidMeta || code == kFiltered ||
-      code == kInvalidLevel || code == kInvalidStatus || code == kTooManyUsers) {
+      code == kInvalidLevel || code == kInvalidStatus || code == kTooManyUsers ||
+      code == kInvalidReport || code == kTooManyDevices) {
     return StatusCode::invalid_argument;
   }
   if (code == kShuttingDown) return StatusCode::offline;
@@ -252,6 +257,16 @@ void Engine::analytics(std::string name, std::vector<std::pair<std::string, std:
   sys::AnalyticsEvent ev;
   ev.name = std::move(name);
   ev.ts_ms = now_ms();
+  // Direct messages are counted and timed, never named: no channel (it
+  // names both users), message id, user or text reaches analytics
+  // (docs/analytics.md, "Direct messages").
+  bool direct = std::any_of(labels.begin(), labels.end(), [](const auto& l) {
+    return l.first == "channel" && !l.second.empty() && l.second[0] == '@';
+  });
+  if (direct) {
+    std::erase_if(labels, [](const auto& l) { return l.first != "reason" && l.first != "kind"; });
+    labels.emplace_back("direct", "true");
+  }
   ev.labels = std::move(labels);
   ev.values = std::move(values);
   analytics_->record(ev);
@@ -440,6 +455,22 @@ void Engine::on_frame(std::string_view frame) {
       handle_presence_list(*l);  // a snapshot the server sent by itself
       continue;
     }
+    if (auto* n = std::get_if<wire::E2eNotice>(&message)) {
+      handle_notice(*n);
+      continue;
+    }
+    if (auto* e = std::get_if<wire::Error>(&message);
+        e && e->rid == 0 && e->code == wire::code::kDeviceRemoved) {
+      // This device was removed by its user (from another device): no
+      // reconnecting with this device id.
+      Status why = from_wire(*e);
+      auth_refused_ = true;
+      transport_->close(1000, "device removed");
+      set_state(LifecycleState::disconnected, why);
+      for (auto& w : waiting_) w.fail(why);
+      waiting_.clear();
+      continue;
+    }
     std::optional<std::uint64_t> rid;
     std::visit(
         [&](const auto& m) {
@@ -516,6 +547,7 @@ void Engine::finish_sync_step() {
   auto ready = std::move(waiting_);
   waiting_.clear();
   for (auto& w : ready) w.run();
+  ask_retries();  // direct messages that could not be decrypted before
 }
 
 // ---- membership ----------------------------------------------------------------
@@ -693,6 +725,11 @@ void Engine::send_entry(const OutboxEntry& entry, const wire::Send& send, bool e
             auto at = Clock::now() + wait;
             if (!outbox_retry_at_ || *outbox_retry_at_ < at) outbox_retry_at_ = at;
             return;
+          }
+          if (e2e && error.reason() == wire::code::kStaleDevices) {
+            // A device was added or removed on either side: look again and
+            // seal anew (docs/e2e.md, "Devices").
+            return devices_stale(entry);
           }
           if (error.reason() == "connection_lost" || error.code() == StatusCode::offline ||
               error.code() == StatusCode::cancelled || error.code() == StatusCode::timeout) {

@@ -108,6 +108,13 @@ class Engine : public sys::TransportHandler {
   std::optional<std::string> direct_channel(const std::string& user);
   void load_safety_number(RequestId request, const std::string& user);
   Status verify_contact(const std::string& user, bool verified, const std::string& shown_number);
+  void list_devices(RequestId request);
+  void remove_device(RequestId request, const std::string& device);
+  void block_user(RequestId request, const std::string& user, bool blocked);
+  void load_blocked(RequestId request);
+  // The franking opening of the decrypted direct message at (channel, seq),
+  // for report_message; an error names why it cannot be reported.
+  Result<wire::FrankingOpening> franking_opening(const std::string& channel, std::uint64_t seq);
 
   // ---- TransportHandler ----
   void on_open() override;
@@ -236,15 +243,30 @@ class Engine : public sys::TransportHandler {
   void transmit_e2e(const OutboxEntry& entry);
   // False when nothing was sent (failed for good, or to be retried).
   bool seal_and_send(const OutboxEntry& entry, const std::string& peer,
-                     const wire::Bundles* bundles);
+                     const std::vector<wire::Bundles>& bundles);
   void fail_entry(const OutboxEntry& entry, const Status& why);
-  // Before the first DM to `peer` on a connection: its devices (identities
-  // only); bundles for those without a session.
-  void check_peer_devices(const std::string& peer);
-  void fetch_bundles(const std::string& peer);
+  // Before the first DM to `peer` on a connection: the devices of `peer`
+  // and of this user (identities only), then bundles for the devices
+  // without a session; then the waiting messages are sealed.
+  void check_devices(const std::string& peer);
+  // The identities of `user`'s devices, learnt (IdentityChanged for news);
+  // `done` gets whether the user has devices (false on no_keys) or the error.
+  void refresh_identities(const std::string& user, std::function<void(const Status&)> done);
+  void push_news(const std::vector<E2eDevice::IdentityNews>& news);
   // Seals and sends the messages waiting for `peer` (failing them with
   // no_keys, or leaving them in the outbox, on `error`).
-  void release_waiting(const std::string& peer, const wire::Bundles* bundles, const Status& error);
+  void release_waiting(const std::string& peer, const std::vector<wire::Bundles>& bundles,
+                       const Status& error);
+  // The server refused a sealed message (stale_devices): look again, seal again.
+  void devices_stale(const OutboxEntry& entry);
+  // Session recovery (docs/e2e.md, "Recovery").
+  void handle_notice(const wire::E2eNotice& notice);
+  void answer_retry(const wire::E2eNotice& notice);
+  void apply_resend(const wire::E2eNotice& notice);
+  void ack_notice(std::uint64_t nid);
+  // Asks the senders of messages this device could not decrypt to send
+  // them again (at most once each).
+  void ask_retries();
   // Sends an outbox message and handles the answer (ack, retry, refusal).
   void send_entry(const OutboxEntry& entry, const wire::Send& send, bool e2e);
 
@@ -316,8 +338,11 @@ class Engine : public sys::TransportHandler {
   bool keys_before_ready_ = false;  // ... and ready waits for it
   // peer -> outbox messages waiting for the peer's bundles
   std::map<std::string, std::vector<OutboxEntry>> bundle_waiting_;
-  // peer -> when its devices were last checked (on this connection)
+  // user -> when its devices were last checked (on this connection)
   std::map<std::string, Clock::time_point> peers_checked_;
+  std::map<std::string, int> stale_tries_;        // message id -> stale_devices answers
+  std::set<std::uint64_t> notices_handling_;      // e2e_notice nids in progress
+  std::set<std::pair<std::string, std::uint64_t>> retries_asked_;  // (channel, seq) this run
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

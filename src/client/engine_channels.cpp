@@ -286,7 +286,15 @@ void Engine::report_message(RequestId req, const std::string& channel, std::uint
                     : std::string("report reason is not valid utf-8"),
                 wire::code::kInvalidText));
   }
-  channel_request(req, action, channel, wire::Report{0, channel, seq, reason}, nullptr);
+  wire::Report report{0, channel, seq, reason, std::nullopt};
+  if (channel[0] == '@') {
+    // A direct message: the server cannot read it, so the report discloses
+    // it, with what proves it is the message the server relayed.
+    auto opening = franking_opening(channel, seq);
+    if (!opening) return refuse_request(req, action, channel, opening.status());
+    report.e2e = std::move(*opening);
+  }
+  channel_request(req, action, channel, std::move(report), nullptr);
 }
 
 // ---- channel info ----------------------------------------------------------------

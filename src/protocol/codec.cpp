@@ -68,6 +68,7 @@ template <class Ar>
 void serialize(Ar& ar, Report& m) {
   ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("seq", m.seq),
      make_nvp("reason", m.reason));
+  optional_field(ar, "e2e", m.e2e);
 }
 template <class Ar>
 void serialize(Ar& ar, ChannelInfoRequest& m) {
@@ -178,6 +179,7 @@ template <class Ar>
 void serialize(Ar& ar, GetBundle& m) {
   ar(make_nvp("rid", m.rid), make_nvp("user", m.user));
   optional_field(ar, "identities_only", m.identities_only);
+  optional_field(ar, "device", m.device);
 }
 template <class Ar>
 void serialize(Ar& ar, PrekeyHeader& m) {
@@ -194,6 +196,53 @@ void serialize(Ar& ar, Envelope& m) {
 template <class Ar>
 void serialize(Ar& ar, E2e& m) {
   ar(make_nvp("device", m.device), make_nvp("to", m.to));
+  optional_field(ar, "commit", m.commit);
+  optional_field(ar, "tag", m.tag);
+}
+template <class Ar>
+void serialize(Ar& ar, RemoveDevice& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("device", m.device));
+}
+template <class Ar>
+void serialize(Ar& ar, Block& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("user", m.user));
+  optional_field(ar, "blocked", m.blocked);
+}
+template <class Ar>
+void serialize(Ar& ar, ListBlocks& m) {
+  ar(make_nvp("rid", m.rid));
+}
+template <class Ar>
+void serialize(Ar& ar, Blocks& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("users", m.users));
+}
+template <class Ar>
+void serialize(Ar& ar, E2eRetry& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("seq", m.seq));
+}
+template <class Ar>
+void serialize(Ar& ar, E2eResend& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("seq", m.seq),
+     make_nvp("envelope", m.envelope));
+}
+template <class Ar>
+void serialize(Ar& ar, E2eAck& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("nid", m.nid));
+}
+template <class Ar>
+void serialize(Ar& ar, E2eNotice& m) {
+  ar(make_nvp("nid", m.nid), make_nvp("kind", m.kind), make_nvp("channel", m.channel),
+     make_nvp("seq", m.seq), make_nvp("id", m.id), make_nvp("user", m.user),
+     make_nvp("device", m.device), make_nvp("ts", m.ts));
+  optional_field(ar, "envelope", m.envelope);
+  optional_field(ar, "commit", m.commit);
+  optional_field(ar, "tag", m.tag);
+}
+template <class Ar>
+void serialize(Ar& ar, FrankingOpening& m) {
+  ar(make_nvp("sender", m.sender), make_nvp("device", m.device), make_nvp("id", m.id),
+     make_nvp("ts", m.ts), make_nvp("text", m.text), make_nvp("key", m.key),
+     make_nvp("commit", m.commit), make_nvp("tag", m.tag));
 }
 template <class Ar>
 void serialize(Ar& ar, KeysState& m) {
@@ -434,6 +483,14 @@ template <> constexpr const char* kName<PublishKeys> = "keys";
 template <> constexpr const char* kName<GetBundle> = "bundle";
 template <> constexpr const char* kName<KeysState> = "keys_state";
 template <> constexpr const char* kName<Bundles> = "bundles";
+template <> constexpr const char* kName<RemoveDevice> = "remove_device";
+template <> constexpr const char* kName<Block> = "block";
+template <> constexpr const char* kName<ListBlocks> = "blocks";
+template <> constexpr const char* kName<Blocks> = "blocks";
+template <> constexpr const char* kName<E2eRetry> = "e2e_retry";
+template <> constexpr const char* kName<E2eResend> = "e2e_resend";
+template <> constexpr const char* kName<E2eAck> = "e2e_ack";
+template <> constexpr const char* kName<E2eNotice> = "e2e_notice";
 
 template <class Variant>
 std::string encode_variant(const Variant& message) {

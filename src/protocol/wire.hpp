@@ -36,6 +36,10 @@ inline constexpr std::size_t kMaxOneTimeStored = 200;      // per device, on the
 inline constexpr std::size_t kOneTimeLowWater = 20;        // keys_state pushed below this
 inline constexpr std::size_t kMaxEnvelopes = 16;           // recipients of one e2e message
 inline constexpr std::size_t kMaxEnvelopeBody = 12000;     // base64 characters of one body
+// Several devices, recovery, blocks (docs/e2e.md, "Devices").
+inline constexpr std::size_t kMaxDevicesPerUser = 8;       // devices with keys, per user
+inline constexpr std::size_t kMaxNoticesPerDevice = 1000;  // e2e_notice frames queued
+inline constexpr std::size_t kMaxBlockedUsers = 1000;      // per user
 
 // Channel metadata (create, set_meta, events, channel_info). `data` holds the
 // text of a JSON object. Absent: unchanged (or unset); "": cleared.
@@ -106,11 +110,27 @@ struct PinMessage {
   bool pinned = true;
 };
 // Reports the message at `seq` to the server's administrators. Reply: ok, seq 0.
+// What a reporter discloses of a direct message (docs/security.md,
+// "Verifiable reports"): the plaintext and its franking key, with what the
+// message carried (sender device, id, server time, commitment, tag).
+struct FrankingOpening {
+  std::string sender;
+  std::string device;
+  std::string id;
+  std::int64_t ts = 0;
+  std::string text;
+  std::string key;     // base64 of 32 bytes
+  std::string commit;  // base64 of 32 bytes
+  std::string tag;     // base64 of 32 bytes
+};
+// Reports the message at `seq`. In a direct channel, `e2e` is required and
+// must verify. Reply: ok.
 struct Report {
   std::uint64_t rid = 0;
   std::string channel;
   std::uint64_t seq = 0;
   std::string reason;
+  std::optional<FrankingOpening> e2e{};
 };
 // The channel's kind, metadata, members with their roles, bans and pins.
 // Reply: channel_info.
@@ -182,6 +202,7 @@ struct GetBundle {
   std::uint64_t rid = 0;
   std::string user;
   std::optional<bool> identities_only{};
+  std::optional<std::string> device{};  // only this device's bundle
 };
 // What starts a session (X3DH section 3.3): sent with each message until the
 // responder has answered.
@@ -198,9 +219,15 @@ struct Envelope {
   std::optional<PrekeyHeader> prekey{};
   std::string body;  // base64: Double Ratchet header (40 bytes) || ciphertext
 };
+// The envelopes go to every device of both members except the sending one
+// (docs/e2e.md, "Devices"). commit: the franking commitment (base64 of 32
+// bytes), set by the sender. tag: the server's franking tag (base64 of 32
+// bytes), added by the server when it stores the message.
 struct E2e {
   std::string device;  // the sender's device
   std::vector<Envelope> to;
+  std::optional<std::string> commit{};
+  std::optional<std::string> tag{};
 };
 
 // A message (type "send"): text in channels, e2e (and no text) in direct
@@ -285,11 +312,52 @@ struct GetPresence {
   std::vector<std::string> users;
 };
 
+// Removes one of this user's devices (type "remove_device"): its keys are
+// deleted, its connections closed, and the id is refused from then on
+// (device_removed). Reply: ok.
+struct RemoveDevice {
+  std::uint64_t rid = 0;
+  std::string device;
+};
+// Blocks (blocked true or absent) or unblocks `user` (type "block"): no
+// direct messages either way while blocked. Reply: blocks.
+struct Block {
+  std::uint64_t rid = 0;
+  std::string user;
+  std::optional<bool> blocked{};
+};
+// The users this user blocks (type "blocks"). Reply: blocks.
+struct ListBlocks {
+  std::uint64_t rid = 0;
+};
+// This device could not decrypt the e2e message at `seq` of direct `channel`
+// (type "e2e_retry"): the sending device is asked to send it again in a new
+// session. Reply: ok.
+struct E2eRetry {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::uint64_t seq = 0;
+};
+// The message at `seq` again, for the one device that asked (type
+// "e2e_resend"); from the device that sent it. Reply: ok.
+struct E2eResend {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::uint64_t seq = 0;
+  Envelope envelope;
+};
+// The notice `nid` is handled (type "e2e_ack"). Reply: ok.
+struct E2eAck {
+  std::uint64_t rid = 0;
+  std::uint64_t nid = 0;
+};
+
 using ClientMessage =
     std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History, ListChannels, Typing,
                  Receipt, ListReceipts, OpenDirect, MemberAction, SetMeta, DeleteMessage,
                  PinMessage, Report, ChannelInfoRequest, Admin, Notify, SetPresence, Activity,
-                 Watch, Unwatch, GetPresence, PublishKeys, GetBundle>;
+                 Watch, Unwatch, GetPresence, PublishKeys, GetBundle, RemoveDevice, Block,
+                 ListBlocks, E2eRetry, E2eResend, E2eAck>;
 
 // ---- server to client -------------------------------------------------------
 
@@ -540,11 +608,35 @@ struct Bundles {
   std::vector<DeviceBundle> devices;
 };
 
+// Reply to block and blocks: every user this user blocks, in name order.
+struct Blocks {
+  std::uint64_t rid = 0;
+  std::vector<std::string> users;
+};
+// Queued for one device until it sends e2e_ack with `nid` (type
+// "e2e_notice"); pushed live and after each welcome. kind "retry": `user`'s
+// device `device` could not decrypt this device's message at `seq` (id `id`)
+// and asks for it again. kind "resend": `user`'s device `device` sends that
+// message again in `envelope`, with the commit and tag of the original.
+struct E2eNotice {
+  std::uint64_t nid = 0;
+  std::string kind;
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string id;
+  std::string user;
+  std::string device;
+  std::int64_t ts = 0;  // the original message's server time
+  std::optional<Envelope> envelope{};
+  std::optional<std::string> commit{};
+  std::optional<std::string> tag{};
+};
+
 using ServerMessage =
     std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent, TypingEvent,
                  ReceiptEvent, ReceiptList, ChannelInfoReply, AdminResult, NotificationEvent,
                  UnreadEvent, NotifyEvent, PresenceEvent, PresenceList, OnlineCount, KeysState,
-                 Bundles>;
+                 Bundles, Blocks, E2eNotice>;
 
 // ---- error codes (docs/errors.md) -----------------------------------------
 
@@ -587,6 +679,12 @@ inline constexpr const char* kE2eRequired = "e2e_required";
 inline constexpr const char* kInvalidE2e = "invalid_e2e";
 inline constexpr const char* kInvalidKeys = "invalid_keys";
 inline constexpr const char* kNoKeys = "no_keys";
+inline constexpr const char* kBlocked = "blocked";
+inline constexpr const char* kStaleDevices = "stale_devices";
+inline constexpr const char* kDeviceRemoved = "device_removed";
+inline constexpr const char* kNoSuchDevice = "no_such_device";
+inline constexpr const char* kTooManyDevices = "too_many_devices";
+inline constexpr const char* kInvalidReport = "invalid_report";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
 
@@ -599,6 +697,7 @@ inline constexpr int kInvalidToken = 4001;
 inline constexpr int kTokenExpired = 4002;
 inline constexpr int kNotAuthenticated = 4003;
 inline constexpr int kBanned = 4004;          // banned from the server by an administrator
+inline constexpr int kDeviceRemoved = 4005;   // this device was removed by its user
 }  // namespace close_code
 
 }  // namespace parley::wire

@@ -183,6 +183,21 @@ ALTER TABLE e2e_sessions ADD COLUMN previous_state BLOB;
 ALTER TABLE e2e_sessions ADD COLUMN previous_base_key BLOB;
 CREATE INDEX messages_e2e_by_id ON messages(channel, client_id) WHERE e2e != 0;
 )sql",
+    // 8: several devices (issue 10): what a recipient needs to report a
+    // direct message it decrypted (message franking: the sender's device,
+    // the franking key from the plaintext, the commitment and the server's
+    // tag), and the messages this device asked to be sent again.
+    R"sql(
+CREATE TABLE e2e_franking(
+  channel TEXT NOT NULL,
+  seq     INTEGER NOT NULL,
+  device  TEXT NOT NULL,
+  key     BLOB NOT NULL,
+  commit_ BLOB NOT NULL,
+  tag     BLOB NOT NULL,
+  PRIMARY KEY(channel, seq)
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == Cache::kSchemaVersion,
               "one migration step per schema version");
@@ -273,17 +288,22 @@ constexpr int kEventColumns = 21;  // as bound by bind_event
 // smaller): SQLite's work per statement is then shared by the rows, which
 // makes a page of events about 1.5x as fast to insert as one row at a time.
 constexpr int kRowsPerInsert[] = {64, 16, 4, 1};
+// What read_events reads.
+#define PARLEY_EVENT_SELECT                                                                  \
+  "SELECT channel, seq, kind, sender, client_id, text, ts, deleted, target, role, until_ms, " \
+  "ref, channel_kind, json_extract(meta, '$.name'), json_extract(meta, '$.topic'), "        \
+  "json_extract(meta, '$.description'), json_extract(meta, '$.avatar'), "                   \
+  "json_extract(meta, '$.data'), e2e, e2e_error FROM messages "
 constexpr const char* kEventRange =
-    "SELECT channel, seq, kind, sender, client_id, text, ts, deleted, target, role, until_ms, "
-    "ref, channel_kind, json_extract(meta, '$.name'), json_extract(meta, '$.topic'), "
-    "json_extract(meta, '$.description'), json_extract(meta, '$.avatar'), "
-    "json_extract(meta, '$.data'), e2e, e2e_error FROM messages "
-    "WHERE channel = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq";
+    PARLEY_EVENT_SELECT "WHERE channel = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq";
+constexpr const char* kOwnMessage =
+    PARLEY_EVENT_SELECT "WHERE channel = ?1 AND client_id = ?2 AND sender = ?3 AND kind = 'message' "
+    "LIMIT 1";
+constexpr const char* kUndecrypted =
+    PARLEY_EVENT_SELECT "WHERE e2e = 2 AND e2e_error IN (SELECT value FROM json_each(?1)) "
+    "ORDER BY ts LIMIT ?2";
 constexpr const char* kLatestMessages =
-    "SELECT channel, seq, kind, sender, client_id, text, ts, deleted, target, role, until_ms, "
-    "ref, channel_kind, json_extract(meta, '$.name'), json_extract(meta, '$.topic'), "
-    "json_extract(meta, '$.description'), json_extract(meta, '$.avatar'), "
-    "json_extract(meta, '$.data'), e2e, e2e_error FROM messages "
+    PARLEY_EVENT_SELECT
     "WHERE channel = ?1 AND kind = 'message' AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 constexpr const char* kMaxSeq = "SELECT max(seq) FROM messages WHERE channel = ?1";
 // A covering search of messages_by_kind(channel, kind, seq); LIMIT -1: no bound.
@@ -1111,6 +1131,44 @@ Result<std::vector<Message>> Cache::events(const std::string& channel, std::uint
     if (!st) return st.status();
     Scoped q(**st);
     q->bind(1, channel).bind(2, clamp_seq(from)).bind(3, clamp_seq(to));
+    return rep_->read_events(*q);
+  }());
+}
+
+Result<std::optional<Message>> Cache::message_at(const std::string& channel, std::uint64_t seq) {
+  auto found = events(channel, seq, seq);
+  if (!found) return found.status();
+  if (found->empty() || found->front().kind != EventKind::message) return std::optional<Message>();
+  return std::optional<Message>(std::move(found->front()));
+}
+
+Result<std::optional<Message>> Cache::own_message(const std::string& channel,
+                                                  const std::string& id) {
+  return rep_->note([&]() -> Result<std::optional<Message>> {
+    auto st = rep_->stmt(kOwnMessage);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel).bind(2, id).bind(3, rep_->user);
+    auto out = rep_->read_events(*q);
+    if (!out) return out.status();
+    if (out->empty()) return std::optional<Message>();
+    return std::optional<Message>(std::move(out->front()));
+  }());
+}
+
+Result<std::vector<Message>> Cache::e2e_undecrypted(const std::vector<std::string>& errors,
+                                                    std::size_t limit) {
+  std::string list = "[";
+  for (const auto& e : errors) {
+    if (list.size() > 1) list += ',';
+    list += '"' + e + '"';  // error codes: [a-z_] only
+  }
+  list += ']';
+  return rep_->note([&]() -> Result<std::vector<Message>> {
+    auto st = rep_->stmt(kUndecrypted);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, list).bind(2, static_cast<std::int64_t>(limit));
     return rep_->read_events(*q);
   }());
 }

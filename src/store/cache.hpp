@@ -85,7 +85,7 @@ class Cache {
   static Result<std::unique_ptr<Cache>> open(const std::string& data_dir, const std::string& user);
   ~Cache();
 
-  static constexpr int kSchemaVersion = 7;        // parley.db
+  static constexpr int kSchemaVersion = 8;        // parley.db
   static constexpr int kOutboxSchemaVersion = 2;  // outbox.db
 
   // ---- meta -------------------------------------------------------------
@@ -320,17 +320,48 @@ class Cache {
   Result<std::string> e2e_verified(const std::string& user);
   Status set_e2e_verified(const std::string& user, const std::string& digest);
   Result<std::optional<std::string>> e2e_outgoing(const std::string& id);
+  // Forgets the sealed form of outbox message `id` (it is sealed again).
+  Status e2e_drop_outgoing(const std::string& id);
   // What a decryption or an encryption changes, written in one transaction:
   // by store_events with the messages, or by apply_e2e on its own.
+  // What a recipient keeps to report a direct message (message franking,
+  // docs/security.md): raw bytes.
+  struct FrankingRow {
+    std::string channel;
+    std::uint64_t seq = 0;
+    std::string device;  // the sender's device
+    std::string key, commit, tag;
+  };
+  // A stored message's text and e2e_error, set after the fact (a message
+  // sent again in a new session, or one waiting for that).
+  struct TextUpdate {
+    std::string channel;
+    std::uint64_t seq = 0;
+    std::string text;
+    std::string error;  // e2e_error; "" with the text
+  };
   struct E2eWrite {
     std::vector<SessionRow> sessions;             // upserted
     std::vector<DeviceRow> devices;               // upserted
     std::vector<std::pair<std::string, std::string>> outgoing;  // (message id, payload JSON)
     std::vector<std::pair<std::string, std::string>> dropped;   // sessions (user, device) ended
+    std::vector<std::pair<std::string, std::string>> forgotten;  // devices (user, device) gone
+    std::vector<FrankingRow> franking;            // upserted
+    std::vector<TextUpdate> texts;
     bool empty() const {
-      return sessions.empty() && devices.empty() && outgoing.empty() && dropped.empty();
+      return sessions.empty() && devices.empty() && outgoing.empty() && dropped.empty() &&
+             forgotten.empty() && franking.empty() && texts.empty();
     }
   };
+  Result<std::optional<FrankingRow>> e2e_franking(const std::string& channel, std::uint64_t seq);
+  // Direct messages this device could not decrypt with `error` one of
+  // `errors`, oldest first, at most `limit`.
+  Result<std::vector<Message>> e2e_undecrypted(const std::vector<std::string>& errors,
+                                               std::size_t limit);
+  // The stored message (kind message) at (channel, seq).
+  Result<std::optional<Message>> message_at(const std::string& channel, std::uint64_t seq);
+  // This user's stored message with client id `id` in `channel`.
+  Result<std::optional<Message>> own_message(const std::string& channel, const std::string& id);
   Status apply_e2e(const E2eWrite& write);
   // Whether the event (channel, seq) is stored.
   Result<bool> has_event(const std::string& channel, std::uint64_t seq);

@@ -73,6 +73,16 @@ constexpr const char* kRestoreOwn =
     "UPDATE messages SET text = ?3, e2e = 1, e2e_error = '' "
     "WHERE channel = ?1 AND seq = ?2 AND e2e = 2";
 constexpr const char* kOutboxText = "SELECT text FROM outbox WHERE id = ?1";
+constexpr const char* kForgetDevice = "DELETE FROM e2e_devices WHERE user = ?1 AND device = ?2";
+constexpr const char* kPutFranking =
+    "INSERT INTO e2e_franking(channel, seq, device, key, commit_, tag) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(channel, seq) DO UPDATE SET "
+    "device = excluded.device, key = excluded.key, commit_ = excluded.commit_, tag = excluded.tag";
+constexpr const char* kGetFranking =
+    "SELECT device, key, commit_, tag FROM e2e_franking WHERE channel = ?1 AND seq = ?2";
+constexpr const char* kSetText =
+    "UPDATE messages SET text = ?3, e2e_error = ?4, e2e = CASE WHEN ?4 = '' THEN 1 ELSE 2 END "
+    "WHERE channel = ?1 AND seq = ?2 AND kind = 'message' AND e2e != 0";
 
 Statement& blob(Statement& q, int index, const std::string& bytes) {
   return q.bind_blob(index, bytes.data(), bytes.size());
@@ -305,6 +315,10 @@ Result<std::optional<std::string>> Cache::e2e_outgoing(const std::string& id) {
   }());
 }
 
+Status Cache::e2e_drop_outgoing(const std::string& id) {
+  return rep_->note(rep_->drop_outgoing(id));
+}
+
 DurableCommit::DurableCommit(Cache::Rep& rep, bool on) : rep_(rep), on_(on) {
   if (on_) on_ = rep_.db.exec("PRAGMA synchronous = FULL").ok();
 }
@@ -322,6 +336,22 @@ Status Cache::apply_e2e(const E2eWrite& write) {
     if (!tx.begin_status().ok()) return tx.begin_status();
     if (Status s = rep_->write_e2e(write); !s.ok()) return s;
     return tx.commit();
+  }());
+}
+
+Result<std::optional<Cache::FrankingRow>> Cache::e2e_franking(const std::string& channel,
+                                                              std::uint64_t seq) {
+  return rep_->note([&]() -> Result<std::optional<FrankingRow>> {
+    auto st = rep_->stmt(kGetFranking);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, channel).bind(2, clamp_seq(seq));
+    auto row = q->step();
+    if (!row) return row.status();
+    if (!*row) return std::optional<FrankingRow>();
+    return std::optional<FrankingRow>(FrankingRow{channel, seq, q->column_text(0),
+                                                  q->column_text(1), q->column_text(2),
+                                                  q->column_text(3)});
   }());
 }
 
@@ -385,6 +415,29 @@ Status Cache::Rep::write_e2e(const E2eWrite& write) {
     q->bind(1, d.user).bind(2, d.device);
     blob(*q, 3, d.identity);
     if (Status r = q->bind(4, d.seen_ms).run(); !r.ok()) return r;
+  }
+  for (const auto& [user, device] : write.forgotten) {
+    auto st = stmt(kForgetDevice);
+    if (!st) return st.status();
+    Scoped q(**st);
+    if (Status r = q->bind(1, user).bind(2, device).run(); !r.ok()) return r;
+  }
+  for (const FrankingRow& f : write.franking) {
+    auto st = stmt(kPutFranking);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, f.channel).bind(2, clamp_seq(f.seq)).bind(3, f.device);
+    blob(*q, 4, f.key);
+    blob(*q, 5, f.commit);
+    blob(*q, 6, f.tag);
+    if (Status r = q->run(); !r.ok()) return r;
+  }
+  for (const TextUpdate& t : write.texts) {
+    auto st = stmt(kSetText);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, t.channel).bind(2, clamp_seq(t.seq)).bind(3, t.text).bind(4, t.error);
+    if (Status r = q->run(); !r.ok()) return r;
   }
   for (const auto& [id, payload] : write.outgoing) {
     auto st = stmt(kPutOutgoing);

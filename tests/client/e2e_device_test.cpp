@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "client/e2e.hpp"
+#include "crypto/franking.hpp"
 #include "crypto/ratchet.hpp"
 #include "store/cache.hpp"
 #include "test_support.hpp"
@@ -109,7 +110,9 @@ struct Conversation {
   wire::ChannelEvent seal(Device& from, const std::string& to, const std::string& text,
                           const wire::Bundles* bundles = nullptr) {
     std::string id = MessageId::random().hex();
-    auto sealed = from.e2e->seal(to, channel, id, text, bundles, kNow);
+    std::vector<wire::Bundles> given;
+    if (bundles != nullptr) given.push_back(*bundles);
+    auto sealed = from.e2e->seal({to}, channel, id, text, given, kNow);
     REQUIRE_MESSAGE(sealed.ok(), sealed.status().to_string());
     REQUIRE(from.cache->apply_e2e(sealed->write).ok());
     wire::ChannelEvent e;
@@ -426,4 +429,38 @@ TEST_CASE("e2e device: safety numbers agree, verification holds until an identit
 }
 
 }  // namespace
+TEST_CASE("e2e device: the franking commitment must match; the recipient keeps what a report needs") {
+  Pair p;
+  p.start();
+  wire::ChannelEvent good = p.chat.seal(p.alice, "bob", "committed");
+  REQUIRE(good.e2e->commit);
+  // The sender (or the server) swaps the commitment: the message could not
+  // be reported, so it is refused, and the session is as it was.
+  wire::ChannelEvent other = p.chat.seal(p.alice, "bob", "another");
+  wire::ChannelEvent swapped = good;
+  swapped.e2e->commit = other.e2e->commit;
+  swapped.seq = p.chat.next_seq++;
+  CHECK(receive(p.bob, {swapped})[0].e2e_error == "bad_message");
+  wire::ChannelEvent missing = good;
+  missing.e2e->commit.reset();
+  missing.seq = p.chat.next_seq++;
+  CHECK(receive(p.bob, {missing})[0].e2e_error == "bad_message");
+  good.e2e->tag = client::to_base64(std::string(32, 't'));
+  CHECK(one_text(p.bob, good) == "committed");
+  auto row = p.bob.cache->e2e_franking(good.channel, good.seq);
+  REQUIRE(row.ok());
+  REQUIRE(row->has_value());
+  CHECK((*row)->device == "a1");
+  CHECK((*row)->tag == std::string(32, 't'));
+  crypto::Key32 key{};
+  crypto::Key32 commit{};
+  REQUIRE((*row)->key.size() == 32);
+  std::copy((*row)->key.begin(), (*row)->key.end(), key.begin());
+  REQUIRE(crypto::franking_commit(key, *good.id, "alice", good.channel, "committed", &commit));
+  CHECK(client::to_base64(std::string(commit.begin(), commit.end())) == *good.e2e->commit);
+  // The sender finds the same franking key again for the same message (a
+  // resend carries the original's commitment).
+  CHECK(one_text(p.bob, other) == "another");
+}
+
 }  // namespace parley
