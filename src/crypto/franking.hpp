@@ -5,12 +5,12 @@
 // franking key; the server recomputes both and so knows the report is true,
 // while it cannot read messages nobody reports.
 //
-// The construction follows Facebook's franking for Messenger Secret
-// Conversations as analysed by Grubbs, Lu and Ristenpart, "Message Franking
-// via Committing Authenticated Encryption" (CRYPTO 2017), section 3: the
-// commitment is HMAC-SHA-256 under a fresh 32-byte key carried inside the
-// encrypted plaintext; the tag is HMAC-SHA-256 under a key only the server
-// holds.
+// The construction is the one Facebook published for Messenger Secret
+// Conversations (technical whitepaper, 2016) and Grubbs, Lu and Ristenpart
+// analysed ("Message Franking via Committing Authenticated Encryption",
+// CRYPTO 2017): the commitment is HMAC-SHA-256 under a 32-byte franking key
+// carried inside the encrypted plaintext; the tag is HMAC-SHA-256 under a key
+// only the server holds. docs/security.md states the properties and limits.
 //
 // Internal to libparley; the reference server uses it to check reports.
 #pragma once
