@@ -46,6 +46,8 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
           out = {&m.channel, &m.id, &m.text};
           if (m.e2e) {
             out.push_back(&m.e2e->device);
+            add(out, m.e2e->commit);
+            add(out, m.e2e->tag);
             for (const wire::Envelope& e : m.e2e->to) {
               out.insert(out.end(), {&e.user, &e.device, &e.body});
               if (e.prekey) out.insert(out.end(), {&e.prekey->identity, &e.prekey->ephemeral});
@@ -61,6 +63,17 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
           }
         } else if constexpr (std::is_same_v<T, wire::GetBundle>) {
           out = {&m.user};
+          add(out, m.device);
+        } else if constexpr (std::is_same_v<T, wire::RemoveDevice>) {
+          out = {&m.device};
+        } else if constexpr (std::is_same_v<T, wire::Block>) {
+          out = {&m.user};
+        } else if constexpr (std::is_same_v<T, wire::ListBlocks> ||
+                             std::is_same_v<T, wire::E2eAck>) {
+        } else if constexpr (std::is_same_v<T, wire::E2eResend>) {
+          const wire::Envelope& e = m.envelope;
+          out = {&m.channel, &e.user, &e.device, &e.body};
+          if (e.prekey) out.insert(out.end(), {&e.prekey->identity, &e.prekey->ephemeral});
         } else if constexpr (std::is_same_v<T, wire::Receipt>) {
           out = {&m.channel, &m.kind};
         } else if constexpr (std::is_same_v<T, wire::ListChannels>) {
@@ -86,6 +99,10 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
           for (const auto& user : m.users) out.push_back(&user);
         } else if constexpr (std::is_same_v<T, wire::Report>) {
           out = {&m.channel, &m.reason};
+          if (m.e2e) {  // its text is checked by the report (invalid_report)
+            const wire::FrankingOpening& o = *m.e2e;
+            out.insert(out.end(), {&o.sender, &o.device, &o.id, &o.key, &o.commit, &o.tag});
+          }
         } else if constexpr (std::is_same_v<T, wire::Admin>) {
           out = {&m.action};
           add(out, m.channel);
@@ -223,6 +240,21 @@ Status Hub::load() {
     state.own = presence_view(user, state, true);
     if (state.stored.text_until != 0) expiring_text_.insert({state.stored.text_until, user});
   }
+  auto pairs = store_.direct_pairs();
+  if (!pairs) return pairs.status();
+  for (const StoredDirectPair& p : *pairs) {
+    auto c = channels_.find(p.channel);
+    if (c != channels_.end()) c->second.pair = {p.creator, p.other};
+  }
+  auto blocks = store_.blocks();
+  if (!blocks) return blocks.status();
+  blocks_.clear();
+  for (const auto& block : *blocks) blocks_[block.first].insert(block.second);
+  devices_.clear();
+  auto key = store_.franking_key();
+  if (!key) return key.status();
+  franking_key_ = *key;
+  if (Status s = store_.drop_old_notices(now_ms() - kNoticeLifetimeMs); !s.ok()) return s;
   count_channels();
   return Status();
 }
@@ -356,6 +388,18 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
     session.close(wire::close_code::kBanned, code::kBanned);
     return;
   }
+  if (auth.device) {
+    auto removed = store_.device_removed(claims->user, *auth.device);
+    if (!removed || *removed) {
+      if (!removed) log("error", "removed devices of \"{}\": {}", claims->user, removed.status().message());
+      ++metrics_.auth_failures_total[code::kDeviceRemoved];
+      error(session, auth.rid, code::kDeviceRemoved,
+            fmt::format("device \"{}\" of \"{}\" was removed: a new install takes a new id",
+                        shown(*auth.device), claims->user));
+      session.close(wire::close_code::kDeviceRemoved, code::kDeviceRemoved);
+      return;
+    }
+  }
   session.set_identity(claims->user, auth.device.value_or(""));
   session.set_admin(claims->admin);
   session.set_notifications(auth.notifications.value_or(false));
@@ -374,6 +418,7 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
   welcome.channels = memberships(session.user());
   welcome.keys = keys_state(session.user(), session.device());
   reply(session, welcome);
+  notices_welcome(session);
   presence_welcome(session);
 }
 
@@ -531,12 +576,32 @@ void Hub::handle(Session& session, const wire::Send& request) {
       return error(session, request.rid, code::kInvalidE2e,
                    fmt::format("message \"{}\": {}", request.id, why), request.id);
     }
+    if (refuse_blocked(session, request.rid, direct_peer(channel, session.user()), request.id)) {
+      return;
+    }
+    bool failed = false;
+    std::string stale = check_devices(session, *request.e2e, channel, &failed);
+    if (failed) {
+      return error(session, request.rid, code::kInternal, "the server could not read devices",
+                   request.id);
+    }
+    if (!stale.empty()) {
+      ++metrics_.stale_devices_total;
+      return error(session, request.rid, code::kStaleDevices,
+                   fmt::format("message \"{}\": {}", request.id, stale), request.id);
+    }
   }
   auto text = screen_send(session, request, channel, *member);
   if (!text) return;
-  if (request.e2e) e2e = wire::encode_e2e(*request.e2e);
+  const std::int64_t ts = now_ms();
+  if (request.e2e) {
+    // The tag binds the commitment to the time exactly as stored and delivered.
+    wire::E2e tagged = *request.e2e;
+    add_franking_tag(&tagged, request.channel, request.id, session.user(), ts);
+    e2e = wire::encode_e2e(tagged);
+  }
   auto event =
-      store_.append_message(request.channel, session.user(), request.id, *text, now_ms(), e2e);
+      store_.append_message(request.channel, session.user(), request.id, *text, ts, e2e);
   if (!event) return store_error(session, request.rid, event.status(), request.id);
   channel.last_seq = event->seq;
   ++metrics_.messages_received_total;

@@ -6,7 +6,9 @@
 //
 // hub.cpp holds authentication, channels and messages; hub_receipts.cpp
 // typing and receipts; hub_groups.cpp channel kinds, roles, moderation and
-// the permission checks (docs/channels.md); hub_admin.cpp administration.
+// the permission checks (docs/channels.md); hub_admin.cpp administration;
+// hub_keys.cpp keys and e2e payloads; hub_devices.cpp device removal, blocks,
+// session recovery notices and verifiable reports.
 //
 // Use from one thread at a time (the server's loop thread).
 #pragma once
@@ -23,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crypto/hkdf.hpp"
 #include "metrics.hpp"
 #include "moderation.hpp"
 #include "parley/roles.hpp"
@@ -31,6 +34,11 @@
 #include "store.hpp"
 
 namespace parley::server {
+
+// How long an e2e notice or a retry waits for its device (30 days).
+inline constexpr std::int64_t kNoticeLifetimeMs = std::int64_t{30} * 24 * 3600 * 1000;
+// Notices sent after a welcome, oldest first (the rest after a later welcome).
+inline constexpr std::uint32_t kNoticesPerWelcome = 500;
 
 class Hub {
  public:
@@ -80,6 +88,7 @@ class Hub {
     // Former members who left read-only or muted, and get it back on return.
     std::map<std::string, Member> restricted;
     std::uint64_t online = 0;  // members shown online or away (presence)
+    std::array<std::string, 2> pair;  // direct: its two users, members or not
   };
 
   void handle(Session& session, const wire::ClientMessage& message);
@@ -109,13 +118,51 @@ class Hub {
   void handle(Session& session, const wire::GetPresence& request);
   void handle(Session& session, const wire::PublishKeys& request);
   void handle(Session& session, const wire::GetBundle& request);
+  void handle(Session& session, const wire::RemoveDevice& request);
+  void handle(Session& session, const wire::Block& request);
+  void handle(Session& session, const wire::ListBlocks& request);
+  void handle(Session& session, const wire::E2eRetry& request);
+  void handle(Session& session, const wire::E2eResend& request);
+  void handle(Session& session, const wire::E2eAck& request);
 
   // hub_keys.cpp (docs/protocol.md, "End-to-end encryption")
   // Why `session` may not send `e2e` to `channel` (a direct channel), or
   // empty when it may.
   std::string check_e2e(const Session& session, const wire::E2e& e2e, const Channel& channel) const;
+  // Why envelope `index` is malformed (sizes, base64, prekey fields), or empty.
+  std::string check_envelope(std::size_t index, const wire::Envelope& envelope) const;
+  // Why the envelopes of `e2e` are not exactly one per device of the
+  // channel's members but the sending one (missing and extra devices named),
+  // or empty. Sets *failed on a store failure.
+  std::string check_devices(const Session& session, const wire::E2e& e2e, const Channel& channel,
+                            bool* failed);
   // The keys of (user, device) as the server holds them, if it has published.
   std::optional<wire::KeysState> keys_state(const std::string& user, const std::string& device);
+
+  // hub_devices.cpp (docs/e2e.md "Devices", docs/security.md "Verifiable reports")
+  // The devices of `user` with keys (cached), or null after a store failure.
+  const std::set<std::string>* devices_of(const std::string& user);
+  // Why `a` and `b` may not talk directly ("you have blocked ..." / "... has
+  // blocked you", as `a` is told), or empty.
+  std::string block_between(const std::string& a, const std::string& b) const;
+  // Replies blocked and returns true when `session`'s user and `other` block each other.
+  bool refuse_blocked(Session& session, std::uint64_t rid, const std::string& other,
+                      const std::optional<std::string>& id = std::nullopt);
+  // The other user of direct channel `channel` than `user`.
+  std::string direct_peer(const Channel& channel, const std::string& user) const;
+  // Queues `notice` for its device and pushes it to the device's
+  // connections; false after replying rate_limited or the store's failure.
+  bool queue_notice(Session& session, std::uint64_t rid, StoredNotice notice);
+  // After the welcome: the notices queued for the session's device.
+  void notices_welcome(Session& session);
+  // Closes every connection of (user, device) with device_removed (4005).
+  void close_device(const std::string& user, const std::string& device);
+  // A report in a direct channel: checks the franking opening and stores a
+  // verified report, replying ok or the refusal.
+  void report_direct(Session& session, const wire::Report& request, const Channel& channel);
+  // Adds the server's franking tag to `e2e` of a message stored with `ts`.
+  void add_franking_tag(wire::E2e* e2e, const std::string& channel, const std::string& id,
+                        const std::string& sender, std::int64_t ts) const;
 
   // hub_groups.cpp
   // The channel `name` if it exists (and is not deleted); else replies
@@ -278,6 +325,11 @@ class Hub {
   // user -> channel -> counts, for online users; recomputed at each welcome.
   std::unordered_map<std::string, std::unordered_map<std::string, UnreadCounts>> unread_;
   std::array<unsigned char, 32> public_key_;
+  crypto::Key32 franking_key_{};  // the server's, for franking tags; never sent
+  // user -> the users they block.
+  std::unordered_map<std::string, std::set<std::string>> blocks_;
+  // user -> devices with keys; filled on first use, kept on publish and removal.
+  std::unordered_map<std::string, std::set<std::string>> devices_;
   std::size_t max_frame_;
   std::unordered_map<std::string, Channel> channels_;
   std::unordered_map<std::string, std::set<std::string>> channels_of_user_;

@@ -270,6 +270,7 @@ void Hub::handle(Session& session, const wire::OpenDirect& request) {
     return error(session, request.rid, code::kInvalidUser,
                  fmt::format("\"{}\" cannot open a direct channel with themself", request.user));
   }
+  if (refuse_blocked(session, request.rid, request.user)) return;
   std::string name = direct_channel_name(session.user(), request.user);
   auto it = channels_.find(name);
   if (it != channels_.end()) {
@@ -296,6 +297,7 @@ void Hub::handle(Session& session, const wire::OpenDirect& request) {
   channel.kind = ChannelKind::direct;
   channel.meta = ChannelMeta{"", "", "", "", ""};
   channel.last_seq = event->seq;
+  channel.pair = {session.user(), request.user};
   add_member(name, channel, session.user(), Role::member);
   add_member(name, channel, request.user, Role::member);
   count_channels();
@@ -626,6 +628,8 @@ void Hub::handle(Session& session, const wire::PinMessage& request) {
 void Hub::handle(Session& session, const wire::Report& request) {
   Channel* channel = existing_channel(session, request.rid, request.channel);
   if (channel == nullptr) return;
+  // Direct messages are reported with what the reporter decrypted, franked.
+  if (channel->kind == ChannelKind::direct) return report_direct(session, request, *channel);
   if (membership(session, request.rid, request.channel, *channel) == nullptr) return;
   if (request.reason.empty() || request.reason.size() > wire::kMaxReportReason) {
     return error(session, request.rid, code::kInvalidText,

@@ -3,9 +3,12 @@
 // bundles (each one-time prekey once), and checks the shape of e2e payloads
 // it cannot read: sizes, base64, and that every envelope goes to a member.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sodium.h>
 
 #include <optional>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "hub.hpp"
@@ -112,6 +115,16 @@ void Hub::handle(Session& session, const wire::PublishKeys& request) {
       !why.empty()) {
     return error(session, request.rid, code::kInvalidKeys, why);
   }
+  const std::set<std::string>* devices = devices_of(session.user());
+  if (devices == nullptr) {
+    return error(session, request.rid, code::kInternal, "the server could not read devices");
+  }
+  if (devices->count(session.device()) == 0 && devices->size() >= wire::kMaxDevicesPerUser) {
+    return error(session, request.rid, code::kTooManyDevices,
+                 fmt::format("\"{}\" has {} devices with keys, the most there may be: remove "
+                             "one before adding \"{}\"",
+                             session.user(), devices->size(), session.device()));
+  }
   KeysUpdate update;
   update.identity = request.identity;
   if (request.signed_prekey) {
@@ -151,6 +164,7 @@ void Hub::handle(Session& session, const wire::PublishKeys& request) {
     }
     return store_error(session, request.rid, stored.status());
   }
+  devices_[session.user()].insert(session.device());
   ++metrics_.e2e_keys_published_total;
   reply(session, to_wire_state(request.rid, *stored));
 }
@@ -159,9 +173,20 @@ void Hub::handle(Session& session, const wire::GetBundle& request) {
   if (std::string why = check_user_name(request.user); !why.empty()) {
     return error(session, request.rid, code::kInvalidUser, why);
   }
+  if (request.user != session.user() && refuse_blocked(session, request.rid, request.user)) return;
   bool take = !request.identities_only.value_or(false);
-  auto taken = store_.take_bundles(request.user, take);
+  const std::string device = request.device.value_or("");
+  if (request.device && device.empty()) {
+    return error(session, request.rid, code::kNoSuchDevice,
+                 fmt::format("\"{}\" has no device \"\"", request.user));
+  }
+  auto taken = store_.take_bundles(request.user, take, device);
   if (!taken) return store_error(session, request.rid, taken.status());
+  if (taken->empty() && request.device) {
+    return error(session, request.rid, code::kNoSuchDevice,
+                 fmt::format("\"{}\" has no device \"{}\" with published keys", request.user,
+                             shown(device)));
+  }
   if (taken->empty()) {
     return error(session, request.rid, code::kNoKeys,
                  fmt::format("\"{}\" has no device with published keys", request.user));
@@ -215,39 +240,90 @@ std::string Hub::check_e2e(const Session& session, const wire::E2e& e2e,
   if (e2e.to.empty() || e2e.to.size() > wire::kMaxEnvelopes) {
     return fmt::format("e2e has {} envelopes, not 1-{}", e2e.to.size(), wire::kMaxEnvelopes);
   }
+  if (e2e.tag) return "tag is set by the server";
+  if (!e2e.commit) return "commit is required (the franking commitment)";
+  if (std::string why = check_exact("commit", *e2e.commit, kKeyBytes); !why.empty()) return why;
   for (std::size_t i = 0; i < e2e.to.size(); ++i) {
     const wire::Envelope& envelope = e2e.to[i];
     if (channel.members.count(envelope.user) == 0) {
       return fmt::format("envelope {}: \"{}\" is not a member of the channel", i,
                          shown(envelope.user));
     }
-    if (envelope.device.empty() || envelope.device.size() > kMaxDevice) {
-      return fmt::format("envelope {}: device must be 1-{} bytes, not {}", i, kMaxDevice,
-                         envelope.device.size());
+    if (std::string why = check_envelope(i, envelope); !why.empty()) return why;
+  }
+  return {};
+}
+
+std::string Hub::check_envelope(std::size_t i, const wire::Envelope& envelope) const {
+  if (envelope.device.empty() || envelope.device.size() > kMaxDevice) {
+    return fmt::format("envelope {}: device must be 1-{} bytes, not {}", i, kMaxDevice,
+                       envelope.device.size());
+  }
+  if (envelope.body.size() > wire::kMaxEnvelopeBody) {
+    return fmt::format("envelope {}: body has {} base64 characters, more than {}", i,
+                       envelope.body.size(), wire::kMaxEnvelopeBody);
+  }
+  auto body = from_base64(envelope.body, wire::kMaxEnvelopeBody);
+  if (!body) return fmt::format("envelope {}: body is not base64 (standard, padded)", i);
+  if (body->size() < kMinBodyBytes) {
+    return fmt::format("envelope {}: body has {} bytes, fewer than {}", i, body->size(),
+                       kMinBodyBytes);
+  }
+  if (envelope.prekey) {
+    if (std::string why = check_exact("prekey.identity", envelope.prekey->identity,
+                                      kIdentityBytes);
+        !why.empty()) {
+      return fmt::format("envelope {}: {}", i, why);
     }
-    if (envelope.body.size() > wire::kMaxEnvelopeBody) {
-      return fmt::format("envelope {}: body has {} base64 characters, more than {}", i,
-                         envelope.body.size(), wire::kMaxEnvelopeBody);
-    }
-    auto body = from_base64(envelope.body, wire::kMaxEnvelopeBody);
-    if (!body) return fmt::format("envelope {}: body is not base64 (standard, padded)", i);
-    if (body->size() < kMinBodyBytes) {
-      return fmt::format("envelope {}: body has {} bytes, fewer than {}", i, body->size(),
-                         kMinBodyBytes);
-    }
-    if (envelope.prekey) {
-      if (std::string why = check_exact("prekey.identity", envelope.prekey->identity,
-                                        kIdentityBytes);
-          !why.empty()) {
-        return fmt::format("envelope {}: {}", i, why);
-      }
-      if (std::string why = check_exact("prekey.ephemeral", envelope.prekey->ephemeral, kKeyBytes);
-          !why.empty()) {
-        return fmt::format("envelope {}: {}", i, why);
-      }
+    if (std::string why = check_exact("prekey.ephemeral", envelope.prekey->ephemeral, kKeyBytes);
+        !why.empty()) {
+      return fmt::format("envelope {}: {}", i, why);
     }
   }
   return {};
+}
+
+std::string Hub::check_devices(const Session& session, const wire::E2e& e2e,
+                               const Channel& channel, bool* failed) {
+  std::set<std::pair<std::string, std::string>> expected;
+  for (const auto& member : channel.members) {
+    const std::set<std::string>* devices = devices_of(member.first);
+    if (devices == nullptr) {
+      *failed = true;
+      return {};
+    }
+    for (const std::string& device : *devices) {
+      if (member.first == session.user() && device == session.device()) continue;
+      expected.insert({member.first, device});
+    }
+  }
+  std::set<std::pair<std::string, std::string>> given;
+  std::vector<std::string> twice;
+  std::vector<std::string> extra;
+  for (const wire::Envelope& envelope : e2e.to) {
+    std::string named = fmt::format("{}/{}", envelope.user, shown(envelope.device));
+    if (!given.insert({envelope.user, envelope.device}).second) {
+      twice.push_back(named);
+    } else if (expected.count({envelope.user, envelope.device}) == 0) {
+      extra.push_back(named);
+    }
+  }
+  std::vector<std::string> missing;
+  for (const auto& device : expected) {
+    if (given.count(device) == 0) missing.push_back(fmt::format("{}/{}", device.first, device.second));
+  }
+  if (missing.empty() && extra.empty() && twice.empty()) return {};
+  std::string why = "envelopes do not match the members' devices:";
+  const char* separator = " ";
+  auto part = [&](const char* label, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    why += fmt::format("{}{} {}", separator, label, fmt::join(names, ", "));
+    separator = "; ";
+  };
+  part("missing", missing);
+  part("not a device:", extra);
+  part("twice:", twice);
+  return why;
 }
 
 }  // namespace parley::server

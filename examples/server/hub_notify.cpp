@@ -156,12 +156,17 @@ void Hub::after_message(const StoredEvent& event, const Channel& channel) {
       refresh_unread(member, event.channel);
     }
     NotifySetting setting = notify_setting(member, event.channel);
+    const bool muted = setting.mute_until != 0 && setting.mute_until > now;
     const char* kind = nullptr;
     if (setting.level == "none") {
       kind = nullptr;
+    } else if (channel.kind == ChannelKind::direct) {
+      // A direct message is addressed to the member: "mentions" counts it as
+      // one; a mute silences it (the payload carries no text either way).
+      if (!muted) kind = setting.level == "mentions" ? "mention" : "message";
     } else if (mention) {
       kind = "mention";  // reaches a member even while plain messages are muted
-    } else if (setting.level == "all" && (setting.mute_until == 0 || setting.mute_until <= now)) {
+    } else if (setting.level == "all" && !muted) {
       kind = "message";
     }
     if (kind == nullptr) {

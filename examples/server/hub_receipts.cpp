@@ -34,6 +34,10 @@ void Hub::handle(Session& session, const wire::Typing& request) {
   // broadcast channel, muted members.
   const Member& member = channel->members.at(session.user());
   if (!allowed(session, request.rid, request.channel, *channel, member, Permission::post)) return;
+  if (channel->kind == ChannelKind::direct &&
+      refuse_blocked(session, request.rid, direct_peer(*channel, session.user()))) {
+    return;
+  }
   if (member.muted_until && (*member.muted_until == 0 || *member.muted_until > now_ms())) {
     return error(session, request.rid, code::kMuted,
                  fmt::format("\"{}\" is muted in \"{}\"", session.user(), request.channel));

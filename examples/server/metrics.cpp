@@ -196,6 +196,25 @@ std::string Metrics::render() const {
   scalar(&out, "parley_e2e_keys_published_total", "counter",
          "Keys requests accepted (identities, signed, last-resort and one-time prekeys).",
          e2e_keys_published_total);
+  scalar(&out, "parley_e2e_retries_total", "counter",
+         "Retry notices queued: a device could not decrypt a message and asked for it again.",
+         e2e_retries_total);
+  scalar(&out, "parley_e2e_resends_total", "counter",
+         "Resend notices queued: a sending device sent a message again to one device.",
+         e2e_resends_total);
+  scalar(&out, "parley_e2e_notices_acked_total", "counter",
+         "Queued e2e notices deleted by their device's e2e_ack.", e2e_notices_acked_total);
+  scalar(&out, "parley_stale_devices_total", "counter",
+         "Direct sends refused because their envelopes did not match the members' devices.",
+         stale_devices_total);
+  scalar(&out, "parley_devices_removed_total", "counter",
+         "Devices removed by their users (keys deleted, id refused from then on).",
+         devices_removed_total);
+  labelled(&out, "parley_blocks_total", "Changes of users' block lists, by action.", "action",
+           blocks_total);
+  scalar(&out, "parley_reports_verified_total", "counter",
+         "Reports of direct messages whose franking opening verified (also in reports_total).",
+         reports_verified_total);
   scalar(&out, "parley_uptime_seconds", "gauge", "Seconds since the server started.",
          fmt::format("{:.3f}", uptime));
   return out;

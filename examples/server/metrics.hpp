@@ -92,6 +92,14 @@ struct Metrics {
   std::uint64_t e2e_one_time_taken_total = 0;  // one-time prekeys handed out
   std::uint64_t e2e_last_resort_total = 0;     // last-resort prekeys handed out instead
   std::uint64_t e2e_keys_published_total = 0;  // keys requests accepted
+  // Several devices, blocks, recovery, franked reports (issue 10).
+  std::uint64_t e2e_retries_total = 0;        // retry notices queued
+  std::uint64_t e2e_resends_total = 0;        // resend notices queued
+  std::uint64_t e2e_notices_acked_total = 0;  // e2e_ack requests that deleted a notice
+  std::uint64_t stale_devices_total = 0;      // sends refused with stale_devices
+  std::uint64_t devices_removed_total = 0;    // remove_device requests carried out
+  std::map<std::string, std::uint64_t> blocks_total;  // block list changes, by "block"/"unblock"
+  std::uint64_t reports_verified_total = 0;   // franked reports that verified
   std::chrono::steady_clock::time_point started;
 
   // The Prometheus text exposition (version 0.0.4).

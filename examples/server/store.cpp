@@ -194,6 +194,55 @@ CREATE TABLE one_time_prekeys (
 ) WITHOUT ROWID;
 ALTER TABLE events ADD COLUMN e2e TEXT;
 )sql",
+    // 8: several devices, blocks, session recovery and verifiable reports
+    // (issue 10, docs/e2e.md "Devices"). A removed device id is refused for
+    // good. Notices wait per target device until acknowledged; nid never
+    // repeats (AUTOINCREMENT). The franking key is hex in server_secrets.
+    R"sql(
+CREATE TABLE removed_devices (
+  user       TEXT NOT NULL,
+  device     TEXT NOT NULL,
+  removed_at INTEGER NOT NULL,
+  PRIMARY KEY (user, device)
+) WITHOUT ROWID;
+CREATE TABLE blocks (
+  user    TEXT NOT NULL,
+  blocked TEXT NOT NULL,
+  ts      INTEGER NOT NULL,
+  PRIMARY KEY (user, blocked)
+) WITHOUT ROWID;
+CREATE TABLE e2e_notices (
+  nid         INTEGER PRIMARY KEY AUTOINCREMENT,
+  user        TEXT NOT NULL,
+  device      TEXT NOT NULL,
+  kind        TEXT NOT NULL CHECK (kind IN ('retry', 'resend')),
+  channel_id  INTEGER NOT NULL REFERENCES channels(id),
+  seq         INTEGER NOT NULL,
+  client_id   TEXT NOT NULL,
+  from_user   TEXT NOT NULL,
+  from_device TEXT NOT NULL,
+  ts          INTEGER NOT NULL,
+  e2e         TEXT,
+  created     INTEGER NOT NULL
+);
+CREATE INDEX e2e_notices_by_device ON e2e_notices(user, device, nid);
+CREATE TABLE e2e_retries (
+  channel_id INTEGER NOT NULL REFERENCES channels(id),
+  seq        INTEGER NOT NULL,
+  user       TEXT NOT NULL,
+  device     TEXT NOT NULL,
+  resent     INTEGER NOT NULL DEFAULT 0,
+  created    INTEGER NOT NULL,
+  PRIMARY KEY (channel_id, seq, user, device)
+) WITHOUT ROWID;
+CREATE TABLE server_secrets (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE reports ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE reports ADD COLUMN sender TEXT;
+ALTER TABLE reports ADD COLUMN text TEXT;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();

@@ -8,11 +8,13 @@
 // Use from one thread at a time (the server's loop thread).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "parley/roles.hpp"
@@ -107,6 +109,36 @@ struct StoredReport {
   std::int64_t ts = 0;
   std::string sender;               // of the reported message
   std::optional<std::string> text;  // of the reported message, unless deleted
+  // A franked report of a direct message (docs/security.md, "Verifiable
+  // reports"): text is what the reporter disclosed, checked against the
+  // message's commitment and the server's tag.
+  bool verified = false;
+};
+
+// A queued e2e notice (store_devices.cpp) for the device (user, device).
+// kind "retry": from_user's device from_device asks for the message at seq
+// again; "resend": from_user/from_device sends it again, e2e holding the
+// payload (one envelope, the original's commit and tag).
+struct StoredNotice {
+  std::uint64_t nid = 0;
+  std::string user;
+  std::string device;
+  std::string kind;
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::string client_id;
+  std::string from_user;
+  std::string from_device;
+  std::int64_t ts = 0;  // the message's server time
+  std::string e2e;      // resend: the payload's JSON; "" otherwise
+  std::int64_t created = 0;
+};
+
+// The two users of a direct channel (from its create event).
+struct StoredDirectPair {
+  std::string channel;
+  std::string creator;
+  std::string other;
 };
 
 // End-to-end encryption (store_keys.cpp). Keys are kept as the base64 the
@@ -165,7 +197,7 @@ struct ReceiptAdvance {
 
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -267,7 +299,46 @@ class ServerStore {
   // its signed prekey and takes its lowest one-time prekey, deleted in the
   // same transaction (the last-resort prekey when none is left); otherwise
   // only device and identity are filled.
-  Result<std::vector<TakenBundle>> take_bundles(const std::string& user, bool take);
+  // device: only that device (empty: all).
+  Result<std::vector<TakenBundle>> take_bundles(const std::string& user, bool take,
+                                                const std::string& device = {});
+
+  // Devices, blocks, recovery notices, franking (store_devices.cpp).
+  // The devices of `user` with keys, in device order.
+  Result<std::vector<std::string>> devices(const std::string& user);
+  Result<bool> device_removed(const std::string& user, const std::string& device);
+  // Deletes the device's keys, one-time prekeys, queued notices and retries
+  // and records it as removed, in one transaction.
+  Status remove_device(const std::string& user, const std::string& device, std::int64_t now_ms);
+  // Every (user, blocked user) pair.
+  Result<std::vector<std::pair<std::string, std::string>>> blocks();
+  Status set_block(const std::string& user, const std::string& other, bool blocked,
+                   std::int64_t now_ms);
+  // Queues `notice` (its nid is assigned) and returns the nid.
+  Result<std::uint64_t> add_notice(const StoredNotice& notice);
+  Result<std::uint64_t> count_notices(const std::string& user, const std::string& device);
+  // The oldest `limit` notices queued for (user, device).
+  Result<std::vector<StoredNotice>> notices(const std::string& user, const std::string& device,
+                                            std::uint32_t limit);
+  // Deletes notice `nid` if it is queued for (user, device); true if it was.
+  Result<bool> delete_notice(const std::string& user, const std::string& device, std::uint64_t nid);
+  // Drops notices and retries recorded before `before_ms`.
+  Status drop_old_notices(std::int64_t before_ms);
+  // The retry of (user, device) for the message at `seq`: absent, or whether
+  // it was answered by a resend since.
+  Result<std::optional<bool>> retry_state(const std::string& channel, std::uint64_t seq,
+                                          const std::string& user, const std::string& device);
+  Status put_retry(const std::string& channel, std::uint64_t seq, const std::string& user,
+                   const std::string& device, bool resent, std::int64_t now_ms);
+  // The server's franking key (32 bytes), created at the first call and kept.
+  Result<std::array<std::uint8_t, 32>> franking_key();
+  // A verified report: the disclosed text and the message's sender are kept with it.
+  Result<std::uint64_t> add_verified_report(const std::string& channel, std::uint64_t seq,
+                                            const std::string& reporter,
+                                            const std::string& reason, std::int64_t ts,
+                                            const std::string& sender, const std::string& text);
+  // The users of every direct channel.
+  Result<std::vector<StoredDirectPair>> direct_pairs();
 
   // The message `sender` sent with `client_id`, if any.
   Result<std::optional<StoredEvent>> find_message(const std::string& sender,

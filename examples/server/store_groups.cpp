@@ -248,7 +248,8 @@ Result<std::uint64_t> ServerStore::add_report(const std::string& channel, std::u
 
 Result<std::vector<StoredReport>> ServerStore::reports(std::uint32_t limit) {
   auto stmt = db_.prepare(
-      "SELECT r.id, c.name, r.seq, r.reporter, r.reason, r.ts, e.sender, e.text "
+      "SELECT r.id, c.name, r.seq, r.reporter, r.reason, r.ts, coalesce(r.sender, e.sender), "
+      "CASE WHEN r.verified THEN r.text ELSE e.text END, r.verified "
       "FROM reports r JOIN channels c ON c.id = r.channel_id "
       "LEFT JOIN events e ON e.channel_id = r.channel_id AND e.seq = r.seq "
       "ORDER BY r.id DESC LIMIT ?1");
@@ -268,6 +269,7 @@ Result<std::vector<StoredReport>> ServerStore::reports(std::uint32_t limit) {
     r.ts = stmt->column_int(5);
     r.sender = stmt->column_text(6);
     if (!stmt->column_is_null(7)) r.text = stmt->column_text(7);
+    r.verified = stmt->column_int(8) != 0;
     out.push_back(std::move(r));
   }
   return out;

@@ -112,14 +112,15 @@ Result<StoredDeviceKeys> ServerStore::publish_keys(const std::string& user,
   return std::move(**stored);
 }
 
-Result<std::vector<TakenBundle>> ServerStore::take_bundles(const std::string& user, bool take) {
+Result<std::vector<TakenBundle>> ServerStore::take_bundles(const std::string& user, bool take,
+                                                           const std::string& device) {
   store::Transaction tx(db_);
   if (!tx.begin_status().ok()) return internal("bundle", tx.begin_status());
   auto devices = db_.prepare(
       "SELECT device, identity, spk_id, spk_key, spk_sig, lr_id, lr_key FROM device_keys "
-      "WHERE user = ?1 ORDER BY device");
+      "WHERE user = ?1 AND (?2 = '' OR device = ?2) ORDER BY device");
   if (!devices) return internal("bundle", devices.status());
-  devices->bind(1, user);
+  devices->bind(1, user).bind(2, device);
   std::vector<TakenBundle> out;
   std::vector<StoredOneTimeKey> last_resorts;
   for (;;) {

@@ -12,66 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "crypto/franking.hpp"
 #include "user_session.hpp"
 
 using namespace parley;
 using namespace parley::test;
 
 namespace {
-
-// One device's real keys: an Ed25519 signing pair and an X25519 pair (the
-// identity), and signed prekeys made on demand.
-class DeviceKeys {
- public:
-  DeviceKeys() {
-    REQUIRE(sodium_init() >= 0);
-    crypto_sign_keypair(sign_pk_, sign_sk_);
-    crypto_box_keypair(dh_pk_, dh_sk_);
-  }
-
-  std::string identity() const {
-    unsigned char both[64];
-    std::copy(sign_pk_, sign_pk_ + 32, both);
-    std::copy(dh_pk_, dh_pk_ + 32, both + 32);
-    return to_base64(both, sizeof both);
-  }
-
-  // A fresh X25519 key signed by the identity.
-  wire::SignedKey signed_key(std::uint32_t id) const {
-    unsigned char sk[32];
-    unsigned char pk[32];
-    randombytes_buf(sk, sizeof sk);
-    crypto_scalarmult_base(pk, sk);
-    unsigned char sig[crypto_sign_BYTES];
-    crypto_sign_detached(sig, nullptr, pk, sizeof pk, sign_sk_);
-    return {id, to_base64(pk, sizeof pk), to_base64(sig, sizeof sig)};
-  }
-
-  static std::vector<wire::OneTimeKey> one_time(std::uint32_t first, std::size_t count) {
-    std::vector<wire::OneTimeKey> out;
-    for (std::size_t i = 0; i < count; ++i) {
-      out.push_back({first + static_cast<std::uint32_t>(i), random_base64(32)});
-    }
-    return out;
-  }
-
-  // A first publish: identity, signed prekey 1, last resort 1000 and
-  // `count` one-time prekeys from id 1.
-  wire::PublishKeys first(std::size_t count) const {
-    wire::PublishKeys p;
-    p.identity = identity();
-    p.signed_prekey = signed_key(1);
-    p.last_resort = signed_key(1000);
-    if (count > 0) p.one_time = one_time(1, count);
-    return p;
-  }
-
- private:
-  unsigned char sign_pk_[crypto_sign_PUBLICKEYBYTES];
-  unsigned char sign_sk_[crypto_sign_SECRETKEYBYTES];
-  unsigned char dh_pk_[32];
-  unsigned char dh_sk_[32];
-};
 
 wire::GetBundle bundle(const std::string& user, bool identities_only = false) {
   wire::GetBundle b{0, user, std::nullopt};
@@ -357,6 +304,8 @@ TEST_CASE("e2e: direct channels take e2e only, other channels never") {
   TestServer server;
   UserSession alice(server, "alice", false, "phone");
   UserSession bob(server, "bob", false, "laptop");
+  alice.publish_keys();
+  bob.publish_keys();
   const std::string dm = alice.ok(wire::OpenDirect{0, "bob"}).channel;
   alice.ok(wire::CreateChannel{0, "lobby", std::nullopt, std::nullopt});
   bob.ok(wire::JoinChannel{0, "lobby"});
@@ -384,6 +333,8 @@ TEST_CASE("e2e: malformed payloads are refused envelope by envelope") {
   UserSession alice(server, "alice", false, "phone");
   UserSession bob(server, "bob", false, "laptop");
   UserSession carol(server, "carol", false, "c1");
+  alice.publish_keys();
+  bob.publish_keys();
   const std::string dm = alice.ok(wire::OpenDirect{0, "bob"}).channel;
   bob.event("create");
   DeviceKeys keys;
@@ -449,40 +400,72 @@ TEST_CASE("e2e: malformed payloads are refused envelope by envelope") {
     s.e2e->to[0].prekey = wire::PrekeyHeader{keys.identity(), random_base64(31), 1, std::nullopt};
     cases.push_back({"prekey.ephemeral", s});
   }
-  for (const auto& [part, s] : cases) {
+  {
+    auto s = base();
+    s.e2e->commit.reset();  // the franking commitment is required
+    cases.push_back({"commit", s});
+  }
+  {
+    auto s = base();
+    s.e2e->commit = random_base64(31);
+    cases.push_back({"commit", s});
+  }
+  {
+    auto s = base();
+    s.e2e->tag = random_base64(32);  // the server's to set
+    cases.push_back({"tag", s});
+  }
+  for (const auto& c : cases) {
+    // Not a structured binding: INFO captures it in a lambda (clang 16).
+    const wire::Send& s = c.second;
     INFO(wire::encode(wire::ClientMessage{s}).substr(0, 300));
-    refuse(s, part);
+    refuse(s, c.first);
   }
   CHECK(bob.quiet());
 
   // Well-formed: with a prekey header, to both of bob's devices and alice's other one.
+  UserSession(server, "bob", false, "tablet").publish_keys();
+  UserSession(server, "alice", false, "laptop").publish_keys();
   auto s = base();
+  REQUIRE(s.e2e->to.size() == 3);
   s.e2e->to[0].prekey = wire::PrekeyHeader{keys.identity(), random_base64(32), 1, 7};
-  s.e2e->to.push_back(fake_e2e("phone", "bob", "tablet").to[0]);
-  s.e2e->to.push_back(fake_e2e("phone", "alice", "laptop").to[0]);
   s.e2e->to[0].body = random_base64(56);
   CHECK(alice.ask_for<wire::Ack>(s).seq > 0);
   auto live = bob.event("message");
   REQUIRE(live.e2e.has_value());
   CHECK(live.e2e->to.size() == 3);
   CHECK(live.e2e->to[0].prekey->one_time == 7u);
+  CHECK(live.e2e->commit == s.e2e->commit);
+  CHECK(live.e2e->tag.has_value());
 }
 
 TEST_CASE("e2e: a message reaches the peer live and in history unchanged, and deletes") {
   TestServer server;
   UserSession alice(server, "alice", false, "phone");
   UserSession bob(server, "bob", false, "laptop");
+  alice.publish_keys();
+  bob.publish_keys();
   const std::string dm = alice.ok(wire::OpenDirect{0, "bob"}).channel;
   bob.event("create");
 
+  // The commitment is a real one, so that bob can report the message.
+  const crypto::Key32 franking_key = crypto::new_franking_key();
+  crypto::Key32 commit{};
   wire::Send sent = alice.e2e_message(dm, "bob");
+  REQUIRE(crypto::franking_commit(franking_key, sent.id, "alice", dm, "the plaintext", &commit));
+  sent.e2e->commit = to_base64(commit.data(), commit.size());
   sent.e2e->to[0].prekey = wire::PrekeyHeader{DeviceKeys().identity(), random_base64(32), 3,
                                               std::nullopt};
   auto ack = alice.ask_for<wire::Ack>(sent);
   CHECK_FALSE(ack.duplicate);
-  const std::string payload = wire::encode_e2e(*sent.e2e);
 
   auto live = bob.event("message");
+  // Delivered as sent, with the server's franking tag added.
+  REQUIRE(live.e2e.has_value());
+  REQUIRE(live.e2e->tag.has_value());
+  wire::E2e tagged = *sent.e2e;
+  tagged.tag = live.e2e->tag;
+  const std::string payload = wire::encode_e2e(tagged);
   CHECK(live.seq == ack.seq);
   CHECK(live.sender == "alice");
   CHECK(live.id == sent.id);
@@ -510,15 +493,25 @@ TEST_CASE("e2e: a message reaches the peer live and in history unchanged, and de
     CHECK(bob_again.welcome().channels[0].unread == 1u);
   }
 
-  // A report carries no text: the server has none.
-  bob.ok(wire::Report{0, dm, ack.seq, "unwanted"});
+  // A report discloses the text with its franking key; the server checks it.
+  bob.refused(wire::Report{0, dm, ack.seq, "unwanted"}, "invalid_report");
+  wire::FrankingOpening opening{"alice",
+                                "phone",
+                                sent.id,
+                                live.ts,
+                                "the plaintext",
+                                to_base64(franking_key.data(), franking_key.size()),
+                                *sent.e2e->commit,
+                                *live.e2e->tag};
+  wire::Report report{0, dm, ack.seq, "unwanted", opening};
+  bob.ok(report);
   UserSession root(server, "root", /*admin=*/true);
   auto reports = root.ask_for<wire::AdminResult>(
       wire::Admin{0, "reports", std::nullopt, std::nullopt, std::nullopt, std::nullopt});
   REQUIRE(reports.reports.has_value());
   REQUIRE(reports.reports->size() == 1);
   CHECK((*reports.reports)[0].sender == "alice");
-  CHECK_FALSE((*reports.reports)[0].text.has_value());
+  CHECK((*reports.reports)[0].text == "the plaintext");
 
   // Deleting clears the payload.
   alice.ok(wire::DeleteMessage{0, dm, ack.seq});
@@ -541,6 +534,7 @@ TEST_CASE("e2e: keys, one-time prekeys and e2e messages survive a restart") {
     UserSession alice(server, "alice", false, "phone");
     UserSession bob(server, "bob", false, "laptop");
     alice.ask_for<wire::KeysState>(keys.first(2));
+    bob.publish_keys();
     CHECK(bob.ask_for<wire::Bundles>(bundle("alice")).devices[0].one_time->id == 1);
     dm = alice.ok(wire::OpenDirect{0, "bob"}).channel;
     sent = alice.e2e_message(dm, "bob");
@@ -560,7 +554,10 @@ TEST_CASE("e2e: keys, one-time prekeys and e2e messages survive a restart") {
   auto page = bob.history_after(dm, 0);
   REQUIRE(page.events.size() == 2);
   REQUIRE(page.events[1].e2e.has_value());
-  CHECK(wire::encode_e2e(*page.events[1].e2e) == wire::encode_e2e(*sent.e2e));
+  wire::E2e kept = *page.events[1].e2e;
+  CHECK(kept.tag.has_value());
+  kept.tag.reset();
+  CHECK(wire::encode_e2e(kept) == wire::encode_e2e(*sent.e2e));
 }
 
 TEST_CASE("e2e: strings of keys and envelopes must be utf-8, as every string") {

@@ -2,7 +2,9 @@
 // rules, deduplication, history ranges, and migrations.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <fstream>
+#include <utility>
 
 #include "server_fixture.hpp"
 #include "store.hpp"
@@ -329,4 +331,92 @@ TEST_CASE("store: a negative schema version is refused, the file kept") {
   REQUIRE_FALSE(store.ok());
   CHECK(store.status().code() == StatusCode::corrupt);
   CHECK(std::filesystem::exists(path));
+}
+
+TEST_CASE("store: schema 8 keeps devices removed, blocks, notices, the franking key, reports") {
+  TempDir dir;
+  std::array<std::uint8_t, 32> key{};
+  {
+    auto store = open_store(dir);
+    REQUIRE(store->create_direct("@alice+bob", "alice", "bob", 1).ok());
+    auto message = store->append_message("@alice+bob", "alice", id(1), "", 2, "{}");
+    REQUIRE(message.ok());
+    auto first = store->franking_key();
+    REQUIRE(first.ok());
+    key = *first;
+    CHECK(*store->franking_key() == key);  // created once
+    REQUIRE(store->set_block("alice", "bob", true, 3).ok());
+    REQUIRE(store->set_block("alice", "carol", true, 3).ok());
+    REQUIRE(store->set_block("alice", "carol", false, 4).ok());
+    REQUIRE(store->remove_device("alice", "old", 5).ok());
+    StoredNotice n;
+    n.user = "alice";
+    n.device = "phone";
+    n.kind = "retry";
+    n.channel = "@alice+bob";
+    n.seq = message->seq;
+    n.client_id = id(1);
+    n.from_user = "bob";
+    n.from_device = "laptop";
+    n.ts = 2;
+    n.created = 6;
+    auto nid = store->add_notice(n);
+    REQUIRE(nid.ok());
+    n.created = 7;
+    auto second = store->add_notice(n);
+    REQUIRE(second.ok());
+    CHECK(*second > *nid);
+    CHECK(*store->delete_notice("alice", "laptop", *nid) == false);  // another device's
+    CHECK(*store->delete_notice("alice", "phone", *nid) == true);
+    REQUIRE(store->put_retry("@alice+bob", message->seq, "bob", "laptop", false, 6).ok());
+    REQUIRE(store->add_report("@alice+bob", message->seq, "bob", "plain", 7).ok());
+    REQUIRE(store->add_verified_report("@alice+bob", message->seq, "bob", "franked", 8, "alice",
+                                       "the disclosed text")
+                .ok());
+  }
+  auto store = open_store(dir);
+  CHECK(*store->franking_key() == key);
+  auto blocks = store->blocks();
+  REQUIRE(blocks.ok());
+  REQUIRE(blocks->size() == 1);
+  CHECK((*blocks)[0] == std::pair<std::string, std::string>{"alice", "bob"});
+  CHECK(*store->device_removed("alice", "old"));
+  CHECK_FALSE(*store->device_removed("alice", "phone"));
+  auto notices = store->notices("alice", "phone", 10);
+  REQUIRE(notices->size() == 1);
+  CHECK((*notices)[0].channel == "@alice+bob");
+  CHECK((*notices)[0].from_device == "laptop");
+  CHECK(*store->count_notices("alice", "phone") == 1);
+  auto retry = store->retry_state("@alice+bob", 2, "bob", "laptop");
+  REQUIRE(retry.ok());
+  REQUIRE(retry->has_value());
+  CHECK_FALSE(**retry);
+  REQUIRE(store->drop_old_notices(100).ok());  // both were recorded before
+  CHECK(*store->count_notices("alice", "phone") == 0);
+  CHECK_FALSE(store->retry_state("@alice+bob", 2, "bob", "laptop")->has_value());
+  auto reports = store->reports(10);
+  REQUIRE(reports->size() == 2);
+  CHECK((*reports)[0].verified);
+  CHECK((*reports)[0].text == "the disclosed text");
+  CHECK((*reports)[0].sender == "alice");
+  CHECK_FALSE((*reports)[1].verified);
+  auto pairs = store->direct_pairs();
+  REQUIRE(pairs->size() == 1);
+  CHECK((*pairs)[0].creator == "alice");
+  CHECK((*pairs)[0].other == "bob");
+}
+
+TEST_CASE("store: migration from version 1 to 8 adds a franking key and the new tables") {
+  TempDir dir;
+  {
+    auto db = store::Database::open((dir.path / "server.db").string());
+    REQUIRE(db.ok());
+    REQUIRE(db->exec(kSchemaV1).ok());
+  }
+  auto store = open_store(dir);
+  CHECK(store->franking_key().ok());
+  CHECK(store->blocks()->empty());
+  CHECK(store->notices("alice", "phone", 10)->empty());
+  CHECK(store->reports(10)->empty());
+  CHECK(store->set_block("alice", "bob", true, 1).ok());
 }

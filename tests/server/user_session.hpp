@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -64,12 +65,69 @@ inline std::string random_base64(std::size_t size) {
 }
 
 // A well-formed e2e payload from `device`: one envelope to `to`'s device
-// `to_device` whose body is random bytes. The server cannot tell it from a
-// real one.
+// `to_device` whose body is random bytes, and a random commitment. The
+// server cannot tell it from a real one.
 inline wire::E2e fake_e2e(const std::string& device, const std::string& to,
                           const std::string& to_device = "their-device") {
-  return wire::E2e{device, {wire::Envelope{to, to_device, std::nullopt, random_base64(80)}}};
+  return wire::E2e{device,
+                   {wire::Envelope{to, to_device, std::nullopt, random_base64(80)}},
+                   random_base64(32),
+                   std::nullopt};
 }
+
+// One device's real keys: an Ed25519 signing pair and an X25519 pair (the
+// identity), and signed prekeys made on demand.
+class DeviceKeys {
+ public:
+  DeviceKeys() {
+    REQUIRE(sodium_init() >= 0);
+    crypto_sign_keypair(sign_pk_, sign_sk_);
+    crypto_box_keypair(dh_pk_, dh_sk_);
+  }
+
+  std::string identity() const {
+    unsigned char both[64];
+    std::copy(sign_pk_, sign_pk_ + 32, both);
+    std::copy(dh_pk_, dh_pk_ + 32, both + 32);
+    return to_base64(both, sizeof both);
+  }
+
+  // A fresh X25519 key signed by the identity.
+  wire::SignedKey signed_key(std::uint32_t id) const {
+    unsigned char sk[32];
+    unsigned char pk[32];
+    randombytes_buf(sk, sizeof sk);
+    crypto_scalarmult_base(pk, sk);
+    unsigned char sig[crypto_sign_BYTES];
+    crypto_sign_detached(sig, nullptr, pk, sizeof pk, sign_sk_);
+    return {id, to_base64(pk, sizeof pk), to_base64(sig, sizeof sig)};
+  }
+
+  static std::vector<wire::OneTimeKey> one_time(std::uint32_t first, std::size_t count) {
+    std::vector<wire::OneTimeKey> out;
+    for (std::size_t i = 0; i < count; ++i) {
+      out.push_back({first + static_cast<std::uint32_t>(i), random_base64(32)});
+    }
+    return out;
+  }
+
+  // A first publish: identity, signed prekey 1, last resort 1000 and
+  // `count` one-time prekeys from id 1.
+  wire::PublishKeys first(std::size_t count) const {
+    wire::PublishKeys p;
+    p.identity = identity();
+    p.signed_prekey = signed_key(1);
+    p.last_resort = signed_key(1000);
+    if (count > 0) p.one_time = one_time(1, count);
+    return p;
+  }
+
+ private:
+  unsigned char sign_pk_[crypto_sign_PUBLICKEYBYTES];
+  unsigned char sign_sk_[crypto_sign_SECRETKEYBYTES];
+  unsigned char dh_pk_[32];
+  unsigned char dh_sk_[32];
+};
 
 class UserSession {
  public:
@@ -121,17 +179,42 @@ class UserSession {
   wire::Ack sent(const std::string& channel, const std::string& text) {
     return ask_for<wire::Ack>(wire::Send{0, channel, fresh_id(), text});
   }
-  // A send of a fake e2e payload (fake_e2e) from this session's device to
-  // `to` (this user's other device when empty), as direct channels take.
+  // Publishes keys for this session's device (a first publish of fresh keys).
+  wire::KeysState publish_keys(std::size_t one_time = 0) {
+    return ask_for<wire::KeysState>(DeviceKeys().first(one_time));
+  }
+  // The devices of `user` with keys as the server lists them (none when it
+  // refuses, e.g. no keys or blocked).
+  std::vector<std::string> devices_of(const std::string& user) {
+    wire::GetBundle request{0, user, true, std::nullopt};
+    wire::ServerMessage reply = ask(request);
+    std::vector<std::string> out;
+    if (auto* bundles = std::get_if<wire::Bundles>(&reply)) {
+      for (const wire::DeviceBundle& d : bundles->devices) out.push_back(d.device);
+    }
+    return out;
+  }
+  // A send of a fake e2e payload from this session's device to every device
+  // with keys of this user and of `to` but the sending one, with a random
+  // commitment, as direct channels take.
   wire::ServerMessage send_e2e(const std::string& channel, const std::string& to = "") {
     return ask(e2e_message(channel, to));
   }
   wire::Ack sent_e2e(const std::string& channel, const std::string& to = "") {
     return ask_for<wire::Ack>(e2e_message(channel, to));
   }
-  wire::Send e2e_message(const std::string& channel, const std::string& to = "") const {
+  wire::Send e2e_message(const std::string& channel, const std::string& to = "") {
     wire::Send send{0, channel, fresh_id(), ""};
-    send.e2e = fake_e2e(welcome_.device, to.empty() ? user_ : to);
+    send.e2e = fake_e2e(welcome_.device, user_, "unused");
+    send.e2e->to.clear();
+    std::vector<std::string> users{user_};
+    if (!to.empty() && to != user_) users.push_back(to);
+    for (const std::string& user : users) {
+      for (const std::string& device : devices_of(user)) {
+        if (user == user_ && device == welcome_.device) continue;
+        send.e2e->to.push_back(fake_e2e(welcome_.device, user, device).to[0]);
+      }
+    }
     return send;
   }
   wire::HistoryPage history_after(const std::string& channel, std::uint64_t after) {
