@@ -180,9 +180,23 @@ Status Server::Impl::open() {
     return Status(StatusCode::io_error, fmt::format("cannot create data directory \"{}\": {}",
                                                     options.data_dir, ec.message()));
   }
-  auto store = ServerStore::open((std::filesystem::path(options.data_dir) / "server.db").string(),
-                                 options.full_sync);
+  const std::filesystem::path db_path = std::filesystem::path(options.data_dir) / "server.db";
+  auto store = ServerStore::open(db_path.string(), options.full_sync);
   if (!store) return store.status();
+  // The database holds the franking key (and everyone's messages): owner
+  // only. SQLite gives its WAL and shm files the database file's mode.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::path file = db_path;
+    file += suffix;
+    std::filesystem::permissions(file,
+                                 std::filesystem::perms::owner_read |
+                                     std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::replace, ec);
+    if (ec && std::filesystem::exists(file)) {
+      log("warning", "cannot make \"{}\" owner-only: {}", file.string(), ec.message());
+    }
+    ec.clear();
+  }
   store_ = std::move(*store);
   hub_ = std::make_unique<Hub>(*store_, metrics_, options.public_key, options.max_frame);
   if (Status s = hub_->load(); !s.ok()) return s;

@@ -226,6 +226,7 @@ CREATE TABLE e2e_notices (
   created     INTEGER NOT NULL
 );
 CREATE INDEX e2e_notices_by_device ON e2e_notices(user, device, nid);
+CREATE INDEX e2e_notices_by_created ON e2e_notices(created);
 CREATE TABLE e2e_retries (
   channel_id INTEGER NOT NULL REFERENCES channels(id),
   seq        INTEGER NOT NULL,
@@ -235,6 +236,7 @@ CREATE TABLE e2e_retries (
   created    INTEGER NOT NULL,
   PRIMARY KEY (channel_id, seq, user, device)
 ) WITHOUT ROWID;
+CREATE INDEX e2e_retries_by_created ON e2e_retries(created);
 CREATE TABLE server_secrets (
   name  TEXT PRIMARY KEY,
   value TEXT NOT NULL

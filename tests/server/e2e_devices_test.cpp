@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 #include <sodium.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "crypto/franking.hpp"
+#include "hub.hpp"
 #include "user_session.hpp"
 
 using namespace parley;
@@ -509,6 +511,10 @@ TEST_CASE("reports: a direct message is reported with its franking opening") {
   CHECK((*listed.reports)[0].text == text);
   CHECK((*listed.reports)[1].text == text);
   CHECK(metric(server.port(), "parley_reports_verified_total") == 1);  // since the restart
+  // The database holding the franking key is the owner's only.
+  using std::filesystem::perms;
+  auto mode = std::filesystem::status(server.dir.path / "server.db").permissions();
+  CHECK((mode & (perms::group_all | perms::others_all)) == perms::none);
 }
 
 TEST_CASE("notifications: a direct message notifies the peer by their level") {
@@ -567,4 +573,42 @@ TEST_CASE("notifications: a direct message notifies the peer by their level") {
   got = notified();
   REQUIRE(got.size() == 1);
   CHECK(got[0].kind == "message");
+}
+
+TEST_CASE("recovery: at most kMaxNoticesPerDevice notices wait for one device") {
+  TestServer server;
+  std::vector<std::unique_ptr<UserSession>> bob;
+  for (std::size_t i = 0; i < wire::kMaxDevicesPerUser; ++i) {
+    bob.push_back(std::make_unique<UserSession>(server, "bob", false, fmt::format("b{}", i)));
+    bob.back()->publish_keys();
+  }
+  const std::size_t per_device = wire::kMaxNoticesPerDevice / wire::kMaxDevicesPerUser;
+  REQUIRE(per_device * wire::kMaxDevicesPerUser == wire::kMaxNoticesPerDevice);
+  std::string dm;
+  std::vector<std::uint64_t> seqs;
+  {
+    UserSession alice(server, "alice", false, "phone");
+    alice.publish_keys();
+    dm = alice.ok(wire::OpenDirect{0, "bob"}).channel;
+    for (std::size_t i = 0; i <= per_device; ++i) seqs.push_back(alice.sent_e2e(dm, "bob").seq);
+  }
+  for (std::size_t i = 0; i < per_device; ++i) {
+    for (auto& device : bob) device->ok(wire::E2eRetry{0, dm, seqs[i]});
+  }
+  auto e = bob[0]->refused(wire::E2eRetry{0, dm, seqs[per_device]}, "rate_limited");
+  CHECK(has(e.message, "phone"));
+  // A welcome brings the oldest kNoticesPerWelcome; acking makes room.
+  UserSession alice(server, "alice", false, "phone");
+  std::uint64_t last_nid = 0;
+  std::uint64_t first_nid = 0;
+  for (std::uint32_t i = 0; i < server::kNoticesPerWelcome; ++i) {
+    auto notice = next_notice(alice);
+    CHECK(notice.nid > last_nid);
+    if (i == 0) first_nid = notice.nid;
+    last_nid = notice.nid;
+  }
+  CHECK(no_notice(alice));
+  alice.ok(wire::E2eAck{0, first_nid});
+  bob[0]->ok(wire::E2eRetry{0, dm, seqs[per_device]});
+  CHECK(next_notice(alice).seq == seqs[per_device]);
 }
