@@ -29,9 +29,11 @@ constexpr auto kOutboxPoll = std::chrono::milliseconds(250);
 // The longest the loop sleeps without looking around.
 constexpr auto kMaxIdle = std::chrono::seconds(1);
 
+// Refusals after which the client does not reconnect: a bad token, or this
+// device was removed (by this user, on any of their devices).
 bool is_auth_refusal(const parley::Status& s) {
   const std::string reason = s.reason();
-  return reason == "invalid_token" || reason == "token_expired";
+  return reason == "invalid_token" || reason == "token_expired" || reason == "device_removed";
 }
 
 std::string seconds(std::chrono::milliseconds ms) {
@@ -70,7 +72,8 @@ class CommandRunner {
     std::uint32_t count = 0;  // /history: how many text messages to print
     // What the result line repeats of the command (docs/cli.md).
     std::string kind{};                      // /create
-    std::string user{};                      // /dm, member commands
+    std::string user{};                      // /dm, member commands, /block, /report-dm
+    std::string device{};                    // /device-remove
     std::string role{};                      // /role
     std::optional<std::uint64_t> seconds{};  // /ban, /mute, /notify
     std::string level{};                     // /notify
@@ -108,6 +111,11 @@ class CommandRunner {
   void handle(const parley::OnlineCountChanged& e) { out_.online_count(e); }
   void handle(const parley::IdentityChanged& e) { out_.identity_changed(e); }
   void handle(const parley::SafetyNumberLoaded& e);
+  void handle(const parley::SessionReset& e) { out_.session_reset(e); }
+  void handle(const parley::MessageUpdated& e);
+  void handle(const parley::DevicesLoaded& e);
+  void handle(const parley::BlockedUsersLoaded& e);
+  void run_report_direct(const ReportDirectCommand& c);
   void show_unread();
   void run_status_command(const StatusCommand& c);
 
@@ -344,6 +352,7 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
                .count = done.asked,
                .kind = done.kind,
                .user = done.user,
+               .device = done.device,
                .role = done.role,
                .seconds = done.seconds,
                .ref = done.ref,
@@ -397,6 +406,44 @@ void CommandRunner::handle(const parley::SafetyNumberLoaded& e) {
   }
   out_.safety(e);
   out_.result({.command = "safety", .user = e.user});
+}
+
+void CommandRunner::handle(const parley::MessageUpdated& e) {
+  out_.message_updated(e.message);
+  if (options_.interactive && e.message.channel == current_channel_) read_due_ = true;
+}
+
+void CommandRunner::handle(const parley::DevicesLoaded& e) {
+  open_requests_.erase(e.request);
+  if (!current_is(e.request)) {
+    out_.diagnostic("late list of devices ignored");
+    return;
+  }
+  current_.reset();
+  if (!e.status.ok()) {
+    out_.error(error_from(e.status));
+    return;
+  }
+  for (const parley::DeviceInfo& d : e.devices) out_.device(d);
+  out_.result({.command = "devices", .count = static_cast<std::uint64_t>(e.devices.size())});
+}
+
+void CommandRunner::handle(const parley::BlockedUsersLoaded& e) {
+  open_requests_.erase(e.request);
+  if (!current_is(e.request)) {
+    out_.diagnostic("late list of blocked users ignored");
+    return;
+  }
+  InFlight done = std::move(*current_);
+  current_.reset();
+  if (!e.status.ok()) {
+    out_.error(error_from(e.status));
+    return;
+  }
+  out_.result({.command = done.command,
+               .count = static_cast<std::uint64_t>(e.users.size()),
+               .user = done.user,
+               .blocked = e.users});
 }
 
 void CommandRunner::handle(const parley::HistoryLoaded& e) {
@@ -548,6 +595,21 @@ void CommandRunner::run_command(Command command) {
             return;
           }
           out_.result({.command = "verify", .user = c.user, .verified = c.verified});
+        } else if constexpr (std::is_same_v<C, DevicesCommand>) {
+          start_request("devices", "", client_.list_devices());
+        } else if constexpr (std::is_same_v<C, DeviceRemoveCommand>) {
+          start_request("device-remove", "", client_.remove_device(c.device));
+          current_->device = c.device;
+        } else if constexpr (std::is_same_v<C, BlockCommand>) {
+          if (c.user.empty()) {
+            start_request("blocked", "", client_.load_blocked_users());
+          } else {
+            start_request(c.blocked ? "block" : "unblock", "",
+                          client_.block_user(c.user, c.blocked));
+            current_->user = c.user;
+          }
+        } else if constexpr (std::is_same_v<C, ReportDirectCommand>) {
+          run_report_direct(c);
         } else if constexpr (std::is_same_v<C, MembersCommand>) {
           start_request("members", c.channel, client_.load_channel_info(c.channel));
         } else if constexpr (std::is_same_v<C, JoinCommand>) {
@@ -658,6 +720,27 @@ void CommandRunner::run_status_command(const StatusCommand& c) {
   current_->status = c.mode;
   current_->status_text = c.text;
   current_->hide_last_seen = c.hide_last_seen;
+}
+
+// /report-dm U SEQ REASON: the direct channel with U as "@U" names it. Only a
+// channel this client knows: a message to report is in its cache, so there
+// is nothing to open on the server.
+void CommandRunner::run_report_direct(const ReportDirectCommand& c) {
+  const std::string why = parley::check_user_name(c.user);
+  if (!why.empty()) {
+    out_.error({.code = "invalid_user", .message = why});
+    return;
+  }
+  const std::optional<std::string> channel = client_.direct_channel(c.user);
+  if (!channel) {
+    out_.error({.code = "no_such_message",
+                .message = "no direct channel with " + quoted(c.user) + " on this device"});
+    return;
+  }
+  names_.learn(*channel, c.user);
+  start_request("report-dm", *channel, client_.report_message(*channel, c.seq, c.reason));
+  current_->user = c.user;
+  current_->ref = c.seq;
 }
 
 void CommandRunner::run_member_command(const MemberCommand& c) {

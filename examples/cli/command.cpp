@@ -57,12 +57,12 @@ bool is_blank(std::string_view line) { return trim(line).empty(); }
 
 const std::vector<std::string_view>& command_names() {
   static const std::vector<std::string_view> names = {
-      "/ban",     "/channel", "/channels", "/create",   "/delete",   "/dm",
-      "/help",    "/history", "/invite",   "/join",     "/kick",     "/leave",
-      "/members", "/mute",    "/notify",   "/pin",      "/presence", "/quit",
-      "/read",    "/report",  "/role",     "/safety",   "/send",     "/sleep",
-      "/status",  "/switch",  "/topic",    "/transfer", "/typing",   "/unban",
-      "/unmute",  "/unpin",   "/unread",   "/unwatch",  "/verify",   "/watch"};
+      "/ban",           "/block",   "/blocked", "/channel",   "/channels", "/create", "/delete",
+      "/device-remove", "/devices", "/dm",      "/help",      "/history",  "/invite", "/join",
+      "/kick",          "/leave",   "/members", "/mute",      "/notify",   "/pin",    "/presence",
+      "/quit",          "/read",    "/report",  "/report-dm", "/role",     "/safety", "/send",
+      "/sleep",         "/status",  "/switch",  "/topic",     "/transfer", "/typing", "/unban",
+      "/unblock",       "/unmute",  "/unpin",   "/unread",    "/unwatch",  "/verify", "/watch"};
   return names;
 }
 
@@ -112,6 +112,20 @@ Command parse_command(std::string_view line) {
     return cmd;
   }
 
+  if (name == "/report-dm") {
+    const std::string_view user = next_word(rest);
+    const std::string_view seq = next_word(rest);
+    if (user.empty() || seq.empty() || rest.empty()) {
+      return BadCommand{"usage: /report-dm USER SEQ REASON..."};
+    }
+    ReportDirectCommand cmd{std::string(user), 0, std::string(rest)};
+    if (!parse_u64(seq, UINT64_MAX, &cmd.seq) || cmd.seq == 0) {
+      return BadCommand{"seq " + quoted(seq) +
+                        ": expected a message's sequence number (1 or more)"};
+    }
+    return cmd;
+  }
+
   if (name == "/status") {
     const std::string_view mode = next_word(rest);
     if (mode.empty()) {
@@ -152,6 +166,14 @@ Command parse_command(std::string_view line) {
       return BadCommand{"usage: /verify USER [off]"};
     }
     return VerifyCommand{std::string(args[0]), args.size() == 1 || args[1] == "on"};
+  }
+  if (name == "/device-remove") {
+    if (!take_words(rest, 1, &args)) return BadCommand{"usage: /device-remove DEVICE"};
+    return DeviceRemoveCommand{std::string(args[0])};
+  }
+  if (name == "/block" || name == "/unblock") {
+    if (!take_words(rest, 1, &args)) return BadCommand{"usage: " + std::string(name) + " USER"};
+    return BlockCommand{std::string(args[0]), name == "/block"};
   }
   if (name == "/unwatch") {
     if (!take_words(rest, 1, &args)) return BadCommand{"usage: /unwatch USER"};
@@ -260,9 +282,12 @@ Command parse_command(std::string_view line) {
     }
     return cmd;
   }
-  if (name == "/quit" || name == "/help" || name == "/channels" || name == "/unread") {
+  if (name == "/quit" || name == "/help" || name == "/channels" || name == "/unread" ||
+      name == "/devices" || name == "/blocked") {
     if (!rest.empty()) return BadCommand{std::string(name) + " takes no arguments"};
     if (name == "/quit") return QuitCommand{};
+    if (name == "/devices") return DevicesCommand{};
+    if (name == "/blocked") return BlockCommand{"", true};
     if (name == "/channels") return ChannelsCommand{};
     if (name == "/unread") return UnreadCommand{};
     return HelpCommand{};

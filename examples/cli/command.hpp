@@ -104,6 +104,26 @@ struct VerifyCommand {
   std::string user;
   bool verified = true;
 };
+// /devices: this user's devices (Client::list_devices), one line each.
+struct DevicesCommand {};
+// /device-remove: removes one of this user's devices (Client::remove_device).
+struct DeviceRemoveCommand {
+  std::string device;
+};
+// /block, /unblock: blocks `user` or lifts the block (Client::block_user);
+// /blocked (`user` empty): lists the users blocked (Client::load_blocked_users).
+struct BlockCommand {
+  std::string user{};
+  bool blocked = true;
+};
+// /report-dm: reports message `seq` of the direct channel with `user`
+// (Client::report_message, which discloses it to the server with its
+// franking opening).
+struct ReportDirectCommand {
+  std::string user;
+  std::uint64_t seq = 0;
+  std::string reason;
+};
 // Interactive: makes `channel` the one plain text goes to (/switch, /channel).
 struct SwitchCommand {
   std::string channel;
@@ -124,7 +144,8 @@ using Command =
     std::variant<CreateCommand, JoinCommand, LeaveCommand, SendCommand, HistoryCommand,
                  TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
                  MessageCommand, MembersCommand, NotifyCommand, UnreadCommand, PresenceCommand,
-                 WatchCommand, StatusCommand, SafetyCommand, VerifyCommand, SwitchCommand,
+                 WatchCommand, StatusCommand, SafetyCommand, VerifyCommand, DevicesCommand,
+                 DeviceRemoveCommand, BlockCommand, ReportDirectCommand, SwitchCommand,
                  ChannelsCommand, SleepCommand, QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.

@@ -295,6 +295,28 @@ class HumanOutput final : public Output {
                : r.user + " is no longer marked verified");
     } else if (r.command == "safety") {
       // safety() showed it.
+    } else if (r.command == "devices") {
+      info(std::to_string(r.count.value_or(0)) +
+           " device(s); every direct message goes to each of them");
+    } else if (r.command == "device-remove") {
+      info("removed the device " + r.device +
+           ": it gets no new messages and cannot connect again under that id");
+    } else if (r.command == "block" || r.command == "unblock" || r.command == "blocked") {
+      std::string list;
+      for (const std::string& u : r.blocked.value_or(std::vector<std::string>{})) {
+        list += (list.empty() ? "" : ", ") + u;
+      }
+      const std::string now = list.empty() ? "you block nobody" : "you block: " + list;
+      if (r.command == "block") {
+        info("blocked " + r.user + ": no direct messages either way; " + now);
+      } else if (r.command == "unblock") {
+        info("unblocked " + r.user + "; " + now);
+      } else {
+        info(now);
+      }
+    } else if (r.command == "report-dm") {
+      info("reported " + r.user + "'s message #" + std::to_string(r.ref.value_or(0)) + " of " + c +
+           " to the administrators (its text goes with the report, checked by the server)");
     } else if (r.command == "quit") {
       info("bye");
     }
@@ -379,6 +401,16 @@ class HumanOutput final : public Output {
   // A warning of its own: the contact's safety number is not what it was.
   void identity_changed(const parley::IdentityChanged& e) override {
     const std::string who = printable(e.user);
+    if (e.removed_device) {
+      if (e.user == user_) {
+        info("your device " + printable(e.device) + " was removed; messages no longer go to it");
+        return;
+      }
+      screen_.print(style(kWarning, "(!) " + who + " removed their device " + printable(e.device) +
+                                        "; messages no longer go to it (/safety " + who +
+                                        " shows the new number)"));
+      return;
+    }
     std::string text = "(!) the safety number with " + who + " has changed: " +
                        (e.new_device ? "they have a new device " + printable(e.device) +
                                            " (a new phone or install, or someone in between)"
@@ -412,6 +444,31 @@ class HumanOutput final : public Output {
     info(text);
   }
 
+  // "  laptop  abcd 1234 …  (this device)"
+  void device(const parley::DeviceInfo& d) override {
+    screen_.print("  " + style(kBold, printable(d.device)) + "  " +
+                  style(kDim, printable(d.fingerprint)) + (d.current ? "  (this device)" : ""));
+  }
+
+  void session_reset(const parley::SessionReset& e) override {
+    const std::string who = printable(e.user) + (e.device.empty() ? "" : "/" + printable(e.device));
+    const std::string msg = "message #" + std::to_string(e.seq) + " of " + shown(e.channel);
+    if (e.by_this_device) {
+      info("could not decrypt " + msg + " (" + printable(e.reason) + "); asked " + who +
+           " to send it again in a new session");
+    } else {
+      info(who + " could not decrypt your " + msg + "; sent it again in a new session");
+    }
+  }
+
+  // The text of a message that arrived without it, shown again in full.
+  void message_updated(const parley::Message& m) override {
+    screen_.print(
+        style(kDim, clock_of(m.ts_ms)) + " " + where(m.channel) + name(m.sender) + ": " +
+        (m.e2e ? kLock : "") + body_with_mentions(m) +
+        style(kDim, "  (#" + std::to_string(m.seq) + ", sent again after a new session)"));
+  }
+
   void diagnostic(const std::string& text) override { screen_.print(style(kDim, printable(text))); }
 
   void current_channel(const std::string& channel) override {
@@ -435,6 +492,12 @@ class HumanOutput final : public Output {
          "open the end-to-end encrypted direct channel with USER, @USER (and send TEXT there)"},
         {"/safety USER", "show the safety number with USER, to compare with them"},
         {"/verify USER [off]", "mark USER verified once the numbers match (off: unmark)"},
+        {"/devices", "list your devices (each gets every direct message)"},
+        {"/device-remove DEVICE", "remove one of your devices for good"},
+        {"/block USER", "no direct messages with USER either way (/unblock lifts it)"},
+        {"/blocked", "list the users you block"},
+        {"/report-dm USER SEQ WHY",
+         "report USER's direct message #SEQ (its text goes to the administrators)"},
         {"/members CHANNEL", "list the members of CHANNEL and their roles"},
         {"/invite CHANNEL USER", "add USER to CHANNEL (also /kick to remove)"},
         {"/ban CHANNEL USER [S]", "ban USER from CHANNEL for S seconds or until /unban"},

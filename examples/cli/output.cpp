@@ -111,6 +111,17 @@ std::string mention_list(const std::vector<parley::Mention>& mentions) {
   return out;
 }
 
+// "bob,carol": a list of user names as one string (names cannot hold commas),
+// so that the line stays flat.
+std::string user_list(const std::vector<std::string>& users) {
+  std::string out;
+  for (const std::string& u : users) {
+    if (!out.empty()) out += ',';
+    out += u;
+  }
+  return out;
+}
+
 class JsonOutput final : public Output {
  public:
   explicit JsonOutput(DirectNames* names) : names_(names) {}
@@ -119,19 +130,9 @@ class JsonOutput final : public Output {
     using K = parley::EventKind;
     const std::string ts = parley::format_timestamp(m.ts_ms);
     switch (m.kind) {
-      case K::message: {
-        JsonLine line("message");
-        line.field("channel", ch(m.channel)).field("seq", m.seq).field("sender", m.sender);
-        // A message this device could not decrypt has no text, only the reason.
-        if (m.e2e_error.empty()) line.field("text", m.text);
-        line.field("id", m.id).field("ts", ts);
-        if (m.deleted) line.field("deleted", true);
-        if (!m.mentions.empty()) line.field("mentions", mention_list(m.mentions));
-        if (m.e2e) line.field("e2e", true);
-        if (!m.e2e_error.empty()) line.field("e2e_error", m.e2e_error);
-        line.emit();
+      case K::message:
+        message_line("message", m);
         return;
-      }
       case K::create:
       case K::join:
       case K::leave: {
@@ -202,6 +203,31 @@ class JsonOutput final : public Output {
             .emit();
         return;
     }
+  }
+
+  // {"event":"message_updated",...}: the fields of a message line.
+  void message_updated(const parley::Message& m) override { message_line("message_updated", m); }
+
+  // {"event":"device","device":D,"fingerprint":"abcd 1234 …","current":bool}
+  void device(const parley::DeviceInfo& d) override {
+    JsonLine("device")
+        .field("device", d.device)
+        .field("fingerprint", d.fingerprint)
+        .field("current", d.current)
+        .emit();
+  }
+
+  // {"event":"session_reset","user":U,"device":D,"channel":C,"seq":N,"reason":R,
+  //  "by_this_device":bool}
+  void session_reset(const parley::SessionReset& e) override {
+    JsonLine("session_reset")
+        .field("user", e.user)
+        .field("device", e.device)
+        .field("channel", ch(e.channel))
+        .field("seq", e.seq)
+        .field("reason", e.reason)
+        .field("by_this_device", e.by_this_device)
+        .emit();
   }
 
   void channel_info(const parley::ChannelInfoLoaded& e) override {
@@ -333,13 +359,15 @@ class JsonOutput final : public Output {
         .emit();
   }
 
-  // {"event":"identity_changed","user":U,"device":D,"was_verified":bool,"new_device":bool}
+  // {"event":"identity_changed","user":U,"device":D,"was_verified":bool,"new_device":bool,
+  //  "removed_device":bool}
   void identity_changed(const parley::IdentityChanged& e) override {
     JsonLine("identity_changed")
         .field("user", e.user)
         .field("device", e.device)
         .field("was_verified", e.was_verified)
         .field("new_device", e.new_device)
+        .field("removed_device", e.removed_device)
         .emit();
   }
 
@@ -371,6 +399,7 @@ class JsonOutput final : public Output {
     if (!r.id.empty()) line.field("id", r.id);
     if (!r.kind.empty()) line.field("kind", r.kind);
     if (!r.user.empty()) line.field("user", r.user);
+    if (!r.device.empty()) line.field("device", r.device);
     if (!r.role.empty()) line.field("role", r.role);
     if (r.seconds) line.field("seconds", *r.seconds);
     if (r.ref) line.field("ref", *r.ref);
@@ -382,6 +411,7 @@ class JsonOutput final : public Output {
     if (r.notify) line.field("notify", *r.notify);
     if (r.hide_last_seen) line.field("hide_last_seen", *r.hide_last_seen);
     if (r.verified) line.field("verified", *r.verified);
+    if (r.blocked) line.field("blocked", user_list(*r.blocked));
     if (r.count) line.field("count", *r.count);
     line.emit();
   }
@@ -389,6 +419,20 @@ class JsonOutput final : public Output {
   void help() override { JsonLine("result").field("command", "help").emit(); }
 
  private:
+  // A text message: {"event":EVENT,"channel":C,"seq":N,"sender":U,"text":T,"id":ID,"ts":TS,...}.
+  void message_line(const char* event, const parley::Message& m) const {
+    JsonLine line(event);
+    line.field("channel", ch(m.channel)).field("seq", m.seq).field("sender", m.sender);
+    // A message this device could not decrypt has no text, only the reason.
+    if (m.e2e_error.empty()) line.field("text", m.text);
+    line.field("id", m.id).field("ts", parley::format_timestamp(m.ts_ms));
+    if (m.deleted) line.field("deleted", true);
+    if (!m.mentions.empty()) line.field("mentions", mention_list(m.mentions));
+    if (m.e2e) line.field("e2e", true);
+    if (!m.e2e_error.empty()) line.field("e2e_error", m.e2e_error);
+    line.emit();
+  }
+
   // "@U" for a direct channel (docs/cli.md, "Direct messages").
   std::string ch(const std::string& channel) const {
     return names_ != nullptr ? names_->shown(channel) : channel;

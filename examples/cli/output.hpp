@@ -33,6 +33,7 @@ struct CommandResult {
   std::vector<std::string> names{};        // /channels (interactive): the channels
   std::string kind{};                      // /create, /members: the channel's kind
   std::string user{};                      // /dm and member commands: the user
+  std::string device{};                    // /device-remove: the device removed
   std::string role{};                      // /role: the new role
   std::optional<std::uint64_t> seconds{};  // /ban, /mute: as given
   std::optional<std::uint64_t> ref{};      // message commands: the message's seq
@@ -44,6 +45,8 @@ struct CommandResult {
   std::optional<bool> notify{};            // /watch: with notify
   std::optional<bool> hide_last_seen{};    // /status hide-last-seen
   std::optional<bool> verified{};          // /verify: the contact is verified now
+  // /block, /unblock, /blocked: the users blocked now, in name order.
+  std::optional<std::vector<std::string>> blocked{};
 };
 
 // An error line. `code` is a Status::reason() or one of the CLI's own codes
@@ -101,6 +104,14 @@ class Output {
   virtual void identity_changed(const parley::IdentityChanged& e) = 0;
   // /safety: the safety number with a contact (its result line follows).
   virtual void safety(const parley::SafetyNumberLoaded& e) = 0;
+  // /devices: one of this user's devices (its result line follows the last).
+  virtual void device(const parley::DeviceInfo& d) = 0;
+  // An encryption session with a device was started again to recover a
+  // message that could not be decrypted (here, or at the other end).
+  virtual void session_reset(const parley::SessionReset& e) = 0;
+  // A message shown before changed: a DM that could not be decrypted came
+  // again and now has its text.
+  virtual void message_updated(const parley::Message& m) = 0;
   virtual void error(const ErrorLine& e) = 0;
   virtual void result(const CommandResult& r) = 0;
   // A note for people (late answers, an unreachable server): stderr in batch
