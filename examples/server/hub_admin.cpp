@@ -84,7 +84,8 @@ void Hub::handle(Session& session, const wire::Admin& request) {
     for (StoredReport& r : *reports) {
       result.reports->push_back({r.id, std::move(r.channel), r.seq, std::move(r.reporter),
                                  std::move(r.reason), r.ts, std::move(r.sender),
-                                 std::move(r.text)});
+                                 std::move(r.text),
+                                 r.verified ? std::optional<bool>(true) : std::nullopt});
     }
     return reply(session, result);
   }

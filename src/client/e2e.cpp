@@ -578,8 +578,11 @@ void E2eDevice::Batch::note_identity(const std::pair<std::string, std::string>& 
     auto digest = device_.identity_digest(key.first);
     was_verified = verified && digest && !verified->empty() && *verified == *digest;
   }
-  news_.push_back(IdentityNews{key.first, key.second, known_before, was_verified,
-                               before == nullptr});
+  // News: a known device with another identity, or a device beside a list
+  // this device fetched whole (before that, the list's first fetch decides).
+  auto list_known = device_.cache_.e2e_list_known(key.first);
+  bool changed = before != nullptr || (known_before && list_known && *list_known);
+  news_.push_back(IdentityNews{key.first, key.second, changed, was_verified, before == nullptr});
 }
 
 store::Cache::E2eWrite E2eDevice::Batch::write() const {
@@ -842,7 +845,13 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
   auto verified = cache_.e2e_verified(bundles.user);
   auto digest_before = identity_digest(bundles.user);
   bool was_verified = verified && digest_before && !verified->empty() && *verified == *digest_before;
+  // The first whole list of a user is not news (only a changed identity in
+  // it is): devices seen before in messages may have existed all along.
+  auto list_known = cache_.e2e_list_known(bundles.user);
+  if (!list_known) return list_known.status();
+  bool first = !*list_known;
   store::Cache::E2eWrite write;
+  write.lists.emplace_back(bundles.user, now_ms);
   for (const auto& b : bundles.devices) {
     if (bundles.user == user_ && b.device == device_) continue;
     auto raw = from_base64(b.identity);
@@ -858,8 +867,8 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
     if (before != nullptr) write.dropped.emplace_back(bundles.user, b.device);
     // News when the contact's set of identities changes (a changed key, or a
     // device added to those known); the first devices seen are not.
-    news.push_back(IdentityNews{bundles.user, b.device, !known->empty(), was_verified,
-                                before == nullptr});
+    bool changed = before != nullptr || (!first && !known->empty());
+    news.push_back(IdentityNews{bundles.user, b.device, changed, was_verified, before == nullptr});
   }
   // A device the server no longer lists was removed by its user: no
   // message goes to it any more (docs/e2e.md, "Devices").
@@ -869,7 +878,7 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
     if (listed || (bundles.user == user_ && k.device == device_)) continue;
     write.forgotten.emplace_back(bundles.user, k.device);
     write.dropped.emplace_back(bundles.user, k.device);
-    news.push_back(IdentityNews{bundles.user, k.device, true, was_verified, false, true});
+    news.push_back(IdentityNews{bundles.user, k.device, !first, was_verified, false, true});
   }
   if (Status s = cache_.apply_e2e(write); !s.ok()) return s;
   return news;

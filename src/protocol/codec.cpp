@@ -422,6 +422,7 @@ void serialize(Ar& ar, AdminReport& m) {
      make_nvp("reporter", m.reporter), make_nvp("reason", m.reason), make_nvp("ts", m.ts),
      make_nvp("sender", m.sender));
   optional_field(ar, "text", m.text);
+  optional_field(ar, "verified", m.verified);
 }
 template <class Ar>
 void serialize(Ar& ar, AdminResult& m) {

@@ -496,6 +496,9 @@ struct AdminReport {
   std::int64_t ts = 0;
   std::string sender;               // the reported message's author
   std::optional<std::string> text{};  // its text, unless deleted since
+  // True for a report of a direct message whose disclosed text the server
+  // verified (message franking); `text` is then the disclosed text.
+  std::optional<bool> verified{};
 };
 // Reply to admin (type "admin_result"): the lists the action asked for.
 struct AdminResult {

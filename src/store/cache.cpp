@@ -186,7 +186,8 @@ CREATE INDEX messages_e2e_by_id ON messages(channel, client_id) WHERE e2e != 0;
     // 8: several devices (issue 10): what a recipient needs to report a
     // direct message it decrypted (message franking: the sender's device,
     // the franking key from the plaintext, the commitment and the server's
-    // tag), and the messages this device asked to be sent again.
+    // tag); and the users whose whole device list this device has fetched
+    // (after the first list, a device added to it is news).
     R"sql(
 CREATE TABLE e2e_franking(
   channel TEXT NOT NULL,
@@ -196,6 +197,10 @@ CREATE TABLE e2e_franking(
   commit_ BLOB NOT NULL,
   tag     BLOB NOT NULL,
   PRIMARY KEY(channel, seq)
+) WITHOUT ROWID;
+CREATE TABLE e2e_device_lists(
+  user       TEXT PRIMARY KEY,
+  fetched_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
 };

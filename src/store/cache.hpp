@@ -348,11 +348,14 @@ class Cache {
     std::vector<std::pair<std::string, std::string>> forgotten;  // devices (user, device) gone
     std::vector<FrankingRow> franking;            // upserted
     std::vector<TextUpdate> texts;
+    std::vector<std::pair<std::string, std::int64_t>> lists;  // (user, ms): whole list fetched
     bool empty() const {
       return sessions.empty() && devices.empty() && outgoing.empty() && dropped.empty() &&
-             forgotten.empty() && franking.empty() && texts.empty();
+             forgotten.empty() && franking.empty() && texts.empty() && lists.empty();
     }
   };
+  // Whether this device has fetched `user`'s whole device list before.
+  Result<bool> e2e_list_known(const std::string& user);
   Result<std::optional<FrankingRow>> e2e_franking(const std::string& channel, std::uint64_t seq);
   // Direct messages this device could not decrypt with `error` one of
   // `errors`, oldest first, at most `limit`.

@@ -78,6 +78,10 @@ constexpr const char* kPutFranking =
     "INSERT INTO e2e_franking(channel, seq, device, key, commit_, tag) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(channel, seq) DO UPDATE SET "
     "device = excluded.device, key = excluded.key, commit_ = excluded.commit_, tag = excluded.tag";
+constexpr const char* kPutList =
+    "INSERT INTO e2e_device_lists(user, fetched_ms) VALUES(?1, ?2) "
+    "ON CONFLICT(user) DO UPDATE SET fetched_ms = excluded.fetched_ms";
+constexpr const char* kGetList = "SELECT 1 FROM e2e_device_lists WHERE user = ?1";
 constexpr const char* kGetFranking =
     "SELECT device, key, commit_, tag FROM e2e_franking WHERE channel = ?1 AND seq = ?2";
 constexpr const char* kSetText =
@@ -355,6 +359,18 @@ Result<std::optional<Cache::FrankingRow>> Cache::e2e_franking(const std::string&
   }());
 }
 
+Result<bool> Cache::e2e_list_known(const std::string& user) {
+  return rep_->note([&]() -> Result<bool> {
+    auto st = rep_->stmt(kGetList);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, user);
+    auto row = q->step();
+    if (!row) return row.status();
+    return *row;
+  }());
+}
+
 Result<bool> Cache::has_event(const std::string& channel, std::uint64_t seq) {
   return rep_->note([&]() -> Result<bool> {
     auto st = rep_->stmt(kHasEvent);
@@ -431,6 +447,12 @@ Status Cache::Rep::write_e2e(const E2eWrite& write) {
     blob(*q, 5, f.commit);
     blob(*q, 6, f.tag);
     if (Status r = q->run(); !r.ok()) return r;
+  }
+  for (const auto& [user, ms] : write.lists) {
+    auto st = stmt(kPutList);
+    if (!st) return st.status();
+    Scoped q(**st);
+    if (Status r = q->bind(1, user).bind(2, ms).run(); !r.ok()) return r;
   }
   for (const TextUpdate& t : write.texts) {
     auto st = stmt(kSetText);

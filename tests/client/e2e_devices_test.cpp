@@ -49,9 +49,13 @@ MessageSent send_ok(Client& c, const std::string& channel, const std::string& te
   return *sent;
 }
 
-Message receive(Client& c, const std::string& text) {
+Message receive(Client& c, const std::string& text,
+                std::vector<IdentityChanged>* news = nullptr) {
   auto got = wait_for<MessageReceived>(
-      c, [&](const MessageReceived& m) { return m.message.text == text; });
+      c, [&](const MessageReceived& m) { return m.message.text == text; },
+      std::chrono::seconds(10), [news](const Event& e) {
+        if (auto* n = std::get_if<IdentityChanged>(&e); n && news != nullptr) news->push_back(*n);
+      });
   REQUIRE_MESSAGE(got, "message not received: " << text);
   CHECK(got->message.e2e);
   CHECK(got->message.e2e_error.empty());
@@ -97,12 +101,20 @@ TEST_CASE("e2e devices: two users with two devices each read the same conversati
   auto b1 = open_client(server, "bob", temp_dir("b1"), "b-phone");
   auto b2 = open_client(server, "bob", temp_dir("b2"), "b-laptop");
   std::string channel = open_direct(*a1, "bob");
+  // Devices that existed before the conversation are not news to anyone.
+  std::vector<IdentityChanged> news;
   send_ok(*a1, channel, "hello from alice's phone");
-  for (Client* c : {b1.get(), b2.get(), a2.get()}) receive(*c, "hello from alice's phone");
+  for (Client* c : {b1.get(), b2.get(), a2.get()}) receive(*c, "hello from alice's phone", &news);
   send_ok(*b2, channel, "bob answers from his laptop");
-  for (Client* c : {a1.get(), a2.get(), b1.get()}) receive(*c, "bob answers from his laptop");
+  for (Client* c : {a1.get(), a2.get(), b1.get()}) {
+    receive(*c, "bob answers from his laptop", &news);
+  }
   send_ok(*a2, channel, "alice again, from her laptop");
-  for (Client* c : {a1.get(), b1.get(), b2.get()}) receive(*c, "alice again, from her laptop");
+  for (Client* c : {a1.get(), b1.get(), b2.get()}) {
+    receive(*c, "alice again, from her laptop", &news);
+  }
+  for (const auto& n : news) INFO("news: " << n.user << "/" << n.device);
+  CHECK(news.empty());
   std::vector<std::string> expected{"alice: hello from alice's phone",
                                     "bob: bob answers from his laptop",
                                     "alice: alice again, from her laptop"};

@@ -499,6 +499,7 @@ TEST_CASE("reports: a direct message is reported with its franking opening") {
   CHECK(r.sender == "alice");
   CHECK(r.reason == "spam");
   CHECK(r.text == text);
+  CHECK(r.verified == std::optional<bool>(true));
 
   // The server's franking key outlives a restart; deletion does not erase the report.
   alice.ok(wire::DeleteMessage{0, dm, ack.seq});
