@@ -3,8 +3,8 @@
 # fresh data directory, mints tokens for alice and bob, runs them as two
 # parley-cli --batch clients through a short conversation in #general, a
 # private group, presence and an end-to-end encrypted DM exchange with safety
-# numbers, prints the transcript, stops the server and exits 0. Every wait is
-# bounded.
+# numbers (alice on two devices: her laptop reads the whole conversation),
+# prints the transcript, stops the server and exits 0. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,14 +16,15 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/parley-demo.XXXXXX")"
 server_pid=""
 alice_pid=""
 bob_pid=""
+laptop_pid=""
 
 cleanup() {
   set +e
-  exec 3>&- 4>&- 2>/dev/null
-  for pid in "$alice_pid" "$bob_pid" "$server_pid"; do
+  exec 3>&- 4>&- 5>&- 2>/dev/null
+  for pid in "$alice_pid" "$bob_pid" "$laptop_pid" "$server_pid"; do
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
   done
-  for pid in "$alice_pid" "$bob_pid" "$server_pid"; do
+  for pid in "$alice_pid" "$bob_pid" "$laptop_pid" "$server_pid"; do
     [ -n "$pid" ] && wait_exit "$pid" 10
   done
   rm -rf "$work"
@@ -158,12 +159,24 @@ wait_lines "$work/alice.out" '"user":"bob","status":"away"' 1
 echo "/presence bob" >&3
 wait_lines "$work/alice.out" '"command":"presence"' 1
 
+# Alice opens Parley on her laptop too: a second device with its own keys.
+# Every DM is encrypted for each device of both users, so the laptop reads the
+# whole conversation, what alice sent from her phone included.
+mkfifo "$work/laptop.in"
+PARLEY_TOKEN="$alice_token" "$bin/parley-cli" --batch --server "$url" \
+  --data "$work/alice-laptop" --device-id alice-laptop \
+  <"$work/laptop.in" >"$work/laptop.out" 2>"$work/laptop.log" &
+laptop_pid=$!
+exec 5>"$work/laptop.in"
+echo "/devices" >&5
+wait_lines "$work/laptop.out" '"command":"devices"' 1
+
 # End-to-end encrypted direct messages: alice writes to "@bob", bob answers
 # "@alice"; the server stores and relays only ciphertext. Then both print
 # their safety number (the same on both sides) and alice marks bob verified.
 dms=(
   "alice|Psst: the release password is orange-submarine-42."
-  "bob|Got it. Only our two devices can read this."
+  "bob|Got it. Only our own devices can read this."
   "alice|That is the point of end-to-end encryption."
 )
 alice_dms=0
@@ -183,6 +196,9 @@ for entry in "${dms[@]}"; do
     wait_lines "$work/alice.out" '"event":"message","channel":"@bob"' "$bob_dms"
   fi
 done
+wait_lines "$work/laptop.out" '"event":"message","channel":"@bob"' "${#dms[@]}"
+echo "/devices" >&3
+wait_lines "$work/alice.out" '"command":"devices"' 1
 echo "/safety bob" >&3
 wait_lines "$work/alice.out" '"command":"safety"' 1
 echo "/safety alice" >&4
@@ -192,18 +208,23 @@ wait_lines "$work/alice.out" '"command":"verify"' 1
 
 echo "/quit" >&3
 echo "/quit" >&4
-exec 3>&- 4>&-
+echo "/quit" >&5
+exec 3>&- 4>&- 5>&-
 wait_exit "$alice_pid" 40
 alice_status=$exit_status
 alice_pid=""
 wait_exit "$bob_pid" 40
 bob_status=$exit_status
 bob_pid=""
+wait_exit "$laptop_pid" 40
+laptop_status=$exit_status
+laptop_pid=""
+[ "$laptop_status" = 0 ] || die "alice's laptop parley-cli exited with $laptop_status"
 [ "$alice_status" = 0 ] || die "alice's parley-cli exited with $alice_status"
 [ "$bob_status" = 0 ] || die "bob's parley-cli exited with $bob_status"
 
 # ---- transcript -------------------------------------------------------------
-python3 - "$work/alice.out" "$work/bob.out" <<'PY'
+python3 - "$work/alice.out" "$work/bob.out" "$work/laptop.out" <<'PY'
 import collections
 import json
 import sys
@@ -212,7 +233,7 @@ def read(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
-alice, bob = read(sys.argv[1]), read(sys.argv[2])
+alice, bob, laptop = read(sys.argv[1]), read(sys.argv[2]), read(sys.argv[3])
 
 # /history prints its messages, then its result line with the count.
 end = max(i for i, l in enumerate(bob)
@@ -255,6 +276,13 @@ for l in bob:
 for l in alice:
     if l["event"] == "message" and l["channel"] == "@bob":
         print(f"  alice got: {l['sender']}> {l['text']}")
+print("The same conversation on alice's second device (her laptop):")
+for l in laptop:
+    if l["event"] == "message" and l["channel"] == "@bob":
+        print(f"  laptop got: {l['sender']}> {l['text']}")
+print("  alice's /devices:", ", ".join(
+    f"{l['device']}{' (this one)' if l['current'] else ''}"
+    for l in alice if l["event"] == "device"))
 numbers = {}
 for name, lines in (("alice", alice), ("bob", bob)):
     line = [l for l in lines if l["event"] == "safety"][-1]

@@ -466,7 +466,20 @@ void E2eDevice::Batch::decrypt(const wire::ChannelEvent& event, Message& m) {
     m.e2e_error = "not_for_this_device";
     return;
   }
-  open_checked(event, *mine, m);
+  // The sender's list of devices not fetched yet: fetched now, so that a
+  // device added to it later is news.
+  auto list = lists_known_.find(event.sender);
+  if (list == lists_known_.end()) {
+    auto known = device_.cache_.e2e_list_known(event.sender);
+    list = lists_known_.emplace(event.sender, known && *known).first;
+  }
+  if (!list->second) unknown_recipients_.emplace(event.sender, event.e2e->device);
+  if (!open_checked(event, *mine, m)) {
+    // What a resend must match: the sending device and the commitment.
+    auto commit = event.e2e->commit ? from_base64(*event.e2e->commit) : std::nullopt;
+    franking_.push_back(store::Cache::FrankingRow{event.channel, event.seq, event.e2e->device, "",
+                                                  commit ? *commit : std::string(), ""});
+  }
 }
 
 bool E2eDevice::Batch::open_checked(const wire::ChannelEvent& event,
@@ -520,8 +533,9 @@ bool E2eDevice::Batch::open_checked(const wire::ChannelEvent& event,
     m.e2e_error = "bad_message";
     return false;
   }
-  if (event.sender != device_.user_) {
-    // What a report of this message needs (this user's own are not reported).
+  {
+    // What a report of this message needs (this user's own are not
+    // reported, but a resend is checked against the row).
     std::optional<std::string> tag;
     if (event.e2e->tag) tag = from_base64(*event.e2e->tag);
     franking_.push_back(store::Cache::FrankingRow{
@@ -548,12 +562,48 @@ std::string E2eDevice::Batch::decrypt_resend(const wire::E2eNotice& notice,
   event.ts = notice.ts;
   event.id = notice.id;
   event.e2e = wire::E2e{notice.device, {*notice.envelope}, notice.commit, notice.tag};
+  // A resend comes only from a device whose identity this device knows:
+  // recovery never introduces a device (that is what IdentityChanged is for).
+  auto key = std::make_pair(notice.user, notice.device);
+  std::string known;
+  if (auto rows = device_.cache_.e2e_devices(notice.user)) {
+    for (const auto& d : *rows) {
+      if (d.device == notice.device) known = d.identity;
+    }
+  }
+  if (known.empty()) return "unknown_device";
+  auto noted_before = devices_.find(key) != devices_.end()
+                          ? std::optional<std::string>(devices_.at(key))
+                          : std::nullopt;
+  auto session_before = sessions_.find(key) != sessions_.end()
+                            ? std::optional<Working>(sessions_.at(key))
+                            : std::nullopt;
+  std::size_t used_before = used_one_time_.size();
+  std::size_t franking_before = franking_.size();
   Message m;
   m.channel = channel;
   m.seq = notice.seq;
   m.id = notice.id;
   m.sender = notice.user;
   if (!open_checked(event, *notice.envelope, m)) return m.e2e_error;
+  auto noted = devices_.find(key);
+  if (noted != devices_.end() && noted->second != known) {
+    // Another identity under a known device id: refused, nothing kept.
+    if (session_before) {
+      sessions_.insert_or_assign(key, std::move(*session_before));
+    } else {
+      sessions_.erase(key);
+    }
+    if (noted_before) {
+      devices_[key] = *noted_before;
+    } else {
+      devices_.erase(key);
+    }
+    used_one_time_.resize(used_before);
+    franking_.resize(franking_before);
+    news_.clear();
+    return "unknown_device";
+  }
   *text = std::move(m.text);
   return {};
 }
@@ -578,10 +628,9 @@ void E2eDevice::Batch::note_identity(const std::pair<std::string, std::string>& 
     auto digest = device_.identity_digest(key.first);
     was_verified = verified && digest && !verified->empty() && *verified == *digest;
   }
-  // News: a known device with another identity, or a device beside a list
-  // this device fetched whole (before that, the list's first fetch decides).
-  auto list_known = device_.cache_.e2e_list_known(key.first);
-  bool changed = before != nullptr || (known_before && list_known && *list_known);
+  // News: a known device with another identity, or a device beside known
+  // ones.
+  bool changed = before != nullptr || known_before;
   news_.push_back(IdentityNews{key.first, key.second, changed, was_verified, before == nullptr});
 }
 
@@ -629,6 +678,19 @@ Result<bool> E2eDevice::missing_sessions(const std::string& user) {
   return false;
 }
 
+Result<std::vector<std::string>> E2eDevice::devices_without_session(const std::string& user) {
+  auto devices = cache_.e2e_devices(user);
+  if (!devices) return devices.status();
+  std::vector<std::string> out;
+  for (const auto& d : *devices) {
+    if (user == user_ && d.device == device_) continue;
+    auto session = cache_.e2e_session(user, d.device);
+    if (!session) return session.status();
+    if (!*session) out.push_back(d.device);
+  }
+  return out;
+}
+
 Status E2eDevice::drop_session(const std::string& user, const std::string& device) {
   store::Cache::E2eWrite write;
   write.dropped.emplace_back(user, device);
@@ -653,6 +715,7 @@ struct E2eDevice::Target {
   std::optional<std::string> pending;
   std::optional<std::string> previous_state{};  // kept as it was
   std::optional<std::string> previous_base{};
+  std::string identity{};                       // raw, as recorded for a resend
 };
 
 namespace {
@@ -662,6 +725,7 @@ struct Started {
   crypto::Ratchet ratchet;
   std::string base_key;
   std::string header;
+  std::string identity;  // the bundle's, raw
 };
 std::optional<Started> start_session(const crypto::Identity& self, const std::string& self_raw,
                                      const wire::DeviceBundle& b) {
@@ -692,7 +756,7 @@ std::optional<Started> start_session(const crypto::Identity& self, const std::st
   if (!ratchet) return std::nullopt;
   wire::PrekeyHeader h{to_base64(self_raw), to_base64(bytes_of(init->ephemeral_pub)),
                        init->signed_prekey_id, init->one_time_prekey_id};
-  return Started{std::move(*ratchet), bytes_of(init->ephemeral_pub), encode_header(h)};
+  return Started{std::move(*ratchet), bytes_of(init->ephemeral_pub), encode_header(h), *raw};
 }
 }  // namespace
 
@@ -705,7 +769,8 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::vector<std::string>& users,
   for (const auto& b : bundles) {
     if (std::find(users.begin(), users.end(), b.user) == users.end()) continue;  // not asked
     // First: a changed identity ends its session before the sessions load.
-    auto known = learn_identities(b, now_ms);
+    // A bundle may list one device only: nothing is forgotten from it.
+    auto known = learn_identities(b, now_ms, /*complete=*/false);
     if (!known) return known.status();
     news.insert(news.end(), known->begin(), known->end());
   }
@@ -716,7 +781,11 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::vector<std::string>& users,
     auto listed = cache_.e2e_devices(user);
     if (!listed) return listed.status();
     std::set<std::string> current;
-    for (const auto& d : *listed) current.insert(d.device);
+    std::map<std::string, std::string> identity_of;
+    for (const auto& d : *listed) {
+      current.insert(d.device);
+      identity_of[d.device] = d.identity;
+    }
     std::set<std::string> have;
     for (const auto& row : *rows) {
       if (user == user_ && row.device == device_) continue;
@@ -726,7 +795,8 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::vector<std::string>& users,
       if (!r) continue;  // a damaged session is replaced from a bundle
       have.insert(row.device);
       targets.push_back(Target{user, row.device, std::move(*r), row.base_key, row.pending_prekey,
-                               row.previous_state, row.previous_base_key});
+                               row.previous_state, row.previous_base_key,
+                               identity_of[row.device]});
     }
     for (const auto& b : bundles) {
       if (b.user != user) continue;
@@ -736,7 +806,8 @@ Result<E2eDevice::Sealed> E2eDevice::seal(const std::vector<std::string>& users,
         if (!started) continue;  // a device whose bundle is malformed gets nothing
         have.insert(d.device);
         targets.push_back(Target{user, d.device, std::move(started->ratchet),
-                                 std::move(started->base_key), std::move(started->header)});
+                                 std::move(started->base_key), std::move(started->header),
+                                 std::nullopt, std::nullopt, std::move(started->identity)});
       }
     }
   }
@@ -765,20 +836,17 @@ Result<E2eDevice::Sealed> E2eDevice::reseal(const std::string& user, const std::
                   fmt::format("device \"{}\" of \"{}\" has no keys", device, user),
                   wire::code::kNoSuchDevice);
   }
-  // Only to the identity the message went to.
-  auto known = cache_.e2e_devices(user);
-  if (!known) return known.status();
+  // Only to a device identity this device sealed the message for: never
+  // to a device added since, nor to a device id that has another identity.
+  auto sealed_for = cache_.e2e_recipient(id, user, device);
+  if (!sealed_for) return sealed_for.status();
   auto raw = from_base64(b->identity);
-  bool same = false;
-  for (const auto& k : *known) {
-    if (k.device == device && raw && k.identity == *raw) same = true;
-  }
-  if (!same) {
+  if (!*sealed_for || !raw || **sealed_for != *raw) {
     return Status(StatusCode::forbidden,
-                  fmt::format("device \"{}\" of \"{}\" has another identity now: the message is "
-                              "not sent to it again",
-                              device, user),
-                  "identity_changed");
+                  fmt::format("message {} was not sent to this identity of device \"{}\" of \"{}\": "
+                              "it is not sent to it again",
+                              id, device, user),
+                  "not_a_recipient");
   }
   auto started = start_session(identity_, identity_bytes(), *b);
   if (!started) {
@@ -830,6 +898,9 @@ Result<E2eDevice::Sealed> E2eDevice::seal_targets(std::vector<Target>& targets,
     out.write.sessions.push_back(store::Cache::SessionRow{t.user, t.device, t.ratchet.serialize(),
                                                           t.base_key, t.pending, now_ms,
                                                           t.previous_state, t.previous_base});
+    if (!t.identity.empty()) {
+      out.write.recipients.push_back({id, t.user, t.device, t.identity, now_ms});
+    }
   }
   sodium_memzero(plain->data(), plain->size());
   return out;
@@ -838,7 +909,7 @@ Result<E2eDevice::Sealed> E2eDevice::seal_targets(std::vector<Target>& targets,
 // ---- identities -------------------------------------------------------------------
 
 Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
-    const wire::Bundles& bundles, std::int64_t now_ms) {
+    const wire::Bundles& bundles, std::int64_t now_ms, bool complete) {
   std::vector<IdentityNews> news;
   auto known = cache_.e2e_devices(bundles.user);
   if (!known) return known.status();
@@ -849,9 +920,9 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
   // it is): devices seen before in messages may have existed all along.
   auto list_known = cache_.e2e_list_known(bundles.user);
   if (!list_known) return list_known.status();
-  bool first = !*list_known;
+  bool first = complete && !*list_known;
   store::Cache::E2eWrite write;
-  write.lists.emplace_back(bundles.user, now_ms);
+  if (complete) write.lists.emplace_back(bundles.user, now_ms);
   for (const auto& b : bundles.devices) {
     if (bundles.user == user_ && b.device == device_) continue;
     auto raw = from_base64(b.identity);
@@ -875,7 +946,7 @@ Result<std::vector<E2eDevice::IdentityNews>> E2eDevice::learn_identities(
   for (const auto& k : *known) {
     bool listed = std::any_of(bundles.devices.begin(), bundles.devices.end(),
                               [&](const wire::DeviceBundle& b) { return b.device == k.device; });
-    if (listed || (bundles.user == user_ && k.device == device_)) continue;
+    if (!complete || listed || (bundles.user == user_ && k.device == device_)) continue;
     write.forgotten.emplace_back(bundles.user, k.device);
     write.dropped.emplace_back(bundles.user, k.device);
     news.push_back(IdentityNews{bundles.user, k.device, !first, was_verified, false, true});

@@ -107,6 +107,7 @@ class E2eDevice {
     std::vector<store::Cache::FrankingRow> franking_;
     std::set<std::pair<std::string, std::string>> unknown_recipients_;
     std::map<std::string, std::set<std::string>> known_devices_;
+    std::map<std::string, bool> lists_known_;
     std::map<std::pair<std::string, std::string>, std::string> devices_;  // identity
     std::vector<std::uint32_t> used_one_time_;
     std::vector<IdentityNews> news_;
@@ -117,6 +118,7 @@ class E2eDevice {
   Result<bool> has_sessions(const std::string& peer);
   // Devices of `user` (this user: the other devices) known without a session.
   Result<bool> missing_sessions(const std::string& user);
+  Result<std::vector<std::string>> devices_without_session(const std::string& user);
   // Encrypts `text` (message `id` of direct `channel`) for every device of
   // each of `users` (the peer, and this user: its other devices) this device
   // has a session with, starting sessions from `bundles` first (X3DH) for
@@ -144,9 +146,11 @@ class E2eDevice {
 
   // ---- identities ----
   // Records the identities a bundles reply (identities_only or not) gives
-  // for `peer`; returns what changed (already committed).
+  // for `peer`; returns what changed (already committed). complete: the
+  // reply lists all of the user's devices (a device not in it was removed);
+  // false for a reply about one device.
   Result<std::vector<IdentityNews>> learn_identities(const wire::Bundles& bundles,
-                                                     std::int64_t now_ms);
+                                                     std::int64_t now_ms, bool complete = true);
   struct Safety {
     std::string number;  // 60 digits in 12 groups of five
     bool verified = false;

@@ -752,6 +752,7 @@ void Engine::send_entry(const OutboxEntry& entry, const wire::Send& send, bool e
         if (ack == nullptr || ack->channel != entry.channel || ack->id != entry.id || ack->seq == 0) {
           return;
         }
+        stale_tries_.erase(entry.id);
         auto stored = cache_->outbox_acknowledge(entry.id, ack->seq, ack->ts, user_, e2e);
         if (!stored || !*stored) return;  // acknowledged before (a duplicate answer)
         note_own_event(ack->channel, ack->seq);

@@ -343,6 +343,7 @@ class Engine : public sys::TransportHandler {
   std::map<std::string, int> stale_tries_;        // message id -> stale_devices answers
   std::set<std::uint64_t> notices_handling_;      // e2e_notice nids in progress
   std::set<std::pair<std::string, std::uint64_t>> retries_asked_;  // (channel, seq) this run
+  std::map<std::pair<std::string, std::string>, int> resends_;     // (id, user/device) -> count
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

@@ -28,10 +28,18 @@ const std::vector<std::string>& recoverable_errors() {
   return errors;
 }
 constexpr std::size_t kRetriesPerScan = 50;
+// How long a message may be asked for again (the server keeps notices as long).
+constexpr std::int64_t kResendWindowMs = 30LL * 24 * 3600 * 1000;
+// stale_devices answers in a row before a message fails (docs/e2e.md).
+constexpr int kMaxStaleTries = 6;
+// Resends of one message to one device per run.
+constexpr int kMaxResends = 3;
 }  // namespace
 
 Status Engine::open_e2e() {
   e2e_ = std::make_unique<E2eDevice>(*cache_, user_, device_id_);
+  // Who each message was sealed for is kept as long as a resend may be asked.
+  cache_->e2e_prune_recipients(wall_ms() - kResendWindowMs);
   return e2e_->open();
 }
 
@@ -246,29 +254,33 @@ void Engine::check_devices(const std::string& peer) {
       // This user's own list may be refused only by a broken server; the
       // peer's devices are what matters then.
       (void)own_error;
-      // Bundles for each device known without a session: one request per
-      // user that lacks any (a device filter when only one is missing).
-      std::vector<std::string> users;
+      // A bundle for each device known without a session, and only for
+      // those: each takes one of that device's one-time prekeys.
+      std::vector<std::pair<std::string, std::string>> wanted;
       for (const auto& u : {peer, user_}) {
-        auto missing = e2e_->missing_sessions(u);
-        if (missing && *missing) users.push_back(u);
+        auto missing = e2e_->devices_without_session(u);
+        if (!missing) continue;
+        for (const auto& d : *missing) wanted.emplace_back(u, d);
       }
-      if (users.empty()) return release_waiting(peer, {}, Status());
+      if (wanted.empty()) return release_waiting(peer, {}, Status());
       auto got = std::make_shared<std::vector<wire::Bundles>>();
-      auto left = std::make_shared<std::size_t>(users.size());
+      auto left = std::make_shared<std::size_t>(wanted.size());
       auto failed = std::make_shared<Status>();
-      for (const auto& u : users) {
-        request(wire::GetBundle{0, u, std::nullopt, std::nullopt},
+      for (const auto& w : wanted) {
+        const std::string u = w.first;
+        request(wire::GetBundle{0, u, std::nullopt, w.second},
                 [this, peer, u, got, left, failed](const wire::ServerMessage* reply,
                                                    const Status& why) {
                   const auto* b = reply != nullptr ? std::get_if<wire::Bundles>(reply) : nullptr;
                   if (b != nullptr && b->user == u) {
                     got->push_back(*b);
-                  } else if (u == peer) {
-                    *failed = why.ok() ? Status(StatusCode::protocol_error, "unexpected reply",
-                                                "bad_reply")
-                                       : why;
+                  } else if (why.reason() == wire::code::kBlocked ||
+                             why.reason() == "connection_lost" ||
+                             why.code() == StatusCode::offline) {
+                    *failed = why;
                   }
+                  // Otherwise (the device was removed meanwhile, ...) the
+                  // others are sealed for; the server says if one is missing.
                   if (--*left > 0) return;
                   release_waiting(peer, *got, *failed);
                 });
@@ -341,11 +353,19 @@ void Engine::devices_stale(const OutboxEntry& entry) {
   // The message keys it used are never used again (the sessions advanced).
   cache_->e2e_drop_outgoing(entry.id);
   int tries = ++stale_tries_[entry.id];
-  if (tries <= 3) return transmit_e2e(entry);
-  // A server whose lists keep changing (or disagree with themselves): try
-  // again later rather than in a loop.
-  stale_tries_.erase(entry.id);
-  outbox_retry_at_ = Clock::now() + std::chrono::seconds(5);
+  if (tries > kMaxStaleTries) {
+    // A device that cannot be sealed for (its keys do not verify), or a
+    // server whose lists keep changing: the message fails rather than loop.
+    stale_tries_.erase(entry.id);
+    return fail_entry(entry, Status(StatusCode::protocol_error,
+                                    fmt::format("message {}: the server kept refusing the "
+                                                "recipient devices ({} times)",
+                                                entry.id, kMaxStaleTries),
+                                    wire::code::kStaleDevices));
+  }
+  if (tries % 3 != 0) return transmit_e2e(entry);
+  // Three in a row: again a little later rather than in a tight loop.
+  outbox_retry_at_ = Clock::now() + std::chrono::seconds(2);
 }
 
 // ---- recovery ------------------------------------------------------------------------
@@ -361,12 +381,20 @@ void Engine::ask_retries() {
     request(wire::E2eRetry{0, m.channel, m.seq},
             [this, m, reason](const wire::ServerMessage* reply, const Status& error) {
               if (reply == nullptr) {
-                // Lost with the connection: asked again after the next one.
-                if (error.reason() == "connection_lost" || error.code() == StatusCode::offline ||
-                    error.code() == StatusCode::timeout) {
-                  retries_asked_.erase({m.channel, m.seq});
-                }
                 analytics("e2e_retry_failed", {{"channel", m.channel}, {"reason", error.reason()}});
+                if (error.reason() == "connection_lost" || error.code() == StatusCode::offline ||
+                    error.code() == StatusCode::timeout ||
+                    error.code() == StatusCode::rate_limited ||
+                    error.code() == StatusCode::internal) {
+                  // Asked again on the next connection.
+                  retries_asked_.erase({m.channel, m.seq});
+                  return;
+                }
+                // Refused for good (the sending device is gone, blocked,
+                // not addressed to this device): not asked again.
+                store::Cache::E2eWrite write;
+                write.texts.push_back({m.channel, m.seq, "", "unrecoverable"});
+                cache_->apply_e2e(write);
                 return;
               }
               store::Cache::E2eWrite write;
@@ -409,6 +437,10 @@ void Engine::answer_retry(const wire::E2eNotice& notice) {
     return ack_notice(notice.nid);
   }
   Message m = **own;
+  if (++resends_[{notice.id, notice.user + '/' + notice.device}] > kMaxResends) {
+    analytics("e2e_retry_refused", {{"channel", notice.channel}, {"reason", "too_many"}});
+    return ack_notice(notice.nid);
+  }
   request(
       wire::GetBundle{0, notice.user, std::nullopt, notice.device},
       [this, notice, m](const wire::ServerMessage* reply, const Status& error) {
@@ -443,7 +475,8 @@ void Engine::answer_retry(const wire::E2eNotice& notice) {
         request(resend, [this, notice](const wire::ServerMessage* answer, const Status& why) {
           if (answer == nullptr && (why.reason() == "connection_lost" ||
                                     why.code() == StatusCode::offline ||
-                                    why.code() == StatusCode::timeout)) {
+                                    why.code() == StatusCode::timeout ||
+                                    why.code() == StatusCode::rate_limited)) {
             notices_handling_.erase(notice.nid);  // the notice comes again
             return;
           }
@@ -460,10 +493,19 @@ void Engine::apply_resend(const wire::E2eNotice& notice) {
     notices_handling_.erase(notice.nid);  // the cache failed: the notice comes again
     return;
   }
-  // Only a message this device holds without its text, from that sender
-  // and with that id, takes the text.
-  if (!*stored || !(*stored)->e2e || (*stored)->e2e_error.empty() ||
-      (*stored)->sender != notice.user || (*stored)->id != notice.id) {
+  // Only a message this device could not decrypt (and asked for), from
+  // that sender's device, with that id and commitment, takes the text.
+  const auto& errors = recoverable_errors();
+  bool asked = (*stored) && ((*stored)->e2e_error == "waiting" ||
+                             std::find(errors.begin(), errors.end(), (*stored)->e2e_error) !=
+                                 errors.end());
+  auto original = cache_->e2e_franking(notice.channel, notice.seq);
+  auto commit = notice.commit ? from_base64(*notice.commit) : std::nullopt;
+  bool same = original && *original && (*original)->device == notice.device && commit &&
+              !(*original)->commit.empty() && (*original)->commit == *commit;
+  if (!*stored || !(*stored)->e2e || !asked || (*stored)->sender != notice.user ||
+      (*stored)->id != notice.id || !same) {
+    analytics("e2e_resend_refused", {{"channel", notice.channel}});
     return ack_notice(notice.nid);
   }
   E2eDevice::Batch batch(*e2e_);
@@ -489,6 +531,7 @@ void Engine::apply_resend(const wire::E2eNotice& notice) {
 }
 
 void Engine::fail_entry(const OutboxEntry& entry, const Status& why) {
+  stale_tries_.erase(entry.id);
   cache_->outbox_fail(entry.id, why.reason());
   send_started_.erase(entry.id);
   analytics("message_failed",
@@ -692,7 +735,7 @@ Result<wire::FrankingOpening> Engine::franking_opening(const std::string& channe
   }
   auto f = cache_->e2e_franking(channel, seq);
   if (!f) return f.status();
-  if (!*f || (*m)->text.empty() || !(*m)->e2e_error.empty()) {
+  if (!*f || (*f)->key.empty() || (*m)->text.empty() || !(*m)->e2e_error.empty()) {
     return Status(StatusCode::invalid_argument,
                   fmt::format("seq {} of \"{}\" was not decrypted on this device: nothing to "
                               "disclose",

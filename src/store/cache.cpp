@@ -186,8 +186,10 @@ CREATE INDEX messages_e2e_by_id ON messages(channel, client_id) WHERE e2e != 0;
     // 8: several devices (issue 10): what a recipient needs to report a
     // direct message it decrypted (message franking: the sender's device,
     // the franking key from the plaintext, the commitment and the server's
-    // tag); and the users whose whole device list this device has fetched
-    // (after the first list, a device added to it is news).
+    // tag); the users whose whole device list this device has fetched
+    // (after the first list, a device added to it is news); and to which
+    // device identities this device sealed each of its messages (a message
+    // is sent again only to one of those).
     R"sql(
 CREATE TABLE e2e_franking(
   channel TEXT NOT NULL,
@@ -202,6 +204,15 @@ CREATE TABLE e2e_device_lists(
   user       TEXT PRIMARY KEY,
   fetched_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE e2e_recipients(
+  id         TEXT NOT NULL,
+  user       TEXT NOT NULL,
+  device     TEXT NOT NULL,
+  identity   BLOB NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY(id, user, device)
+) WITHOUT ROWID;
+CREATE INDEX e2e_recipients_by_age ON e2e_recipients(created_ms);
 )sql",
 };
 static_assert(std::size(kMigrations) == Cache::kSchemaVersion,

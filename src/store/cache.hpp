@@ -340,6 +340,11 @@ class Cache {
     std::string text;
     std::string error;  // e2e_error; "" with the text
   };
+  // One device a message of this device was sealed for (identity: raw).
+  struct RecipientRow {
+    std::string id, user, device, identity;
+    std::int64_t created_ms = 0;
+  };
   struct E2eWrite {
     std::vector<SessionRow> sessions;             // upserted
     std::vector<DeviceRow> devices;               // upserted
@@ -349,11 +354,19 @@ class Cache {
     std::vector<FrankingRow> franking;            // upserted
     std::vector<TextUpdate> texts;
     std::vector<std::pair<std::string, std::int64_t>> lists;  // (user, ms): whole list fetched
+    std::vector<RecipientRow> recipients;         // inserted
     bool empty() const {
       return sessions.empty() && devices.empty() && outgoing.empty() && dropped.empty() &&
-             forgotten.empty() && franking.empty() && texts.empty() && lists.empty();
+             forgotten.empty() && franking.empty() && texts.empty() && lists.empty() &&
+             recipients.empty();
     }
   };
+  // The identity this device sealed its message `id` to for (user, device),
+  // if it did.
+  Result<std::optional<std::string>> e2e_recipient(const std::string& id, const std::string& user,
+                                                   const std::string& device);
+  // Forgets the recipients of messages sealed before `before_ms`.
+  Status e2e_prune_recipients(std::int64_t before_ms);
   // Whether this device has fetched `user`'s whole device list before.
   Result<bool> e2e_list_known(const std::string& user);
   Result<std::optional<FrankingRow>> e2e_franking(const std::string& channel, std::uint64_t seq);

@@ -82,6 +82,12 @@ constexpr const char* kPutList =
     "INSERT INTO e2e_device_lists(user, fetched_ms) VALUES(?1, ?2) "
     "ON CONFLICT(user) DO UPDATE SET fetched_ms = excluded.fetched_ms";
 constexpr const char* kGetList = "SELECT 1 FROM e2e_device_lists WHERE user = ?1";
+constexpr const char* kPutRecipient =
+    "INSERT OR REPLACE INTO e2e_recipients(id, user, device, identity, created_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kGetRecipient =
+    "SELECT identity FROM e2e_recipients WHERE id = ?1 AND user = ?2 AND device = ?3";
+constexpr const char* kPruneRecipients = "DELETE FROM e2e_recipients WHERE created_ms < ?1";
 constexpr const char* kGetFranking =
     "SELECT device, key, commit_, tag FROM e2e_franking WHERE channel = ?1 AND seq = ?2";
 constexpr const char* kSetText =
@@ -359,6 +365,30 @@ Result<std::optional<Cache::FrankingRow>> Cache::e2e_franking(const std::string&
   }());
 }
 
+Result<std::optional<std::string>> Cache::e2e_recipient(const std::string& id,
+                                                        const std::string& user,
+                                                        const std::string& device) {
+  return rep_->note([&]() -> Result<std::optional<std::string>> {
+    auto st = rep_->stmt(kGetRecipient);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, id).bind(2, user).bind(3, device);
+    auto row = q->step();
+    if (!row) return row.status();
+    if (!*row) return std::optional<std::string>();
+    return std::optional<std::string>(q->column_text(0));
+  }());
+}
+
+Status Cache::e2e_prune_recipients(std::int64_t before_ms) {
+  return rep_->note([&]() -> Status {
+    auto st = rep_->stmt(kPruneRecipients);
+    if (!st) return st.status();
+    Scoped q(**st);
+    return q->bind(1, before_ms).run();
+  }());
+}
+
 Result<bool> Cache::e2e_list_known(const std::string& user) {
   return rep_->note([&]() -> Result<bool> {
     auto st = rep_->stmt(kGetList);
@@ -453,6 +483,14 @@ Status Cache::Rep::write_e2e(const E2eWrite& write) {
     if (!st) return st.status();
     Scoped q(**st);
     if (Status r = q->bind(1, user).bind(2, ms).run(); !r.ok()) return r;
+  }
+  for (const RecipientRow& r : write.recipients) {
+    auto st = stmt(kPutRecipient);
+    if (!st) return st.status();
+    Scoped q(**st);
+    q->bind(1, r.id).bind(2, r.user).bind(3, r.device);
+    blob(*q, 4, r.identity);
+    if (Status e = q->bind(5, r.created_ms).run(); !e.ok()) return e;
   }
   for (const TextUpdate& t : write.texts) {
     auto st = stmt(kSetText);

@@ -463,4 +463,82 @@ TEST_CASE("e2e device: the franking commitment must match; the recipient keeps w
   CHECK(one_text(p.bob, other) == "another");
 }
 
+TEST_CASE("e2e device: a message is sent again only to an identity it was sealed for") {
+  Pair p;
+  p.start();
+  wire::ChannelEvent sent = p.chat.seal(p.alice, "bob", "to resend");
+  wire::Bundles fresh = p.server.bundle("bob");
+  auto resealed =
+      p.alice.e2e->reseal("bob", "b1", sent.channel, *sent.id, "to resend", fresh, kNow);
+  REQUIRE_MESSAGE(resealed.ok(), resealed.status().to_string());
+  REQUIRE(resealed->payload.to.size() == 1);
+  CHECK(resealed->payload.to[0].prekey.has_value());  // a new session
+  CHECK(resealed->payload.commit == sent.e2e->commit);  // the same franking key
+  REQUIRE(p.alice.cache->apply_e2e(resealed->write).ok());
+
+  // Bob opens it as the original message.
+  wire::E2eNotice notice;
+  notice.nid = 1;
+  notice.kind = "resend";
+  notice.channel = sent.channel;
+  notice.seq = sent.seq;
+  notice.id = *sent.id;
+  notice.user = "alice";
+  notice.device = "a1";
+  notice.ts = kNow;
+  notice.envelope = resealed->payload.to[0];
+  notice.commit = sent.e2e->commit;
+  {
+    client::E2eDevice::Batch batch(*p.bob.e2e);
+    std::string text;
+    CHECK(batch.decrypt_resend(notice, sent.channel, &text) == "");
+    CHECK(text == "to resend");
+  }
+
+  // A device id the message never went to: refused.
+  wire::Bundles other = p.server.bundle("bob");
+  other.devices[0].device = "b2";
+  auto refused = p.alice.e2e->reseal("bob", "b2", sent.channel, *sent.id, "x", other, kNow);
+  CHECK(refused.status().reason() == "not_a_recipient");
+  // The same device id with a new identity (a reinstall, or a server's key):
+  // never given an old message.
+  std::filesystem::remove_all(p.bob.dir);
+  p.bob.restart();
+  p.server.held.erase("bob");
+  p.server.publish(p.bob);
+  wire::Bundles reinstalled = p.server.bundle("bob");
+  refused = p.alice.e2e->reseal("bob", "b1", sent.channel, *sent.id, "x", reinstalled, kNow);
+  CHECK(refused.status().reason() == "not_a_recipient");
+}
+
+TEST_CASE("e2e device: a resend from an unknown device or identity is refused") {
+  Pair p;
+  p.start();
+  CHECK(one_text(p.alice, p.chat.seal(p.bob, "alice", "bob knows a1 now")) == "bob knows a1 now");
+  // Someone else's keys under alice's name and device id (what a server
+  // could publish), sealing a "resend" of an id of its choice for bob.
+  Device impostor{"alice", "a1"};
+  wire::Bundles bob_keys = p.server.bundle("bob");
+  std::string id = MessageId::random().hex();
+  auto forged = impostor.e2e->seal({"bob"}, p.chat.channel, id, "forged words", {bob_keys}, kNow);
+  REQUIRE(forged.ok());
+  wire::E2eNotice notice;
+  notice.nid = 2;
+  notice.kind = "resend";
+  notice.channel = p.chat.channel;
+  notice.seq = 40;
+  notice.id = id;
+  notice.user = "alice";
+  notice.device = "a1";
+  notice.envelope = forged->payload.to[0];
+  notice.commit = forged->payload.commit;
+  client::E2eDevice::Batch batch(*p.bob.e2e);
+  std::string text;
+  CHECK(batch.decrypt_resend(notice, p.chat.channel, &text) == "unknown_device");
+  CHECK(text.empty());
+  CHECK(batch.write().sessions.empty());
+  notice.device = "a9";  // a device bob never heard of
+  CHECK(batch.decrypt_resend(notice, p.chat.channel, &text) == "unknown_device");
+}
+
 }  // namespace parley

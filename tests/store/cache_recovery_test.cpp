@@ -257,10 +257,15 @@ TEST_CASE("a corrupt cache of schema 2 gives up its outbox rows to outbox.db") {
                      "PRAGMA user_version = 2")
                 .ok());
   }
-  // Damage the end of the file: the events' last pages.
+  // Damage two of the events' pages, in the middle of the file (the schema
+  // and the tables' first pages come before them; the outbox table and its
+  // schema entry after them).
   std::string bytes = file_bytes(dir.db());
   REQUIRE_FALSE(fs::exists(dir.db() + "-wal"));
-  write_file(dir.db(), bytes.substr(0, bytes.size() - 4096 * 3));
+  REQUIRE(bytes.size() > 4096 * 40);
+  std::size_t page = bytes.size() / 2 / 4096 * 4096;
+  for (std::size_t i = page; i < page + 4096 * 2; ++i) bytes[i] = 'X';
+  write_file(dir.db(), bytes);
 
   auto cache = Cache::open(dir.str(), "alice", rebuilding());
   REQUIRE_MESSAGE(cache.ok(), cache.status().to_string());

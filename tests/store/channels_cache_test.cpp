@@ -267,7 +267,7 @@ TEST_CASE("a version 3 cache migrates to version 4 keeping its channels and even
                      "ALTER TABLE messages DROP COLUMN channel_kind; "
                      "ALTER TABLE messages DROP COLUMN meta; "
                      // and of end-to-end encryption (schema 6)
-                     "DROP TABLE e2e_franking; DROP TABLE e2e_device_lists; "  // schema 8
+                     "DROP TABLE e2e_franking; DROP TABLE e2e_device_lists; DROP TABLE e2e_recipients; "  // schema 8
                      "DROP INDEX messages_e2e_by_id; "  // schema 7
                      "ALTER TABLE messages DROP COLUMN e2e; "
                      "ALTER TABLE messages DROP COLUMN e2e_error; "

@@ -119,7 +119,7 @@ TEST_CASE("a version 4 cache migrates to version 5 keeping its channels, with ze
                      "ALTER TABLE channels DROP COLUMN notify_level; "
                      "ALTER TABLE channels DROP COLUMN mute_until; "
                      // and of end-to-end encryption (schema 6)
-                     "DROP TABLE e2e_franking; DROP TABLE e2e_device_lists; "  // schema 8
+                     "DROP TABLE e2e_franking; DROP TABLE e2e_device_lists; DROP TABLE e2e_recipients; "  // schema 8
                      "DROP INDEX messages_e2e_by_id; "  // schema 7
                      "ALTER TABLE messages DROP COLUMN e2e; "
                      "ALTER TABLE messages DROP COLUMN e2e_error; "

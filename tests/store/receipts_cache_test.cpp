@@ -123,7 +123,7 @@ TEST_CASE("a version 1 cache migrates to the current version keeping its data, o
                      "VALUES(7, 'aaaa', 'g', 'keep me', 1), (9, 'bbbb', 'g', 'and me', 2); "
                      "INSERT OR REPLACE INTO meta(key, value) VALUES('device_id', 'dev-1'); "
                      // and of end-to-end encryption (schema 6)
-                     "DROP TABLE e2e_franking; DROP TABLE e2e_device_lists; "  // schema 8
+                     "DROP TABLE e2e_franking; DROP TABLE e2e_device_lists; DROP TABLE e2e_recipients; "  // schema 8
                      "DROP INDEX messages_e2e_by_id; "  // schema 7
                      "ALTER TABLE messages DROP COLUMN e2e; "
                      "ALTER TABLE messages DROP COLUMN e2e_error; "
