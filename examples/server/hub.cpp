@@ -17,6 +17,10 @@ namespace {
 
 namespace code = wire::code;
 
+// WebSocket close code 1011 (RFC 6455, "internal error"): the server failed,
+// not the client; not a 4xxx refusal, so clients reconnect.
+constexpr int kCloseInternalError = 1011;
+
 bool is_client_id(const std::string& id) {
   return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -390,8 +394,17 @@ void Hub::handle_auth(Session& session, const wire::Auth& auth) {
   }
   if (auth.device) {
     auto removed = store_.device_removed(claims->user, *auth.device);
-    if (!removed || *removed) {
-      if (!removed) log("error", "removed devices of \"{}\": {}", claims->user, removed.status().message());
+    if (!removed) {
+      // Not known: an internal error, never device_removed (which the client
+      // takes as final). 1011 (RFC 6455 "internal error") is no 4xxx refusal,
+      // so the client connects again later.
+      log("error", "removed devices of \"{}\": {}", claims->user, removed.status().message());
+      ++metrics_.auth_failures_total[code::kInternal];
+      error(session, auth.rid, code::kInternal, "the server could not check this device now");
+      session.close(kCloseInternalError, code::kInternal);
+      return;
+    }
+    if (*removed) {
       ++metrics_.auth_failures_total[code::kDeviceRemoved];
       error(session, auth.rid, code::kDeviceRemoved,
             fmt::format("device \"{}\" of \"{}\" was removed: a new install takes a new id",

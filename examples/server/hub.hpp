@@ -39,6 +39,17 @@ namespace parley::server {
 inline constexpr std::int64_t kNoticeLifetimeMs = std::int64_t{30} * 24 * 3600 * 1000;
 // Notices sent after a welcome, oldest first (the rest after a later welcome).
 inline constexpr std::uint32_t kNoticesPerWelcome = 500;
+// Retry notices one device may cause for one message (security review): a
+// retry, a resend, a retry again... at most this many rounds in all, so a
+// contact cannot loop retry -> resend for ever. Past it, e2e_retry is refused
+// with rate_limited (not a silent ok: the asking client learns that the
+// message stays unreadable and can say so). The count lives with the retry row
+// and so resets only when that row is dropped, kNoticeLifetimeMs after the
+// last retry.
+inline constexpr std::uint32_t kMaxRetryRounds = 3;
+// Device ids one user may remove in all (removed ids are kept for good, one
+// row each): remove_device beyond is refused with too_many_devices.
+inline constexpr std::uint64_t kMaxRemovedDevices = 100;
 
 class Hub {
  public:

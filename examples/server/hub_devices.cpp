@@ -140,6 +140,15 @@ void Hub::handle(Session& session, const wire::RemoveDevice& request) {
                  fmt::format("\"{}\" has no device \"{}\" with keys", session.user(),
                              shown(request.device)));
   }
+  // Removed ids are kept for good, one row each: at most kMaxRemovedDevices.
+  auto removed = store_.count_removed_devices(session.user());
+  if (!removed) return store_error(session, request.rid, removed.status());
+  if (*removed >= kMaxRemovedDevices) {
+    return error(session, request.rid, code::kTooManyDevices,
+                 fmt::format("\"{}\" has removed {} devices, the most there may be: device "
+                             "\"{}\" stays",
+                             session.user(), *removed, shown(request.device)));
+  }
   if (Status s = store_.remove_device(session.user(), request.device, now_ms()); !s.ok()) {
     return store_error(session, request.rid, s);
   }
@@ -262,8 +271,17 @@ void Hub::handle(Session& session, const wire::E2eRetry& request) {
   auto asked = store_.retry_state(request.channel, request.seq, session.user(), session.device());
   if (!asked) return store_error(session, request.rid, asked.status());
   // Asked already and not answered yet: one notice is enough.
-  if (*asked && !**asked) {
+  if (*asked && !(*asked)->resent) {
     return reply(session, wire::Ok{request.rid, request.channel, 0, channel->last_seq});
+  }
+  // Answered, and asked kMaxRetryRounds times already: refused (rate_limited,
+  // see kMaxRetryRounds) so that retry -> resend cannot loop for ever.
+  if (*asked && (*asked)->rounds >= kMaxRetryRounds) {
+    return error(session, request.rid, code::kRateLimited,
+                 fmt::format("device \"{}\" of \"{}\" asked for seq {} of \"{}\" {} times, the "
+                             "most there may be",
+                             shown(session.device()), session.user(), request.seq,
+                             request.channel, (*asked)->rounds));
   }
   StoredNotice notice;
   notice.user = message.sender;
@@ -312,6 +330,13 @@ void Hub::handle(Session& session, const wire::E2eResend& request) {
   if (!*asked) {
     return error(session, request.rid, code::kInvalidE2e,
                  fmt::format("device \"{}\" of \"{}\" did not ask for seq {} again",
+                             shown(envelope.device), shown(envelope.user), request.seq));
+  }
+  // One resend per retry: only while the retry waits (not resent yet).
+  if ((*asked)->resent) {
+    return error(session, request.rid, code::kInvalidE2e,
+                 fmt::format("device \"{}\" of \"{}\" was sent seq {} again already: it has "
+                             "not asked since",
                              shown(envelope.device), shown(envelope.user), request.seq));
   }
   if (std::string why = check_envelope(0, envelope); !why.empty()) {
@@ -401,8 +426,15 @@ void Hub::report_direct(Session& session, const wire::Report& request, const Cha
   }
   auto original = store_.event_at(request.channel, request.seq);
   if (!original) return store_error(session, request.rid, original.status());
-  if (*original && ((*original)->kind != EventKind::message ||
-                    (*original)->client_id != opening.id || (*original)->sender != opening.sender)) {
+  // The event at seq must be that very message (deleted or not): a report
+  // naming a seq not used yet would blame whatever message lands there later.
+  if (!*original) {
+    return refuse(fmt::format("\"{}\" has no message at seq {}: the report names no message "
+                              "this server delivered",
+                              request.channel, request.seq));
+  }
+  if ((*original)->kind != EventKind::message || (*original)->client_id != opening.id ||
+      (*original)->sender != opening.sender) {
     return refuse(fmt::format("the message at seq {} of \"{}\" is not the one disclosed",
                               request.seq, request.channel));
   }

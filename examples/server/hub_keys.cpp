@@ -56,6 +56,25 @@ std::string check_exact(const std::string& field, const std::string& text, std::
   return {};
 }
 
+// Why the X25519 public key `key` (32 bytes) at `field` is no good, or
+// empty: libsodium's crypto_scalarmult fails (-1) for a low-order point (the
+// all-zero key among them), with which an X3DH or ratchet agreement would
+// give a secret known to anyone. `what` names the part, e.g. "its X25519 half".
+std::string check_x25519(const std::string& field, const unsigned char* key,
+                         const std::string& what = {}) {
+  static const unsigned char kProbe[crypto_scalarmult_SCALARBYTES] = {
+      0x5a, 0x17, 0x33, 0xc1, 0x09, 0x8e, 0x42, 0x7d, 0x61, 0xd4, 0x2b, 0x95, 0x3e, 0xa8, 0x70, 0x1f,
+      0xc6, 0x58, 0x0b, 0xe3, 0x94, 0x27, 0x7a, 0x4d, 0x12, 0xb9, 0x6f, 0x80, 0x35, 0xda, 0x46, 0x2c};
+  unsigned char shared[crypto_scalarmult_BYTES];
+  const int rc = crypto_scalarmult(shared, kProbe, key);
+  sodium_memzero(shared, sizeof shared);
+  if (rc != 0) {
+    return fmt::format("field \"{}\"{} is not a usable X25519 key (low order)", field,
+                       what.empty() ? "" : " (" + what + ")");
+  }
+  return {};
+}
+
 // Why the signed key `key` at `field` is not valid under `identity`, or empty.
 std::string check_signed(const std::string& field, const wire::SignedKey& key,
                          const std::vector<unsigned char>& identity) {
@@ -74,7 +93,7 @@ std::string check_signed(const std::string& field, const wire::SignedKey& key,
                                   identity.data()) != 0) {
     return fmt::format("field \"{}.signature\" is not the identity's signature of the key", field);
   }
-  return {};
+  return check_x25519(field + ".key", public_key.data());
 }
 
 StoredSignedKey to_stored(const wire::SignedKey& key) {
@@ -115,6 +134,11 @@ void Hub::handle(Session& session, const wire::PublishKeys& request) {
       !why.empty()) {
     return error(session, request.rid, code::kInvalidKeys, why);
   }
+  if (std::string why = check_x25519("identity", identity.data() + kKeyBytes,
+                                     "its X25519 half, bytes 32-63");
+      !why.empty()) {
+    return error(session, request.rid, code::kInvalidKeys, why);
+  }
   const std::set<std::string>* devices = devices_of(session.user());
   if (devices == nullptr) {
     return error(session, request.rid, code::kInternal, "the server could not read devices");
@@ -149,8 +173,12 @@ void Hub::handle(Session& session, const wire::PublishKeys& request) {
     }
     for (std::size_t i = 0; i < request.one_time->size(); ++i) {
       const wire::OneTimeKey& k = (*request.one_time)[i];
-      if (std::string why = check_exact(fmt::format("one_time[{}].key", i), k.key, kKeyBytes);
-          !why.empty()) {
+      const std::string field = fmt::format("one_time[{}].key", i);
+      std::vector<unsigned char> public_key;
+      if (std::string why = check_exact(field, k.key, kKeyBytes, &public_key); !why.empty()) {
+        return error(session, request.rid, code::kInvalidKeys, why);
+      }
+      if (std::string why = check_x25519(field, public_key.data()); !why.empty()) {
         return error(session, request.rid, code::kInvalidKeys, why);
       }
       update.one_time.push_back({k.id, k.key});

@@ -245,6 +245,12 @@ ALTER TABLE reports ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE reports ADD COLUMN sender TEXT;
 ALTER TABLE reports ADD COLUMN text TEXT;
 )sql",
+    // 9: review fixes of issue 10. Each retry row counts the retries of its
+    // device for its message (kMaxRetryRounds); a row already there stands
+    // for at least one.
+    R"sql(
+ALTER TABLE e2e_retries ADD COLUMN rounds INTEGER NOT NULL DEFAULT 1;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();

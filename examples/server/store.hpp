@@ -115,6 +115,12 @@ struct StoredReport {
   bool verified = false;
 };
 
+// A recorded e2e_retry of one device for one message.
+struct RetryState {
+  bool resent = false;       // answered by a resend since the last retry
+  std::uint32_t rounds = 0;  // retries recorded in all (each queued a notice)
+};
+
 // A queued e2e notice (store_devices.cpp) for the device (user, device).
 // kind "retry": from_user's device from_device asks for the message at seq
 // again; "resend": from_user/from_device sends it again, e2e holding the
@@ -197,7 +203,7 @@ struct ReceiptAdvance {
 
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 8;
+  static constexpr int kSchemaVersion = 9;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -307,6 +313,8 @@ class ServerStore {
   // The devices of `user` with keys, in device order.
   Result<std::vector<std::string>> devices(const std::string& user);
   Result<bool> device_removed(const std::string& user, const std::string& device);
+  // How many device ids of `user` were removed (all kept for good).
+  Result<std::uint64_t> count_removed_devices(const std::string& user);
   // Deletes the device's keys, one-time prekeys, queued notices and retries
   // and records it as removed, in one transaction.
   Status remove_device(const std::string& user, const std::string& device, std::int64_t now_ms);
@@ -325,8 +333,8 @@ class ServerStore {
   // Drops notices and retries recorded before `before_ms`.
   Status drop_old_notices(std::int64_t before_ms);
   // The retry of (user, device) for the message at `seq`: absent, or whether
-  // it was answered by a resend since.
-  Result<std::optional<bool>> retry_state(const std::string& channel, std::uint64_t seq,
+  // it was answered by a resend since and how many retries were recorded.
+  Result<std::optional<RetryState>> retry_state(const std::string& channel, std::uint64_t seq,
                                           const std::string& user, const std::string& device);
   Status put_retry(const std::string& channel, std::uint64_t seq, const std::string& user,
                    const std::string& device, bool resent, std::int64_t now_ms);

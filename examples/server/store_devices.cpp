@@ -59,6 +59,16 @@ Result<bool> ServerStore::device_removed(const std::string& user, const std::str
   return *row;
 }
 
+Result<std::uint64_t> ServerStore::count_removed_devices(const std::string& user) {
+  auto stmt = db_.prepare("SELECT count(*) FROM removed_devices WHERE user = ?1");
+  if (!stmt) return internal("removed devices", stmt.status());
+  stmt->bind(1, user);
+  auto row = stmt->step();
+  if (!row) return internal("removed devices", row.status());
+  if (!*row) return std::uint64_t{0};
+  return static_cast<std::uint64_t>(stmt->column_int(0));
+}
+
 Status ServerStore::remove_device(const std::string& user, const std::string& device,
                                   std::int64_t now_ms) {
   store::Transaction tx(db_);
@@ -169,28 +179,36 @@ Status ServerStore::drop_old_notices(std::int64_t before_ms) {
   return Status();
 }
 
-Result<std::optional<bool>> ServerStore::retry_state(const std::string& channel,
-                                                     std::uint64_t seq, const std::string& user,
-                                                     const std::string& device) {
+Result<std::optional<RetryState>> ServerStore::retry_state(const std::string& channel,
+                                                           std::uint64_t seq,
+                                                           const std::string& user,
+                                                           const std::string& device) {
   auto stmt = db_.prepare(
-      "SELECT resent FROM e2e_retries WHERE channel_id = (SELECT id FROM channels WHERE name = "
-      "?1) AND seq = ?2 AND user = ?3 AND device = ?4");
+      "SELECT resent, rounds FROM e2e_retries WHERE channel_id = (SELECT id FROM channels WHERE "
+      "name = ?1) AND seq = ?2 AND user = ?3 AND device = ?4");
   if (!stmt) return internal("retry", stmt.status());
   stmt->bind(1, channel).bind(2, seq).bind(3, user).bind(4, device);
   auto row = stmt->step();
   if (!row) return internal("retry", row.status());
-  if (!*row) return std::optional<bool>();
-  return std::optional<bool>(stmt->column_int(0) != 0);
+  if (!*row) return std::optional<RetryState>();
+  RetryState state;
+  state.resent = stmt->column_int(0) != 0;
+  state.rounds = static_cast<std::uint32_t>(stmt->column_int(1));
+  return std::optional<RetryState>(state);
 }
 
+// A retry (resent false) counts one more round and restarts the row's
+// lifetime; a resend only marks it answered.
 Status ServerStore::put_retry(const std::string& channel, std::uint64_t seq,
                               const std::string& user, const std::string& device, bool resent,
                               std::int64_t now_ms) {
   Status s = run_once(
-      "INSERT INTO e2e_retries (channel_id, seq, user, device, resent, created) "
-      "VALUES ((SELECT id FROM channels WHERE name = ?1), ?2, ?3, ?4, ?5, ?6) "
+      "INSERT INTO e2e_retries (channel_id, seq, user, device, resent, created, rounds) "
+      "VALUES ((SELECT id FROM channels WHERE name = ?1), ?2, ?3, ?4, ?5, ?6, "
+      "CASE WHEN ?5 THEN 0 ELSE 1 END) "
       "ON CONFLICT (channel_id, seq, user, device) DO UPDATE SET resent = excluded.resent, "
-      "created = CASE WHEN excluded.resent THEN created ELSE excluded.created END",
+      "created = CASE WHEN excluded.resent THEN created ELSE excluded.created END, "
+      "rounds = rounds + CASE WHEN excluded.resent THEN 0 ELSE 1 END",
       [&](store::Statement& q) {
         q.bind(1, channel).bind(2, seq).bind(3, user).bind(4, device);
         q.bind(5, resent ? 1 : 0).bind(6, now_ms);

@@ -13,6 +13,8 @@
 
 #include "crypto/franking.hpp"
 #include "hub.hpp"
+#include "store.hpp"
+#include "store/sqlite.hpp"
 #include "user_session.hpp"
 
 using namespace parley;
@@ -474,6 +476,9 @@ TEST_CASE("reports: a direct message is reported with its franking opening") {
     invalid(bob, report(o), "e2e.key");
   }
   invalid(bob, report(truth, 1), "seq 1");  // another event than the one disclosed
+  // A seq not used yet: refused, or a message landing there later would be blamed.
+  invalid(bob, report(truth, ack.seq + 1), fmt::format("no message at seq {}", ack.seq + 1));
+  invalid(bob, report(truth, ack.seq + 1000), "no message at seq");
   invalid(bob, wire::Report{0, dm, ack.seq, "spam", std::nullopt}, "e2e");
   // Only the recipient reports, and never their own message.
   auto outsider = carol.refused(report(truth), "not_member");
@@ -612,4 +617,109 @@ TEST_CASE("recovery: at most kMaxNoticesPerDevice notices wait for one device") 
   alice.ok(wire::E2eAck{0, first_nid});
   bob[0]->ok(wire::E2eRetry{0, dm, seqs[per_device]});
   CHECK(next_notice(alice).seq == seqs[per_device]);
+}
+
+TEST_CASE("recovery: one resend per retry, and at most kMaxRetryRounds retries per device") {
+  TestServer server;
+  UserSession alice(server, "alice", false, "phone");
+  UserSession bob(server, "bob", false, "laptop");
+  alice.publish_keys();
+  bob.publish_keys();
+  const std::string dm = alice.ok(wire::OpenDirect{0, "bob"}).channel;
+  const std::uint64_t seq = alice.sent_e2e(dm, "bob").seq;
+  wire::Envelope again{"bob", "laptop", std::nullopt, random_base64(90)};
+
+  for (std::uint32_t round = 1; round <= server::kMaxRetryRounds; ++round) {
+    CAPTURE(round);
+    bob.ok(wire::E2eRetry{0, dm, seq});
+    CHECK(next_notice(alice).kind == "retry");
+    alice.ok(wire::E2eResend{0, dm, seq, again});
+    CHECK(next_notice(bob).kind == "resend");
+    // The retry is answered: a second resend for it is refused, and sends nothing.
+    auto e = alice.refused(wire::E2eResend{0, dm, seq, again}, "invalid_e2e");
+    CHECK_MESSAGE(has(e.message, "again already"), e.message);
+    CHECK(no_notice(bob));
+  }
+  // The next retry is one round too many: refused, no notice, no resend possible.
+  auto e = bob.refused(wire::E2eRetry{0, dm, seq}, "rate_limited");
+  CHECK_MESSAGE(has(e.message, fmt::format("{} times", server::kMaxRetryRounds)), e.message);
+  CHECK(no_notice(alice));
+  alice.refused(wire::E2eResend{0, dm, seq, again}, "invalid_e2e");
+  CHECK(metric(server.port(), "parley_e2e_retries_total") == server::kMaxRetryRounds);
+  CHECK(metric(server.port(), "parley_e2e_resends_total") == server::kMaxRetryRounds);
+  // The count is per message and device: another message still has its rounds.
+  const std::uint64_t next = alice.sent_e2e(dm, "bob").seq;
+  bob.ok(wire::E2eRetry{0, dm, next});
+  CHECK(next_notice(alice).seq == next);
+  // And it outlives a restart (it is in the store).
+  server.restart();
+  UserSession bob2(server, "bob", false, "laptop");
+  bob2.refused(wire::E2eRetry{0, dm, seq}, "rate_limited");
+}
+
+TEST_CASE("devices: at most kMaxRemovedDevices device ids are removed per user") {
+  TestServer server;
+  {
+    UserSession phone(server, "alice", false, "phone");
+    phone.publish_keys();
+  }
+  // kMaxRemovedDevices - 1 removals straight into the store (publishing that
+  // many devices would be slow), the server stopped meanwhile.
+  server.server->stop();
+  server.server.reset();
+  {
+    auto store = server::ServerStore::open((server.dir.path / "server.db").string());
+    REQUIRE(store.ok());
+    for (std::uint64_t i = 0; i + 1 < server::kMaxRemovedDevices; ++i) {
+      REQUIRE((*store)->remove_device("alice", fmt::format("old-{}", i), 1).ok());
+    }
+    CHECK(*(*store)->count_removed_devices("alice") == server::kMaxRemovedDevices - 1);
+    CHECK(*(*store)->count_removed_devices("bob") == 0);
+  }
+  server.start();
+  UserSession phone(server, "alice", false, "phone");
+  auto laptop = std::make_unique<UserSession>(server, "alice", false, "laptop");
+  auto tablet = std::make_unique<UserSession>(server, "alice", false, "tablet");
+  laptop->publish_keys();
+  tablet->publish_keys();
+  // The last one allowed.
+  phone.ok(wire::RemoveDevice{0, "laptop"});
+  CHECK(next_error(*laptop).code == "device_removed");
+  // Beyond: refused, and the device stays.
+  auto e = phone.refused(wire::RemoveDevice{0, "tablet"}, "too_many_devices");
+  CHECK_MESSAGE(has(e.message, fmt::format("has removed {} devices", server::kMaxRemovedDevices)),
+                e.message);
+  CHECK_MESSAGE(has(e.message, "\"tablet\" stays"), e.message);
+  tablet->publish_keys();  // still a device with keys
+  UserSession bob(server, "bob", false, "b1");
+  CHECK(devices_in(bob.ask_for<wire::Bundles>(bundle("alice", true))) ==
+        std::vector<std::string>{"phone", "tablet"});
+  // Another user is not counted against alice.
+  UserSession bob_old(server, "bob", false, "b2");
+  bob_old.publish_keys();
+  bob.ok(wire::RemoveDevice{0, "b2"});
+}
+
+TEST_CASE("devices: when the store cannot say whether a device was removed, auth is an internal "
+          "error") {
+  TestServer server;
+  {
+    UserSession phone(server, "alice", false, "phone");
+    phone.publish_keys();
+  }
+  auto db = store::Database::open((server.dir.path / "server.db").string());
+  REQUIRE(db.ok());
+  // The table out of the way: the server's lookup fails.
+  REQUIRE(db->exec("ALTER TABLE removed_devices RENAME TO removed_devices_away").ok());
+  int close_code = 0;
+  auto reply = auth_reply(server, "alice", "phone", &close_code);
+  REQUIRE(std::holds_alternative<wire::Error>(reply));
+  CHECK(std::get<wire::Error>(reply).code == "internal");  // never device_removed
+  CHECK(close_code == 1011);                             // not a 4xxx refusal: retry later
+  CHECK(metric(server.port(), "parley_auth_failures_total{reason=\"internal\"}") == 1);
+  CHECK(metric(server.port(), "parley_auth_failures_total{reason=\"device_removed\"}") <= 0);
+  // Back: the same device is welcome again.
+  REQUIRE(db->exec("ALTER TABLE removed_devices_away RENAME TO removed_devices").ok());
+  UserSession phone(server, "alice", false, "phone");  // welcomed
+  CHECK(phone.ask_for<wire::KeysState>(DeviceKeys().first(1)).one_time == 1);
 }

@@ -86,6 +86,39 @@ TEST_CASE("e2e: keys are checked before anything is stored") {
     p = keys.first(wire::kMaxOneTimePerRequest + 1);
     refused(p, "one_time");
   }
+  SUBCASE("low-order X25519 keys are refused, wherever they are") {
+    // The all-zero key, the value 1 (order 4) and a point of order 8: a
+    // Diffie-Hellman with any of them gives a secret known to everyone.
+    unsigned char low[3][32] = {{0}, {1}, {}};
+    REQUIRE(sodium_hex2bin(low[2], 32,
+                           "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", 64,
+                           nullptr, nullptr, nullptr) == 0);
+    for (const unsigned char* pk : low) {
+      CAPTURE(to_base64(pk, 32));
+      auto p = keys.first(3);
+      p.signed_prekey = keys.signed_key(1, pk);
+      refused(p, "field \"signed_prekey.key\" is not a usable X25519 key (low order)");
+      p = keys.first(3);
+      p.last_resort = keys.signed_key(1000, pk);
+      refused(p, "field \"last_resort.key\" is not a usable X25519 key (low order)");
+      p = keys.first(3);
+      (*p.one_time)[1].key = to_base64(pk, 32);
+      refused(p, "field \"one_time[1].key\" is not a usable X25519 key (low order)");
+      p = keys.first(3);
+      p.identity = keys.identity_with(pk);
+      refused(p, "field \"identity\" (its X25519 half, bytes 32-63) is not a usable X25519 key "
+                 "(low order)");
+      // Also in an update of one-time keys only.
+      wire::PublishKeys more{0, keys.identity(), std::nullopt, std::nullopt,
+                             DeviceKeys::one_time(10, 1)};
+      more.one_time->front().key = to_base64(pk, 32);
+      refused(more, "one_time[0].key");
+    }
+    // A real key next to them still goes through.
+    auto fine = keys.first(3);
+    CHECK(alice.ask_for<wire::KeysState>(fine).one_time == 3);
+    stored = true;
+  }
   SUBCASE("a first publish needs the signed prekey and the last resort") {
     auto p = keys.first(1);
     p.signed_prekey.reset();

@@ -390,7 +390,9 @@ TEST_CASE("store: schema 8 keeps devices removed, blocks, notices, the franking 
   auto retry = store->retry_state("@alice+bob", 2, "bob", "laptop");
   REQUIRE(retry.ok());
   REQUIRE(retry->has_value());
-  CHECK_FALSE(**retry);
+  CHECK_FALSE((*retry)->resent);
+  CHECK((*retry)->rounds == 1);
+  CHECK(*store->count_removed_devices("alice") == 1);
   REQUIRE(store->drop_old_notices(100).ok());  // both were recorded before
   CHECK(*store->count_notices("alice", "phone") == 0);
   CHECK_FALSE(store->retry_state("@alice+bob", 2, "bob", "laptop")->has_value());
@@ -406,7 +408,7 @@ TEST_CASE("store: schema 8 keeps devices removed, blocks, notices, the franking 
   CHECK((*pairs)[0].other == "bob");
 }
 
-TEST_CASE("store: migration from version 1 to 8 adds a franking key and the new tables") {
+TEST_CASE("store: migration from version 1 to the latest adds a franking key and the new tables") {
   TempDir dir;
   {
     auto db = store::Database::open((dir.path / "server.db").string());
@@ -419,4 +421,37 @@ TEST_CASE("store: migration from version 1 to 8 adds a franking key and the new 
   CHECK(store->notices("alice", "phone", 10)->empty());
   CHECK(store->reports(10)->empty());
   CHECK(store->set_block("alice", "bob", true, 1).ok());
+}
+
+TEST_CASE("store: a retry counts its rounds; a resend only answers it") {
+  TempDir dir;
+  auto store = open_store(dir);
+  REQUIRE(store->create_direct("@alice+bob", "alice", "bob", 1).ok());
+  auto message = store->append_message("@alice+bob", "alice", id(1), "", 2, "{}");
+  REQUIRE(message.ok());
+  auto state = [&] {
+    auto s = store->retry_state("@alice+bob", message->seq, "bob", "laptop");
+    REQUIRE(s.ok());
+    REQUIRE(s->has_value());
+    return **s;
+  };
+  REQUIRE(store->put_retry("@alice+bob", message->seq, "bob", "laptop", false, 3).ok());
+  CHECK(state().rounds == 1);
+  CHECK_FALSE(state().resent);
+  REQUIRE(store->put_retry("@alice+bob", message->seq, "bob", "laptop", true, 4).ok());
+  CHECK(state().rounds == 1);
+  CHECK(state().resent);
+  REQUIRE(store->put_retry("@alice+bob", message->seq, "bob", "laptop", false, 5).ok());
+  CHECK(state().rounds == 2);
+  CHECK_FALSE(state().resent);
+  // Another device of the same user has its own count.
+  REQUIRE(store->put_retry("@alice+bob", message->seq, "bob", "phone", false, 5).ok());
+  CHECK((*store->retry_state("@alice+bob", message->seq, "bob", "phone"))->rounds == 1);
+  // Removed ids are counted per user.
+  CHECK(*store->count_removed_devices("alice") == 0);
+  REQUIRE(store->remove_device("alice", "a", 6).ok());
+  REQUIRE(store->remove_device("alice", "b", 6).ok());
+  REQUIRE(store->remove_device("alice", "a", 7).ok());  // the same id again: one row
+  CHECK(*store->count_removed_devices("alice") == 2);
+  CHECK(*store->count_removed_devices("bob") == 0);
 }

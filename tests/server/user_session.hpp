@@ -92,15 +92,28 @@ class DeviceKeys {
     return to_base64(both, sizeof both);
   }
 
+  // The identity with `dh` (32 bytes) as its X25519 half.
+  std::string identity_with(const unsigned char* dh) const {
+    unsigned char both[64];
+    std::copy(sign_pk_, sign_pk_ + 32, both);
+    std::copy(dh, dh + 32, both + 32);
+    return to_base64(both, sizeof both);
+  }
+
   // A fresh X25519 key signed by the identity.
   wire::SignedKey signed_key(std::uint32_t id) const {
     unsigned char sk[32];
     unsigned char pk[32];
     randombytes_buf(sk, sizeof sk);
     crypto_scalarmult_base(pk, sk);
+    return signed_key(id, pk);
+  }
+
+  // The public key `pk` (32 bytes) signed by the identity.
+  wire::SignedKey signed_key(std::uint32_t id, const unsigned char* pk) const {
     unsigned char sig[crypto_sign_BYTES];
-    crypto_sign_detached(sig, nullptr, pk, sizeof pk, sign_sk_);
-    return {id, to_base64(pk, sizeof pk), to_base64(sig, sizeof sig)};
+    crypto_sign_detached(sig, nullptr, pk, 32, sign_sk_);
+    return {id, to_base64(pk, 32), to_base64(sig, sizeof sig)};
   }
 
   static std::vector<wire::OneTimeKey> one_time(std::uint32_t first, std::size_t count) {
