@@ -382,10 +382,10 @@ void Engine::ask_retries() {
             [this, m, reason](const wire::ServerMessage* reply, const Status& error) {
               if (reply == nullptr) {
                 analytics("e2e_retry_failed", {{"channel", m.channel}, {"reason", error.reason()}});
+                // rate_limited is for good: the message was asked for three
+                // times already (or the sender's queue is full).
                 if (error.reason() == "connection_lost" || error.code() == StatusCode::offline ||
-                    error.code() == StatusCode::timeout ||
-                    error.code() == StatusCode::rate_limited ||
-                    error.code() == StatusCode::internal) {
+                    error.code() == StatusCode::timeout || error.code() == StatusCode::internal) {
                   // Asked again on the next connection.
                   retries_asked_.erase({m.channel, m.seq});
                   return;
