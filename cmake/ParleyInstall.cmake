@@ -17,6 +17,11 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/parley
   COMPONENT Development
   FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
 
+# The C ABI's header, at the top of the include directory: #include <parley.h>.
+install(FILES ${PROJECT_SOURCE_DIR}/bindings/c/include/parley.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  COMPONENT Development)
+
 install(EXPORT parleyTargets
   NAMESPACE parley::
   DESTINATION ${PARLEY_CMAKE_DIR}

@@ -62,9 +62,10 @@ foreign=$(LC_ALL=C nm -DC --defined-only "$lib/libparley.so.$version" | cut -d' 
 
 step "public headers need no third-party header"
 # Every include in an installed header is either another parley header or a
-# standard one (standard C++ headers have no extension and no directory).
+# standard one (standard C++ headers have no extension and no directory; the C
+# ABI's parley.h includes the C headers stddef.h and stdint.h).
 bad=$(grep -rhoE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"][^>"]+[>"]' "$inc" \
-        | sed -E 's/.*[<"]([^>"]+)[>"]/\1/' | grep -vE '^parley/|^[a-z_]+$' | sort -u || true)
+        | sed -E 's/.*[<"]([^>"]+)[>"]/\1/' | grep -vE '^parley/|^[a-z_]+$|^std(def|int)\.h$' | sort -u || true)
 [[ -z $bad ]] || fail "installed headers include non-standard headers: $bad"
 # And compiled alone with only the prefix's include dir, no header pulls in a
 # file of a dependency.

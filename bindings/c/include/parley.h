@@ -338,8 +338,11 @@ PARLEY_API int parley_client_cache_usage(char **out_json, parley_client *client)
 /* ---- Channels -------------------------------------------------------------- */
 /* Requests below complete with PARLEY_EVENT_CHANNEL_REQUEST_DONE carrying the
  * same request id (unless noted). Requests made offline wait for a connection
- * up to request_timeout_ms, then fail with PARLEY_E_OFFLINE. Arguments are
- * checked first: a bad one fails the call itself with PARLEY_E_INVALID_ARGUMENT. */
+ * up to request_timeout_ms, then fail with PARLEY_E_OFFLINE. A NULL pointer,
+ * an unknown enum value or bad meta JSON fails the call itself with
+ * PARLEY_E_INVALID_ARGUMENT; anything else (a bad channel or user name, a
+ * refusal of the server) fails the request: its completion event carries the
+ * status and reason (such as "invalid_name" or "channel_exists"). */
 
 /* Creates a channel of `kind` (PARLEY_CHANNEL_PUBLIC, _PRIVATE or _BROADCAST);
  * the creator is its owner. meta_json: NULL, or a JSON object with any of

@@ -1,0 +1,798 @@
+// The C ABI (parley.h) over the C++ API: argument checks, conversions, and the
+// one place where Status becomes an int and every exception is caught.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <utility>
+
+#include "c_internal.hpp"
+#include "parley/version.hpp"
+
+namespace parley::capi {
+namespace {
+
+thread_local std::string t_error;
+thread_local std::string t_reason;
+// The client whose on_event callback this thread is running, if any.
+thread_local parley_client* t_in_callback = nullptr;
+
+template <typename F>
+int guard(F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return set_error(PARLEY_E_NOMEM, "out of memory", "nomem");
+  } catch (const std::exception& e) {
+    return set_error(PARLEY_E_INTERNAL, std::string("internal error: ") + e.what(), "internal");
+  } catch (...) {
+    return set_error(PARLEY_E_INTERNAL, "internal error", "internal");
+  }
+}
+
+int bad_arg(const char* what) {
+  return set_error(PARLEY_E_INVALID_ARGUMENT, std::string(what) + " is NULL", "invalid_argument");
+}
+
+#define PARLEY_CHECK(p)         \
+  do {                          \
+    if ((p) == nullptr) return bad_arg(#p); \
+  } while (0)
+
+// Runs a request: checks the client, stores the id.
+template <typename F>
+int request(uint64_t* out_request, parley_client* client, F&& f) {
+  return guard([&]() -> int {
+    if (out_request != nullptr) *out_request = 0;
+    PARLEY_CHECK(client);
+    RequestId id = f(*client->rep);
+    if (out_request != nullptr) *out_request = id;
+    return PARLEY_OK;
+  });
+}
+
+int string_out(char** out, const std::string& s) {
+  char* copy = dup_string(s);
+  if (copy == nullptr) return set_error(PARLEY_E_NOMEM, "out of memory", "nomem");
+  *out = copy;
+  return PARLEY_OK;
+}
+
+int not_found(const std::string& what) {
+  return set_error(PARLEY_E_NOT_FOUND, what + " not known", "unknown");
+}
+
+std::vector<std::string> user_list(const char* const* users, size_t count, int* rc) {
+  std::vector<std::string> v;
+  *rc = PARLEY_OK;
+  if (count > 0 && users == nullptr) {
+    *rc = bad_arg("users");
+    return v;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    if (users[i] == nullptr) {
+      *rc = bad_arg("users[i]");
+      return v;
+    }
+    v.emplace_back(users[i]);
+  }
+  return v;
+}
+
+bool valid_role(int role) { return role >= PARLEY_ROLE_OWNER && role <= PARLEY_ROLE_READ_ONLY; }
+
+void deliver_to_callback(parley_client* client, const Event& event) {
+  parley_event* ev = nullptr;
+  try {
+    ev = make_event(event);
+  } catch (...) {
+    ev = nullptr;
+  }
+  if (ev == nullptr) return;  // out of memory: the event is lost, never an exception
+  parley_client* before = t_in_callback;
+  t_in_callback = client;
+  client->on_event(client->on_event_user_data, ev);
+  t_in_callback = before;
+  std::free(ev);
+}
+
+}  // namespace
+
+int set_error(int code, std::string message, std::string reason) {
+  try {
+    t_error = std::move(message);
+    t_reason = std::move(reason);
+  } catch (...) {
+    t_error.clear();
+    t_reason.clear();
+  }
+  return code;
+}
+
+int status_code(const Status& status) {
+  if (status.ok()) return PARLEY_OK;
+  int c = static_cast<int>(status.code());
+  if (c <= 0 || c > -PARLEY_E_INTERNAL) return PARLEY_E_INTERNAL;
+  return -c;
+}
+
+int fail(const Status& status) {
+  return set_error(status_code(status), status.message(), status.reason());
+}
+
+char* dup_string(const std::string& s) {
+  char* p = static_cast<char*>(std::malloc(s.size() + 1));
+  if (p == nullptr) return nullptr;
+  std::memcpy(p, s.data(), s.size());
+  p[s.size()] = '\0';
+  return p;
+}
+
+}  // namespace parley::capi
+
+using namespace parley;
+using namespace parley::capi;
+
+extern "C" {
+
+const char* parley_error_last(void) { return t_error.c_str(); }
+const char* parley_error_last_reason(void) { return t_reason.c_str(); }
+
+const char* parley_status_name(int status) {
+  switch (status) {
+    case PARLEY_OK: return "ok";
+    case PARLEY_E_NOMEM: return "nomem";
+    default:
+      if (status < 0 && status >= PARLEY_E_INTERNAL) {
+        return to_string(static_cast<StatusCode>(-status));
+      }
+      return "unknown";
+  }
+}
+
+const char* parley_version(void) { return PARLEY_VERSION_STRING; }
+int parley_abi_version(void) { return PARLEY_ABI_VERSION; }
+void parley_string_free(char* s) { std::free(s); }
+void parley_event_free(parley_event* event) { std::free(event); }
+
+void parley_client_options_init(parley_client_options* out) {
+  if (out == nullptr) return;
+  parley_client_options init = PARLEY_CLIENT_OPTIONS_INIT;
+  *out = init;
+}
+
+int parley_client_create(parley_client** out, const parley_client_options* options) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out);
+    *out = nullptr;
+    PARLEY_CHECK(options);
+    if (options->version < 1) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT,
+                       "options version is 0: start from PARLEY_CLIENT_OPTIONS_INIT",
+                       "invalid_argument");
+    }
+    ClientOptions o;
+    if (options->server_url != nullptr) o.server_url = options->server_url;
+    if (options->token != nullptr) o.token = options->token;
+    if (options->data_dir != nullptr) o.data_dir = options->data_dir;
+    if (options->device_id != nullptr) o.device_id = options->device_id;
+    o.cache_max_bytes = options->cache_max_bytes;
+    o.cache_max_messages = options->cache_max_messages;
+    o.rebuild_corrupt_cache = options->rebuild_corrupt_cache != 0;
+    o.auto_connect = options->auto_connect != 0;
+    o.notifications = options->notifications != 0;
+    o.presence = options->presence != 0;
+    o.request_timeout = std::chrono::milliseconds(options->request_timeout_ms);
+    o.reconnect_base = std::chrono::milliseconds(options->reconnect_base_ms);
+    o.reconnect_max = std::chrono::milliseconds(options->reconnect_max_ms);
+    o.heartbeat_interval = std::chrono::seconds(options->heartbeat_interval_s);
+    o.dead_connection_timeout = std::chrono::seconds(options->dead_connection_timeout_s);
+    o.sync_page_size = options->sync_page_size;
+    o.max_incoming_frame = static_cast<std::size_t>(options->max_incoming_frame);
+    if (options->transport != nullptr) {
+      const parley_transport_callbacks& cb = *options->transport;
+      if (cb.version < 1 || cb.open == nullptr || cb.send == nullptr || cb.close == nullptr) {
+        return set_error(PARLEY_E_INVALID_ARGUMENT,
+                         "transport callbacks need a version and open, send and close",
+                         "invalid_argument");
+      }
+      o.transport = make_app_transport(cb);
+    }
+    auto wrapper = std::make_unique<parley_client>();
+    if (options->on_event != nullptr) {
+      wrapper->on_event = options->on_event;
+      wrapper->on_event_user_data = options->on_event_user_data;
+      parley_client* w = wrapper.get();
+      o.listener = [w](const Event& e) { deliver_to_callback(w, e); };
+    }
+    auto client = Client::open(std::move(o));
+    if (!client) return fail(client.status());
+    wrapper->rep = std::move(*client);
+    *out = wrapper.release();
+    return PARLEY_OK;
+  });
+}
+
+void parley_client_free(parley_client* client) {
+  if (client == nullptr) return;
+  if (t_in_callback == client) {
+    // From inside this client's own callback: its listener thread cannot join
+    // itself, so the client is freed on another thread once the callback returns.
+    try {
+      std::thread([client] { delete client; }).detach();
+      return;
+    } catch (...) {
+      // No thread: leak rather than deadlock.
+      set_error(PARLEY_E_INTERNAL, "cannot free the client from its callback", "internal");
+      return;
+    }
+  }
+  try {
+    delete client;
+  } catch (...) {
+  }
+}
+
+int parley_client_connect(parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    client->rep->connect();
+    return PARLEY_OK;
+  });
+}
+
+int parley_client_disconnect(parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    client->rep->disconnect();
+    return PARLEY_OK;
+  });
+}
+
+int parley_client_reconnect_now(parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    client->rep->reconnect_now();
+    return PARLEY_OK;
+  });
+}
+
+int parley_client_set_token(parley_client* client, const char* token) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(token);
+    client->rep->set_token(token);
+    return PARLEY_OK;
+  });
+}
+
+int parley_client_state(int* out_state, parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_state);
+    PARLEY_CHECK(client);
+    *out_state = static_cast<int>(client->rep->state());
+    return PARLEY_OK;
+  });
+}
+
+int parley_client_user(char** out_user, parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_user);
+    *out_user = nullptr;
+    PARLEY_CHECK(client);
+    return string_out(out_user, client->rep->user());
+  });
+}
+
+int parley_client_next_event(parley_event** out, parley_client* client, int timeout_ms) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out);
+    *out = nullptr;
+    PARLEY_CHECK(client);
+    if (client->on_event != nullptr) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT,
+                       "this client delivers its events to its on_event callback",
+                       "invalid_argument");
+    }
+    auto ev = client->rep->next_event(std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms));
+    if (!ev) return PARLEY_OK;
+    parley_event* e = make_event(*ev);
+    if (e == nullptr) return set_error(PARLEY_E_NOMEM, "out of memory", "nomem");
+    *out = e;
+    return PARLEY_OK;
+  });
+}
+
+int parley_channel_list(char** out_json, parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_json);
+    *out_json = nullptr;
+    PARLEY_CHECK(client);
+    auto r = client->rep->channels();
+    if (!r) return fail(r.status());
+    return string_out(out_json, channels_json(*r));
+  });
+}
+
+int parley_client_outbox(char** out_json, parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_json);
+    *out_json = nullptr;
+    PARLEY_CHECK(client);
+    auto r = client->rep->outbox();
+    if (!r) return fail(r.status());
+    return string_out(out_json, outbox_json(*r));
+  });
+}
+
+int parley_client_cache_usage(char** out_json, parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_json);
+    *out_json = nullptr;
+    PARLEY_CHECK(client);
+    auto r = client->rep->cache_usage();
+    if (!r) return fail(r.status());
+    return string_out(out_json, cache_usage_json(*r));
+  });
+}
+
+// ---- Channels ------------------------------------------------------------------
+
+int parley_channel_create(uint64_t* out_request, parley_client* client, const char* channel,
+                          int kind, const char* meta_json) {
+  return guard([&]() -> int {
+    if (out_request != nullptr) *out_request = 0;
+    PARLEY_CHECK(channel);
+    ChannelOptions co;
+    switch (kind) {
+      case PARLEY_CHANNEL_PUBLIC: co.kind = ChannelKind::public_channel; break;
+      case PARLEY_CHANNEL_PRIVATE: co.kind = ChannelKind::private_channel; break;
+      case PARLEY_CHANNEL_BROADCAST: co.kind = ChannelKind::broadcast; break;
+      default:
+        return set_error(PARLEY_E_INVALID_ARGUMENT,
+                         "channel kind must be public, private or broadcast (direct: "
+                         "parley_direct_open)",
+                         "invalid_kind");
+    }
+    if (meta_json != nullptr) {
+      std::string why;
+      if (!parse_meta(meta_json, &co.meta, &why)) {
+        return set_error(PARLEY_E_INVALID_ARGUMENT, why, "invalid_meta");
+      }
+    }
+    return request(out_request, client,
+                   [&](Client& c) { return c.create_channel(channel, co); });
+  });
+}
+
+#define PARLEY_CHANNEL_REQUEST(fn, call)                                                   \
+  int fn(uint64_t* out_request, parley_client* client, const char* channel) {             \
+    if (out_request != nullptr) *out_request = 0;                                          \
+    if (channel == nullptr) return bad_arg("channel");                                     \
+    return request(out_request, client, [&](Client& c) { return c.call(channel); });       \
+  }
+
+PARLEY_CHANNEL_REQUEST(parley_channel_join, join_channel)
+PARLEY_CHANNEL_REQUEST(parley_channel_leave, leave_channel)
+PARLEY_CHANNEL_REQUEST(parley_channel_load_info, load_channel_info)
+
+#define PARLEY_MEMBER_REQUEST(fn, call)                                                         \
+  int fn(uint64_t* out_request, parley_client* client, const char* channel, const char* user) { \
+    if (out_request != nullptr) *out_request = 0;                                               \
+    if (channel == nullptr) return bad_arg("channel");                                          \
+    if (user == nullptr) return bad_arg("user");                                                \
+    return request(out_request, client, [&](Client& c) { return c.call(channel, user); });      \
+  }
+
+PARLEY_MEMBER_REQUEST(parley_channel_invite, invite)
+PARLEY_MEMBER_REQUEST(parley_channel_remove, remove_member)
+PARLEY_MEMBER_REQUEST(parley_channel_unban, unban)
+PARLEY_MEMBER_REQUEST(parley_channel_unmute, unmute)
+PARLEY_MEMBER_REQUEST(parley_channel_transfer, transfer_ownership)
+
+int parley_channel_ban(uint64_t* out_request, parley_client* client, const char* channel,
+                       const char* user, int64_t duration_s) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  if (user == nullptr) return bad_arg("user");
+  if (duration_s < 0) return set_error(PARLEY_E_INVALID_ARGUMENT, "negative duration", "invalid_duration");
+  return request(out_request, client, [&](Client& c) {
+    return c.ban(channel, user, std::chrono::seconds(duration_s));
+  });
+}
+
+int parley_channel_mute(uint64_t* out_request, parley_client* client, const char* channel,
+                        const char* user, int64_t duration_s) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  if (user == nullptr) return bad_arg("user");
+  if (duration_s < 0) return set_error(PARLEY_E_INVALID_ARGUMENT, "negative duration", "invalid_duration");
+  return request(out_request, client, [&](Client& c) {
+    return c.mute(channel, user, std::chrono::seconds(duration_s));
+  });
+}
+
+int parley_channel_set_role(uint64_t* out_request, parley_client* client, const char* channel,
+                            const char* user, int role) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  if (user == nullptr) return bad_arg("user");
+  if (!valid_role(role)) return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown role", "invalid_role");
+  return request(out_request, client, [&](Client& c) {
+    return c.set_role(channel, user, static_cast<Role>(role));
+  });
+}
+
+int parley_channel_set_meta(uint64_t* out_request, parley_client* client, const char* channel,
+                            const char* meta_json) {
+  return guard([&]() -> int {
+    if (out_request != nullptr) *out_request = 0;
+    PARLEY_CHECK(channel);
+    PARLEY_CHECK(meta_json);
+    ChannelMeta meta;
+    std::string why;
+    if (!parse_meta(meta_json, &meta, &why)) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT, why, "invalid_meta");
+    }
+    return request(out_request, client, [&](Client& c) { return c.set_meta(channel, meta); });
+  });
+}
+
+int parley_channel_delete_message(uint64_t* out_request, parley_client* client,
+                                  const char* channel, uint64_t seq) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  return request(out_request, client, [&](Client& c) { return c.delete_message(channel, seq); });
+}
+
+int parley_channel_pin(uint64_t* out_request, parley_client* client, const char* channel,
+                       uint64_t seq, int pinned) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  return request(out_request, client,
+                 [&](Client& c) { return c.pin_message(channel, seq, pinned != 0); });
+}
+
+int parley_channel_report(uint64_t* out_request, parley_client* client, const char* channel,
+                          uint64_t seq, const char* reason) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  if (reason == nullptr) return bad_arg("reason");
+  return request(out_request, client,
+                 [&](Client& c) { return c.report_message(channel, seq, reason); });
+}
+
+int parley_channel_can(int* out_allowed, parley_client* client, const char* channel,
+                       int permission) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_allowed);
+    *out_allowed = 0;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    if (permission < PARLEY_PERMISSION_POST || permission > PARLEY_PERMISSION_CHANGE_ROLES) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown permission", "invalid_permission");
+    }
+    *out_allowed = client->rep->can(channel, static_cast<Permission>(permission)) ? 1 : 0;
+    return PARLEY_OK;
+  });
+}
+
+int parley_channel_role(int* out_role, parley_client* client, const char* channel) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_role);
+    *out_role = -1;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    auto r = client->rep->role(channel);
+    if (!r) return not_found(std::string("role in ") + channel);
+    *out_role = static_cast<int>(*r);
+    return PARLEY_OK;
+  });
+}
+
+int parley_channel_kind(int* out_kind, parley_client* client, const char* channel) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_kind);
+    *out_kind = -1;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    auto k = client->rep->channel_kind(channel);
+    if (!k) return not_found(std::string("channel ") + channel);
+    *out_kind = static_cast<int>(*k);
+    return PARLEY_OK;
+  });
+}
+
+int parley_channel_meta(char** out_json, parley_client* client, const char* channel) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_json);
+    *out_json = nullptr;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    auto m = client->rep->channel_meta(channel);
+    if (!m) return not_found(std::string("channel ") + channel);
+    return string_out(out_json, meta_json(*m));
+  });
+}
+
+// ---- Messages --------------------------------------------------------------------
+
+int parley_message_send(char** out_id, parley_client* client, const char* channel,
+                        const char* text) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_id);
+    *out_id = nullptr;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    PARLEY_CHECK(text);
+    auto r = client->rep->send(channel, text);
+    if (!r) return fail(r.status());
+    return string_out(out_id, *r);
+  });
+}
+
+int parley_channel_load_history(uint64_t* out_request, parley_client* client,
+                                const char* channel, uint64_t before, uint32_t limit) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  return request(out_request, client, [&](Client& c) {
+    HistoryQuery q;
+    q.before = before;
+    q.limit = limit;
+    return c.load_history(channel, q);
+  });
+}
+
+int parley_channel_set_typing(parley_client* client, const char* channel, int typing) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    client->rep->set_typing(channel, typing != 0);
+    return PARLEY_OK;
+  });
+}
+
+int parley_channel_mark_read(parley_client* client, const char* channel, uint64_t seq) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    Status s = client->rep->mark_read(channel, seq);
+    return s.ok() ? PARLEY_OK : fail(s);
+  });
+}
+
+int parley_receipt_summary_get(parley_receipt_summary* out, parley_client* client,
+                               const char* channel, uint64_t seq) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out);
+    *out = parley_receipt_summary{0, 0, 0};
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    auto r = client->rep->receipt_summary(channel, seq);
+    if (!r) return fail(r.status());
+    out->members = r->members;
+    out->delivered = r->delivered;
+    out->read = r->read;
+    return PARLEY_OK;
+  });
+}
+
+// ---- Presence --------------------------------------------------------------------
+
+int parley_presence_set(uint64_t* out_request, parley_client* client, int mode,
+                        const char* text, int64_t text_until_ms, int hide_last_seen) {
+  return guard([&]() -> int {
+    if (out_request != nullptr) *out_request = 0;
+    PresenceSettings s;
+    if (mode != -1) {
+      if (mode < PARLEY_PRESENCE_MODE_ONLINE || mode > PARLEY_PRESENCE_MODE_INVISIBLE) {
+        return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown presence mode", "invalid_status");
+      }
+      s.status = static_cast<PresenceMode>(mode);
+    }
+    if (text != nullptr) s.text = std::string(text);
+    if (text_until_ms != -1) {
+      s.text_until = std::chrono::system_clock::time_point(std::chrono::milliseconds(text_until_ms));
+    }
+    if (hide_last_seen != -1) s.hide_last_seen = hide_last_seen != 0;
+    return request(out_request, client, [&](Client& c) { return c.set_presence(s); });
+  });
+}
+
+#define PARLEY_USERS_REQUEST(fn, expr)                                                       \
+  int fn(uint64_t* out_request, parley_client* client, const char* const* users,             \
+         size_t count PARLEY_EXTRA_PARAM) {                                                   \
+    return guard([&]() -> int {                                                               \
+      if (out_request != nullptr) *out_request = 0;                                           \
+      int rc = PARLEY_OK;                                                                     \
+      auto list = user_list(users, count, &rc);                                               \
+      if (rc != PARLEY_OK) return rc;                                                         \
+      return request(out_request, client, [&](Client& c) { return expr; });                  \
+    });                                                                                       \
+  }
+
+#define PARLEY_EXTRA_PARAM , int notify
+PARLEY_USERS_REQUEST(parley_presence_watch, c.watch_presence(list, notify != 0))
+#undef PARLEY_EXTRA_PARAM
+#define PARLEY_EXTRA_PARAM
+PARLEY_USERS_REQUEST(parley_presence_unwatch, c.unwatch_presence(list))
+PARLEY_USERS_REQUEST(parley_presence_query, c.query_presence(list))
+#undef PARLEY_EXTRA_PARAM
+
+int parley_presence_get(char** out_json, parley_client* client, const char* user) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_json);
+    *out_json = nullptr;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(user);
+    auto p = client->rep->presence(user);
+    if (!p) return not_found(std::string("presence of ") + user);
+    return string_out(out_json, presence_json(*p));
+  });
+}
+
+int parley_presence_online_count(uint64_t* out_count, parley_client* client,
+                                 const char* channel) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_count);
+    *out_count = 0;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    auto n = client->rep->online_count(channel);
+    if (!n) return not_found(std::string("online count of ") + channel);
+    *out_count = *n;
+    return PARLEY_OK;
+  });
+}
+
+int parley_presence_report_activity(parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    client->rep->report_activity();
+    return PARLEY_OK;
+  });
+}
+
+// ---- Direct messages ---------------------------------------------------------------
+
+int parley_direct_open(uint64_t* out_request, parley_client* client, const char* user) {
+  if (out_request != nullptr) *out_request = 0;
+  if (user == nullptr) return bad_arg("user");
+  return request(out_request, client, [&](Client& c) { return c.open_direct(user); });
+}
+
+int parley_direct_peer(char** out_user, parley_client* client, const char* channel) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_user);
+    *out_user = nullptr;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    auto u = client->rep->direct_peer(channel);
+    if (!u) return not_found(std::string("direct channel ") + channel);
+    return string_out(out_user, *u);
+  });
+}
+
+int parley_direct_channel(char** out_channel, parley_client* client, const char* user) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_channel);
+    *out_channel = nullptr;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(user);
+    auto ch = client->rep->direct_channel(user);
+    if (!ch) return not_found(std::string("direct channel with ") + user);
+    return string_out(out_channel, *ch);
+  });
+}
+
+int parley_safety_number_load(uint64_t* out_request, parley_client* client, const char* user) {
+  if (out_request != nullptr) *out_request = 0;
+  if (user == nullptr) return bad_arg("user");
+  return request(out_request, client, [&](Client& c) { return c.load_safety_number(user); });
+}
+
+int parley_contact_verify(parley_client* client, const char* user, int verified,
+                          const char* shown_number) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(user);
+    Status s = client->rep->verify_contact(user, verified != 0,
+                                           shown_number != nullptr ? shown_number : "");
+    return s.ok() ? PARLEY_OK : fail(s);
+  });
+}
+
+int parley_device_list(uint64_t* out_request, parley_client* client) {
+  return request(out_request, client, [&](Client& c) { return c.list_devices(); });
+}
+
+int parley_device_remove(uint64_t* out_request, parley_client* client, const char* device) {
+  if (out_request != nullptr) *out_request = 0;
+  if (device == nullptr) return bad_arg("device");
+  return request(out_request, client, [&](Client& c) { return c.remove_device(device); });
+}
+
+int parley_user_block(uint64_t* out_request, parley_client* client, const char* user) {
+  if (out_request != nullptr) *out_request = 0;
+  if (user == nullptr) return bad_arg("user");
+  return request(out_request, client, [&](Client& c) { return c.block_user(user, true); });
+}
+
+int parley_user_unblock(uint64_t* out_request, parley_client* client, const char* user) {
+  if (out_request != nullptr) *out_request = 0;
+  if (user == nullptr) return bad_arg("user");
+  return request(out_request, client, [&](Client& c) { return c.block_user(user, false); });
+}
+
+int parley_user_list_blocked(uint64_t* out_request, parley_client* client) {
+  return request(out_request, client, [&](Client& c) { return c.load_blocked_users(); });
+}
+
+// ---- Notifications -----------------------------------------------------------------
+
+int parley_notification_set_level(uint64_t* out_request, parley_client* client,
+                                  const char* channel, int level, int64_t mute_until_ms) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  if (level < PARLEY_NOTIFY_ALL || level > PARLEY_NOTIFY_NONE) {
+    return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown notification level", "invalid_level");
+  }
+  return request(out_request, client, [&](Client& c) {
+    std::optional<std::chrono::system_clock::time_point> until;
+    if (mute_until_ms > 0) {
+      until = std::chrono::system_clock::time_point(std::chrono::milliseconds(mute_until_ms));
+    }
+    return c.set_notification_level(channel, static_cast<NotificationLevel>(level), until);
+  });
+}
+
+int parley_notification_level(int* out_level, int64_t* out_mute_until_ms, parley_client* client,
+                              const char* channel) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_level);
+    *out_level = -1;
+    if (out_mute_until_ms != nullptr) *out_mute_until_ms = 0;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    auto level = client->rep->notification_level(channel);
+    if (!level) return not_found(std::string("channel ") + channel);
+    *out_level = static_cast<int>(*level);
+    if (out_mute_until_ms != nullptr) {
+      auto until = client->rep->notification_muted_until(channel);
+      if (until) {
+        *out_mute_until_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 until->time_since_epoch())
+                                 .count();
+      }
+    }
+    return PARLEY_OK;
+  });
+}
+
+int parley_unread_count(uint64_t* out_unread, uint64_t* out_mentions, parley_client* client,
+                        const char* channel) {
+  return guard([&]() -> int {
+    if (out_unread != nullptr) *out_unread = 0;
+    if (out_mentions != nullptr) *out_mentions = 0;
+    PARLEY_CHECK(client);
+    PARLEY_CHECK(channel);
+    UnreadCount u = client->rep->unread(channel);
+    if (out_unread != nullptr) *out_unread = u.unread;
+    if (out_mentions != nullptr) *out_mentions = u.mentions;
+    return PARLEY_OK;
+  });
+}
+
+int parley_unread_badge(uint64_t* out_unread, uint64_t* out_mentions, parley_client* client) {
+  return guard([&]() -> int {
+    if (out_unread != nullptr) *out_unread = 0;
+    if (out_mentions != nullptr) *out_mentions = 0;
+    PARLEY_CHECK(client);
+    UnreadCount u = client->rep->badge();
+    if (out_unread != nullptr) *out_unread = u.unread;
+    if (out_mentions != nullptr) *out_mentions = u.mentions;
+    return PARLEY_OK;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,42 @@
+// Internal to the C ABI (bindings/c): what its .cpp files share.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "parley.h"
+#include "parley/client.hpp"
+#include "parley/sys/transport.hpp"
+
+struct parley_client {
+  std::unique_ptr<parley::Client> rep;
+  parley_event_callback on_event = nullptr;
+  void* on_event_user_data = nullptr;
+};
+
+namespace parley::capi {
+
+// Records the thread's last failure and returns `code`.
+int set_error(int code, std::string message, std::string reason);
+// Records `status` (not ok) and returns its PARLEY_E_* code.
+int fail(const Status& status);
+int status_code(const Status& status);
+// A malloc'd copy of `s` (for parley_string_free); null when out of memory.
+char* dup_string(const std::string& s);
+
+// c_json.cpp: the JSON forms (docs/c-api.md, "Events as JSON").
+// A parley_event (one malloc'd block, freed with free()) for `event`.
+parley_event* make_event(const Event& event);
+std::string channels_json(const std::vector<ChannelInfo>& channels);
+std::string outbox_json(const std::vector<OutboxEntry>& outbox);
+std::string cache_usage_json(const CacheUsage& usage);
+std::string meta_json(const ChannelMeta& meta);
+std::string presence_json(const Presence& presence);
+// Parses a meta object of the C API; false (and *why) when it is not one.
+bool parse_meta(const char* json, ChannelMeta* out, std::string* why);
+
+// c_transport.cpp: the app-supplied transport.
+std::shared_ptr<sys::Transport> make_app_transport(const parley_transport_callbacks& callbacks);
+
+}  // namespace parley::capi

@@ -1,0 +1,450 @@
+// The JSON forms of the C ABI (docs/c-api.md, "Events as JSON"), written with
+// RapidJSON. Field names are those of the C++ structs; every field is present.
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+#include "c_internal.hpp"
+
+namespace parley::capi {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+const char* const kKindNames[] = {
+    "unknown",           "state_changed",         "message_received",
+    "message_pending",   "message_sent",          "message_failed",
+    "channel_request_done", "history_loaded",     "typing_changed",
+    "receipt_updated",   "sync_progress",         "channel_info_loaded",
+    "notification_received", "unread_changed",    "notification_level_changed",
+    "presence_changed",  "presence_notified",     "online_count_changed",
+    "identity_changed",  "safety_number_loaded",  "session_reset",
+    "message_updated",   "devices_loaded",        "blocked_users_loaded",
+};
+static_assert(sizeof(kKindNames) / sizeof(kKindNames[0]) == std::variant_size_v<Event> + 1);
+
+void str(Writer& w, const char* key, const std::string& v) {
+  w.Key(key);
+  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
+void cstr(Writer& w, const char* key, const char* v) {
+  w.Key(key);
+  w.String(v);
+}
+void u64(Writer& w, const char* key, std::uint64_t v) {
+  w.Key(key);
+  w.Uint64(v);
+}
+void i64(Writer& w, const char* key, std::int64_t v) {
+  w.Key(key);
+  w.Int64(v);
+}
+void boolean(Writer& w, const char* key, bool v) {
+  w.Key(key);
+  w.Bool(v);
+}
+
+void write_meta(Writer& w, const ChannelMeta& m) {
+  w.StartObject();
+  if (m.name) str(w, "name", *m.name);
+  if (m.topic) str(w, "topic", *m.topic);
+  if (m.description) str(w, "description", *m.description);
+  if (m.avatar_url) str(w, "avatar_url", *m.avatar_url);
+  if (m.data) str(w, "data", *m.data);
+  w.EndObject();
+}
+
+void write_message(Writer& w, const Message& m) {
+  w.StartObject();
+  str(w, "channel", m.channel);
+  u64(w, "seq", m.seq);
+  cstr(w, "kind", to_string(m.kind));
+  str(w, "sender", m.sender);
+  str(w, "id", m.id);
+  str(w, "text", m.text);
+  i64(w, "ts_ms", m.ts_ms);
+  cstr(w, "state", to_string(m.state));
+  boolean(w, "deleted", m.deleted);
+  str(w, "target", m.target);
+  str(w, "role", m.role);
+  i64(w, "until_ms", m.until_ms);
+  u64(w, "ref", m.ref);
+  str(w, "channel_kind", m.channel_kind);
+  w.Key("meta");
+  write_meta(w, m.meta);
+  w.Key("mentions");
+  w.StartArray();
+  for (const Mention& mention : m.mentions) {
+    w.StartObject();
+    u64(w, "offset", mention.offset);
+    u64(w, "length", mention.length);
+    str(w, "user", mention.user);
+    w.EndObject();
+  }
+  w.EndArray();
+  boolean(w, "e2e", m.e2e);
+  str(w, "e2e_error", m.e2e_error);
+  w.EndObject();
+}
+
+void write_presence(Writer& w, const Presence& p) {
+  w.StartObject();
+  str(w, "user", p.user);
+  cstr(w, "status", to_string(p.status));
+  if (p.last_seen_ms) i64(w, "last_seen_ms", *p.last_seen_ms);
+  if (p.text) str(w, "text", *p.text);
+  if (p.text_until_ms) i64(w, "text_until_ms", *p.text_until_ms);
+  boolean(w, "invisible", p.invisible);
+  boolean(w, "hide_last_seen", p.hide_last_seen);
+  w.EndObject();
+}
+
+void write_strings(Writer& w, const char* key, const std::vector<std::string>& v) {
+  w.Key(key);
+  w.StartArray();
+  for (const auto& s : v) w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  w.EndArray();
+}
+
+// The top-level fields of a parley_event besides its JSON.
+struct Head {
+  int status = PARLEY_OK;
+  std::uint64_t request = 0;
+  std::string reason = "ok";
+  std::string message;
+  std::string channel;
+};
+
+void write_status(Writer& w, Head& head, const Status& s) {
+  head.status = status_code(s);
+  head.reason = s.reason();
+  head.message = s.message();
+  w.Key("status");
+  w.Int(head.status);
+  str(w, "reason", head.reason);
+  str(w, "message", head.message);
+}
+
+void write_request(Writer& w, Head& head, RequestId id) {
+  head.request = id;
+  u64(w, "request", id);
+}
+
+void write_channel(Writer& w, Head& head, const std::string& channel) {
+  head.channel = channel;
+  str(w, "channel", channel);
+}
+
+// The fields of each event after "v" and "type".
+struct Fields {
+  Writer& w;
+  Head& h;
+
+  void operator()(const StateChanged& e) {
+    cstr(w, "state", to_string(e.state));
+    write_status(w, h, e.reason);
+  }
+  void operator()(const MessageReceived& e) {
+    h.channel = e.message.channel;
+    w.Key("message");
+    write_message(w, e.message);
+  }
+  void operator()(const MessageUpdated& e) {
+    h.channel = e.message.channel;
+    w.Key("message");
+    write_message(w, e.message);
+  }
+  void operator()(const MessagePending& e) {
+    write_channel(w, h, e.channel);
+    str(w, "id", e.id);
+  }
+  void operator()(const MessageSent& e) {
+    write_channel(w, h, e.channel);
+    str(w, "id", e.id);
+    u64(w, "seq", e.seq);
+    i64(w, "ts_ms", e.ts_ms);
+  }
+  void operator()(const MessageFailed& e) {
+    write_channel(w, h, e.channel);
+    str(w, "id", e.id);
+    write_status(w, h, e.status);
+  }
+  void operator()(const ChannelRequestDone& e) {
+    write_request(w, h, e.request);
+    write_channel(w, h, e.channel);
+    write_status(w, h, e.status);
+    u64(w, "seq", e.seq);
+  }
+  void operator()(const HistoryLoaded& e) {
+    write_request(w, h, e.request);
+    write_channel(w, h, e.channel);
+    write_status(w, h, e.status);
+    boolean(w, "complete", e.complete);
+    w.Key("messages");
+    w.StartArray();
+    for (const Message& m : e.messages) write_message(w, m);
+    w.EndArray();
+  }
+  void operator()(const TypingChanged& e) {
+    write_channel(w, h, e.channel);
+    str(w, "user", e.user);
+    boolean(w, "active", e.active);
+  }
+  void operator()(const ReceiptUpdated& e) {
+    write_channel(w, h, e.channel);
+    str(w, "user", e.user);
+    str(w, "device", e.device);
+    cstr(w, "kind", to_string(e.kind));
+    u64(w, "seq", e.seq);
+  }
+  void operator()(const SyncProgress& e) {
+    write_channel(w, h, e.channel);
+    u64(w, "fetched", e.fetched);
+    u64(w, "total", e.total);
+  }
+  void operator()(const ChannelInfoLoaded& e) {
+    write_request(w, h, e.request);
+    write_channel(w, h, e.channel);
+    write_status(w, h, e.status);
+    cstr(w, "kind", to_string(e.kind));
+    u64(w, "last_seq", e.last_seq);
+    w.Key("meta");
+    write_meta(w, e.meta);
+    w.Key("members");
+    w.StartArray();
+    for (const ChannelMember& m : e.members) {
+      w.StartObject();
+      str(w, "user", m.user);
+      cstr(w, "role", to_string(m.role));
+      boolean(w, "muted", m.muted);
+      i64(w, "muted_until_ms", m.muted_until_ms);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("bans");
+    w.StartArray();
+    for (const ChannelBan& b : e.bans) {
+      w.StartObject();
+      str(w, "user", b.user);
+      i64(w, "until_ms", b.until_ms);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("pinned");
+    w.StartArray();
+    for (std::uint64_t seq : e.pinned) w.Uint64(seq);
+    w.EndArray();
+    boolean(w, "complete", e.complete);
+  }
+  void operator()(const NotificationReceived& e) {
+    write_channel(w, h, e.channel);
+    u64(w, "seq", e.seq);
+    str(w, "kind", e.kind);
+    str(w, "sender", e.sender);
+  }
+  void operator()(const UnreadChanged& e) {
+    write_channel(w, h, e.channel);
+    u64(w, "unread", e.unread);
+    u64(w, "mentions", e.mentions);
+  }
+  void operator()(const NotificationLevelChanged& e) {
+    write_channel(w, h, e.channel);
+    cstr(w, "level", to_string(e.level));
+    i64(w, "mute_until_ms", e.mute_until_ms);
+  }
+  void operator()(const PresenceChanged& e) {
+    w.Key("presence");
+    write_presence(w, e.presence);
+  }
+  void operator()(const PresenceNotified& e) { str(w, "user", e.user); }
+  void operator()(const OnlineCountChanged& e) {
+    write_channel(w, h, e.channel);
+    u64(w, "online", e.online);
+    u64(w, "members", e.members);
+  }
+  void operator()(const IdentityChanged& e) {
+    str(w, "user", e.user);
+    str(w, "device", e.device);
+    boolean(w, "was_verified", e.was_verified);
+    boolean(w, "new_device", e.new_device);
+    boolean(w, "removed_device", e.removed_device);
+  }
+  void operator()(const SafetyNumberLoaded& e) {
+    write_request(w, h, e.request);
+    write_status(w, h, e.status);
+    str(w, "user", e.user);
+    str(w, "number", e.number);
+    boolean(w, "verified", e.verified);
+  }
+  void operator()(const SessionReset& e) {
+    str(w, "user", e.user);
+    str(w, "device", e.device);
+    write_channel(w, h, e.channel);
+    u64(w, "seq", e.seq);
+    str(w, "session_reason", e.reason);
+    boolean(w, "by_this_device", e.by_this_device);
+  }
+  void operator()(const DevicesLoaded& e) {
+    write_request(w, h, e.request);
+    write_status(w, h, e.status);
+    w.Key("devices");
+    w.StartArray();
+    for (const DeviceInfo& d : e.devices) {
+      w.StartObject();
+      str(w, "device", d.device);
+      str(w, "fingerprint", d.fingerprint);
+      boolean(w, "current", d.current);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  void operator()(const BlockedUsersLoaded& e) {
+    write_request(w, h, e.request);
+    write_status(w, h, e.status);
+    write_strings(w, "users", e.users);
+  }
+};
+
+template <typename F>
+std::string to_json(F&& body) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  body(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
+
+parley_event* make_event(const Event& event) {
+  Head head;
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  int kind = static_cast<int>(event.index()) + 1;
+  w.StartObject();
+  w.Key("v");
+  w.Int(1);
+  cstr(w, "type", kKindNames[kind]);
+  std::visit(Fields{w, head}, event);
+  w.EndObject();
+
+  // One block: the struct, then its strings.
+  const std::size_t json_len = buf.GetSize();
+  const std::size_t total = sizeof(parley_event) + head.reason.size() + 1 + head.message.size() +
+                            1 + head.channel.size() + 1 + json_len + 1;
+  auto* block = static_cast<char*>(std::malloc(total));
+  if (block == nullptr) return nullptr;
+  auto* ev = new (block) parley_event{};
+  char* p = block + sizeof(parley_event);
+  auto put = [&p](const char* s, std::size_t n) {
+    std::memcpy(p, s, n);
+    p[n] = '\0';
+    const char* start = p;
+    p += n + 1;
+    return start;
+  };
+  ev->kind = kind;
+  ev->status = head.status;
+  ev->request = head.request;
+  ev->reason = put(head.reason.data(), head.reason.size());
+  ev->message = put(head.message.data(), head.message.size());
+  ev->channel = put(head.channel.data(), head.channel.size());
+  ev->json = put(buf.GetString(), json_len);
+  ev->json_len = json_len;
+  return ev;
+}
+
+std::string channels_json(const std::vector<ChannelInfo>& channels) {
+  return to_json([&](Writer& w) {
+    w.StartArray();
+    for (const ChannelInfo& c : channels) {
+      w.StartObject();
+      str(w, "name", c.name);
+      u64(w, "last_seq", c.last_seq);
+      u64(w, "read_to", c.read_to);
+      boolean(w, "member", c.member);
+      w.EndObject();
+    }
+    w.EndArray();
+  });
+}
+
+std::string outbox_json(const std::vector<OutboxEntry>& outbox) {
+  return to_json([&](Writer& w) {
+    w.StartArray();
+    for (const OutboxEntry& e : outbox) {
+      w.StartObject();
+      str(w, "channel", e.channel);
+      str(w, "id", e.id);
+      str(w, "text", e.text);
+      cstr(w, "state", to_string(e.state));
+      str(w, "error", e.error);
+      w.EndObject();
+    }
+    w.EndArray();
+  });
+}
+
+std::string cache_usage_json(const CacheUsage& u) {
+  return to_json([&](Writer& w) {
+    w.StartObject();
+    u64(w, "file_bytes", u.file_bytes);
+    u64(w, "wal_bytes", u.wal_bytes);
+    u64(w, "events", u.events);
+    u64(w, "evicted", u.evicted);
+    w.EndObject();
+  });
+}
+
+std::string meta_json(const ChannelMeta& meta) {
+  return to_json([&](Writer& w) { write_meta(w, meta); });
+}
+
+std::string presence_json(const Presence& presence) {
+  return to_json([&](Writer& w) { write_presence(w, presence); });
+}
+
+bool parse_meta(const char* json, ChannelMeta* out, std::string* why) {
+  rapidjson::Document doc;
+  doc.Parse(json);
+  if (doc.HasParseError() || !doc.IsObject()) {
+    *why = "meta must be a JSON object";
+    return false;
+  }
+  const rapidjson::Value& object = doc;
+  for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+    std::string key(it->name.GetString(), it->name.GetStringLength());
+    std::optional<std::string>* field = nullptr;
+    if (key == "name") field = &out->name;
+    else if (key == "topic") field = &out->topic;
+    else if (key == "description") field = &out->description;
+    else if (key == "avatar_url") field = &out->avatar_url;
+    else if (key == "data") field = &out->data;
+    if (field == nullptr) {
+      *why = "unknown meta field \"" + key + "\"";
+      return false;
+    }
+    if (it->value.IsString()) {
+      *field = std::string(it->value.GetString(), it->value.GetStringLength());
+    } else if (key == "data" && it->value.IsObject()) {
+      rapidjson::StringBuffer buf;
+      Writer w(buf);
+      it->value.Accept(w);
+      *field = std::string(buf.GetString(), buf.GetSize());
+    } else {
+      *why = "meta field \"" + key + "\" must be a string";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace parley::capi
+
+extern "C" const char* parley_event_kind_name(int kind) {
+  if (kind < 1 || kind > static_cast<int>(std::variant_size_v<parley::Event>)) return "unknown";
+  return parley::capi::kKindNames[kind];
+}

@@ -1,0 +1,57 @@
+#!/bin/sh
+# ctest c-exports: libparley.so exports only Parley's own symbols (the C ABI's
+# parley_* functions, and namespace parley's C++ symbols with their vtables,
+# type information and thunks), nothing of fmt, SQLite, cereal, RapidJSON,
+# libsodium or the C++ library; every function parley.h declares is exported;
+# and the soname carries the ABI version.
+#   check_exports.sh LIBRARY HEADER EXPECTED_SONAME
+set -eu
+lib="$1"
+header="$2"
+soname="$3"
+fail=0
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+nm -D --defined-only "$lib" | awk '{print $NF}' | sort -u >"$tmp/raw"
+[ -s "$tmp/raw" ] || { echo "c-exports: nm -D found no symbols in $lib"; exit 1; }
+c++filt <"$tmp/raw" >"$tmp/demangled"
+paste -d '\t' "$tmp/raw" "$tmp/demangled" >"$tmp/pairs"
+
+# Allowed: C functions parley_*, and demangled C++ names of namespace parley.
+while IFS="$(printf '\t')" read -r raw name; do
+  case "$raw" in
+    parley_*) continue ;;
+    _Z*) ;;
+    *) echo "c-exports: unexpected C symbol: $raw"; fail=1; continue ;;
+  esac
+  case "$name" in
+    parley::*|"typeinfo for parley::"*|"typeinfo name for parley::"*|"vtable for parley::"*|\
+    "VTT for parley::"*|"non-virtual thunk to parley::"*|"virtual thunk to parley::"*|\
+    "guard variable for parley::"*) ;;
+    # A function of namespace parley returning a type: "std::string parley::f()" and the like.
+    *" parley::"*) case "$name" in std::*"<"*) echo "c-exports: not Parley's: $name"; fail=1 ;; esac ;;
+    *) echo "c-exports: not Parley's: $name"; fail=1 ;;
+  esac
+done <"$tmp/pairs"
+
+# Nothing of the dependencies, whatever its namespace.
+if grep -E '^(fmt::|sqlite3|cereal::|rapidjson::|sodium|crypto_|lws_|std::)' "$tmp/demangled"; then
+  echo "c-exports: a dependency's symbols are exported"
+  fail=1
+fi
+
+# Every function of parley.h is there.
+grep -oE '\bparley_[a-z0-9_]+\(' "$header" | tr -d '(' | sort -u >"$tmp/declared"
+for f in $(cat "$tmp/declared"); do
+  grep -qx "$f" "$tmp/raw" || { echo "c-exports: $f is declared in parley.h but not exported"; fail=1; }
+done
+count="$(wc -l <"$tmp/declared")"
+[ "$count" -ge 50 ] || { echo "c-exports: only $count functions found in parley.h"; fail=1; }
+
+# The soname.
+got="$(objdump -p "$lib" | awk '$1 == "SONAME" {print $2}')"
+[ "$got" = "$soname" ] || { echo "c-exports: soname is '$got', expected '$soname'"; fail=1; }
+
+[ "$fail" -eq 0 ] && echo "c-exports: $(wc -l <"$tmp/raw") symbols, $count C functions of parley.h, soname $got: ok"
+exit "$fail"

@@ -1,0 +1,717 @@
+/* ctest c-flow: the C ABI end to end, written in C99 and compiled as C.
+ *
+ * Starts a real parley-server on 127.0.0.1 (port 0, read from its stdout),
+ * mints tokens for alice and bob, and runs two clients through channels,
+ * messages, history, typing, read receipts, presence, an encrypted direct
+ * message and safety numbers; then a third client that takes its events
+ * through the on_event callback and calls the SDK from inside it, up to
+ * freeing itself there. Every wait is bounded.
+ *
+ *   parley_c_flow_test PATH/TO/parley-server
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "parley.h"
+
+static const char *g_server_bin;
+static char g_dir[256];
+static pid_t g_server = -1;
+static char g_url[64];
+
+static void sleep_ms(long ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000L;
+  nanosleep(&ts, NULL);
+}
+
+static void stop_server(void) {
+  if (g_server > 0) {
+    int status = 0;
+    int i;
+    kill(g_server, SIGTERM);
+    for (i = 0; i < 100; ++i) {
+      if (waitpid(g_server, &status, WNOHANG) == g_server) break;
+      sleep_ms(50);
+    }
+    if (i == 100) {
+      kill(g_server, SIGKILL);
+      waitpid(g_server, &status, 0);
+    }
+    g_server = -1;
+  }
+  if (g_dir[0] != '\0') {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "c-flow: cannot remove %s\n", g_dir);
+    g_dir[0] = '\0';
+  }
+}
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "c-flow: FAILED: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, " (last error: %s [%s])\n", parley_error_last(), parley_error_last_reason());
+  va_end(ap);
+  stop_server();
+  exit(1);
+}
+
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (!(cond)) die("%s:%d: %s", __FILE__, __LINE__, #cond);         \
+  } while (0)
+#define CHECK_OK(call)                                                \
+  do {                                                                \
+    int rc_ = (call);                                                 \
+    if (rc_ != PARLEY_OK) die("%s:%d: %s returned %d (%s)", __FILE__, __LINE__, #call, rc_, \
+                              parley_status_name(rc_));               \
+  } while (0)
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs the server binary with `args` and returns its first line of stdout (malloc'd). */
+static char *run_tool(const char *args) {
+  char cmd[1024];
+  char line[4096];
+  FILE *p;
+  size_t n;
+  snprintf(cmd, sizeof cmd, "'%s' %s", g_server_bin, args);
+  p = popen(cmd, "r");
+  if (p == NULL) die("popen %s", cmd);
+  if (fgets(line, sizeof line, p) == NULL) line[0] = '\0';
+  if (pclose(p) != 0) die("%s failed", cmd);
+  n = strlen(line);
+  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+  return strdup(line);
+}
+
+static void start_server(void) {
+  char key[300], data[300], listen_line[512];
+  int out[2];
+  FILE *f;
+  double deadline;
+  char *keygen;
+  snprintf(key, sizeof key, "%s/server.key", g_dir);
+  snprintf(data, sizeof data, "%s/server", g_dir);
+  {
+    char args[400];
+    snprintf(args, sizeof args, "keygen --out '%s' >/dev/null 2>&1", key);
+    keygen = run_tool(args);
+    free(keygen);
+  }
+  if (pipe(out) != 0) die("pipe");
+  g_server = fork();
+  if (g_server < 0) die("fork");
+  if (g_server == 0) {
+    char logpath[300];
+    FILE *log;
+    snprintf(logpath, sizeof logpath, "%s/server.log", g_dir);
+    log = fopen(logpath, "w");
+    dup2(out[1], 1);
+    if (log != NULL) dup2(fileno(log), 2);
+    close(out[0]);
+    close(out[1]);
+    execl(g_server_bin, g_server_bin, "--listen", "127.0.0.1:0", "--data", data, "--key", key,
+          (char *)NULL);
+    _exit(127);
+  }
+  close(out[1]);
+  f = fdopen(out[0], "r");
+  if (f == NULL) die("fdopen");
+  deadline = now_s() + 20;
+  for (;;) {
+    const char *at;
+    if (now_s() > deadline) die("the server did not say where it listens");
+    if (fgets(listen_line, sizeof listen_line, f) == NULL) die("the server exited early");
+    at = strstr(listen_line, "listening on 127.0.0.1:");
+    if (at != NULL) {
+      int port = atoi(at + strlen("listening on 127.0.0.1:"));
+      CHECK(port > 0);
+      snprintf(g_url, sizeof g_url, "ws://127.0.0.1:%d", port);
+      break;
+    }
+  }
+  /* The server's stdout stays open (and unread) until it exits; it prints little. */
+}
+
+/* ---- Events: waits with a backlog, so that an event that arrives while
+ * waiting for another is not lost. ---- */
+
+#define BACKLOG 1024
+
+typedef struct {
+  const char *name;
+  parley_client *client;
+  parley_event *backlog[BACKLOG];
+  int count;
+} peer;
+
+static int matches(const parley_event *ev, int kind, uint64_t request, const char *needle) {
+  if (ev->kind != kind) return 0;
+  if (request != 0 && ev->request != request) return 0;
+  if (needle != NULL && strstr(ev->json, needle) == NULL) return 0;
+  return 1;
+}
+
+/* The first event of `kind` (with that request id when not 0, containing
+ * `needle` in its JSON when not NULL), within `seconds`; owned by the caller. */
+static parley_event *wait_event(peer *p, int kind, uint64_t request, const char *needle,
+                                double seconds) {
+  double deadline = now_s() + seconds;
+  int i;
+  for (i = 0; i < p->count; ++i) {
+    if (matches(p->backlog[i], kind, request, needle)) {
+      parley_event *ev = p->backlog[i];
+      memmove(&p->backlog[i], &p->backlog[i + 1], (size_t)(p->count - i - 1) * sizeof ev);
+      p->count--;
+      return ev;
+    }
+  }
+  while (now_s() < deadline) {
+    parley_event *ev = NULL;
+    CHECK_OK(parley_client_next_event(&ev, p->client, 200));
+    if (ev == NULL) continue;
+    CHECK(ev->json != NULL && strncmp(ev->json, "{\"v\":1,\"type\":\"", 15) == 0);
+    CHECK(strcmp(parley_event_kind_name(ev->kind), "unknown") != 0);
+    if (matches(ev, kind, request, needle)) return ev;
+    if (p->count == BACKLOG) {
+      parley_event_free(p->backlog[0]);
+      memmove(&p->backlog[0], &p->backlog[1], (BACKLOG - 1) * sizeof ev);
+      p->count--;
+    }
+    p->backlog[p->count++] = ev;
+  }
+  die("%s: no %s event%s%s within %.0f s", p->name, parley_event_kind_name(kind),
+      needle ? " with " : "", needle ? needle : "", seconds);
+  return NULL;
+}
+
+/* Waits for a request's completion and checks its status. */
+static parley_event *wait_done(peer *p, int kind, uint64_t request, int status) {
+  parley_event *ev = wait_event(p, kind, request, NULL, 20);
+  if (ev->status != status) {
+    die("%s: request %llu ended with %d (%s: %s), expected %d", p->name,
+        (unsigned long long)request, ev->status, ev->reason, ev->message, status);
+  }
+  return ev;
+}
+
+static void peer_free(peer *p) {
+  int i;
+  for (i = 0; i < p->count; ++i) parley_event_free(p->backlog[i]);
+  p->count = 0;
+  parley_client_free(p->client);
+  p->client = NULL;
+}
+
+static parley_client *open_client(const char *user, parley_event_callback cb, void *user_data) {
+  char args[400], dir[300];
+  char *token;
+  parley_client *c = NULL;
+  parley_client_options o = PARLEY_CLIENT_OPTIONS_INIT;
+  snprintf(args, sizeof args, "mint-token --key '%s/server.key' --user %s", g_dir, user);
+  token = run_tool(args);
+  CHECK(token[0] != '\0');
+  snprintf(dir, sizeof dir, "%s/%s", g_dir, user);
+  o.server_url = g_url;
+  o.token = token;
+  o.data_dir = dir;
+  o.request_timeout_ms = 15000;
+  o.on_event = cb;
+  o.on_event_user_data = user_data;
+  CHECK_OK(parley_client_create(&c, &o));
+  free(token);
+  return c;
+}
+
+/* "field":"value" of a flat JSON string field, copied into out. */
+static void json_string(char *out, size_t size, const char *json, const char *field) {
+  char key[64];
+  const char *at, *end;
+  size_t n;
+  snprintf(key, sizeof key, "\"%s\":\"", field);
+  at = strstr(json, key);
+  if (at == NULL) die("no field %s in %s", field, json);
+  at += strlen(key);
+  end = strchr(at, '"');
+  CHECK(end != NULL);
+  n = (size_t)(end - at);
+  CHECK(n < size);
+  memcpy(out, at, n);
+  out[n] = '\0';
+}
+
+static uint64_t json_u64(const char *json, const char *field) {
+  char key[64];
+  const char *at;
+  snprintf(key, sizeof key, "\"%s\":", field);
+  at = strstr(json, key);
+  if (at == NULL) die("no field %s in %s", field, json);
+  return strtoull(at + strlen(key), NULL, 10);
+}
+
+/* ---- The callback client ---- */
+
+typedef struct {
+  pthread_mutex_t mu;
+  int ready;
+  int joined;
+  int got_message;
+  int freed;
+  int errors;
+  uint64_t join_request;
+  parley_client *self;
+} carol_state;
+
+/* Static: a callback may still be returning after the test saw `freed`. */
+static carol_state g_carol;
+
+static void carol_on_event(void *user_data, const parley_event *ev) {
+  carol_state *s = (carol_state *)user_data;
+  int state = -1;
+  pthread_mutex_lock(&s->mu);
+  if (s->freed) { /* the client is being freed: touch it no more */
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  /* Calling the SDK from inside the callback is allowed. */
+  if (parley_client_state(&state, s->self) != PARLEY_OK) s->errors++;
+  if (ev->kind == PARLEY_EVENT_STATE_CHANGED && strstr(ev->json, "\"state\":\"ready\"") &&
+      !s->ready) {
+    s->ready = 1;
+    if (state != PARLEY_STATE_READY) s->errors++;
+    if (parley_channel_join(&s->join_request, s->self, "c-general") != PARLEY_OK) s->errors++;
+  } else if (ev->kind == PARLEY_EVENT_CHANNEL_REQUEST_DONE && ev->request == s->join_request) {
+    char *id = NULL;
+    s->joined = ev->status == PARLEY_OK ? 1 : -1;
+    if (parley_message_send(&id, s->self, "c-general", "carol from a callback") != PARLEY_OK) {
+      s->errors++;
+    }
+    parley_string_free(id);
+  } else if (ev->kind == PARLEY_EVENT_MESSAGE_RECEIVED &&
+             strstr(ev->json, "\"text\":\"carol, goodbye\"") != NULL && !s->freed) {
+    s->got_message = 1;
+    /* Freeing the client from its own callback: deferred, never a deadlock. */
+    parley_client_free(s->self);
+    s->freed = 1;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static int carol_get(carol_state *s, int *field) {
+  int v;
+  pthread_mutex_lock(&s->mu);
+  v = *field;
+  pthread_mutex_unlock(&s->mu);
+  return v;
+}
+
+static void wait_flag(carol_state *s, int *field, const char *what) {
+  double deadline = now_s() + 20;
+  while (carol_get(s, field) == 0) {
+    if (now_s() > deadline) die("carol: %s did not happen", what);
+    sleep_ms(20);
+  }
+}
+
+/* ---- The app-supplied transport, without a server: open is called with the
+ * URL and subprotocol, a failed open is a connect_failed, an open connection
+ * gets the client's frames through send, and close is called at the end. ---- */
+
+typedef struct {
+  pthread_mutex_t mu;
+  int opens;
+  int sends;
+  int closes;
+  char url[128];
+  char subprotocol[64];
+  char first_frame[256];
+  parley_transport *handle;
+} fake_transport;
+
+static fake_transport g_fake;
+
+static void fake_open(void *user_data, parley_transport *t, const char *url, const char *sub) {
+  fake_transport *f = (fake_transport *)user_data;
+  pthread_mutex_lock(&f->mu);
+  f->opens++;
+  f->handle = t;
+  snprintf(f->url, sizeof f->url, "%s", url);
+  snprintf(f->subprotocol, sizeof f->subprotocol, "%s", sub);
+  /* The first attempt fails at once, from inside the callback; the second opens. */
+  if (f->opens == 1) {
+    parley_transport_set_state(t, PARLEY_TRANSPORT_CLOSED, 0, "refused by the test");
+  } else {
+    parley_transport_set_state(t, PARLEY_TRANSPORT_OPEN, 0, NULL);
+  }
+  pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_send(void *user_data, const char *frame, size_t len) {
+  fake_transport *f = (fake_transport *)user_data;
+  pthread_mutex_lock(&f->mu);
+  if (f->sends++ == 0) {
+    size_t n = len < sizeof f->first_frame - 1 ? len : sizeof f->first_frame - 1;
+    memcpy(f->first_frame, frame, n);
+    f->first_frame[n] = '\0';
+  }
+  pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_close(void *user_data, int code, const char *reason) {
+  fake_transport *f = (fake_transport *)user_data;
+  (void)code;
+  (void)reason;
+  pthread_mutex_lock(&f->mu);
+  f->closes++;
+  pthread_mutex_unlock(&f->mu);
+}
+
+static int fake_get(int *field) {
+  int v;
+  pthread_mutex_lock(&g_fake.mu);
+  v = *field;
+  pthread_mutex_unlock(&g_fake.mu);
+  return v;
+}
+
+static void transport_test(void) {
+  parley_transport_callbacks cb;
+  parley_client_options o = PARLEY_CLIENT_OPTIONS_INIT;
+  char dir[300], args[400];
+  char *token;
+  peer p;
+  parley_event *ev;
+  double deadline;
+  pthread_mutex_init(&g_fake.mu, NULL);
+  snprintf(args, sizeof args, "mint-token --key '%s/server.key' --user faker", g_dir);
+  token = run_tool(args);
+  cb.version = PARLEY_TRANSPORT_CALLBACKS_VERSION;
+  cb.user_data = &g_fake;
+  cb.open = fake_open;
+  cb.send = fake_send;
+  cb.close = fake_close;
+  snprintf(dir, sizeof dir, "%s/fake", g_dir);
+  o.server_url = "ws://example.invalid:1/";
+  o.token = token;
+  o.data_dir = dir;
+  o.reconnect_base_ms = 50;
+  o.reconnect_max_ms = 100;
+  o.transport = &cb;
+  memset(&p, 0, sizeof p);
+  p.name = "fake";
+  CHECK(parley_transport_deliver_frame(NULL, "x", 1) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK_OK(parley_client_create(&p.client, &o));
+  ev = wait_event(&p, PARLEY_EVENT_STATE_CHANGED, 0, "\"reason\":\"connect_failed\"", 10);
+  CHECK(strstr(ev->json, "refused by the test") != NULL);
+  parley_event_free(ev);
+  parley_event_free(wait_event(&p, PARLEY_EVENT_STATE_CHANGED, 0, "\"state\":\"authenticating\"", 10));
+  deadline = now_s() + 10;
+  while (fake_get(&g_fake.sends) == 0) {
+    if (now_s() > deadline) die("the client sent nothing through the app's transport");
+    sleep_ms(10);
+  }
+  pthread_mutex_lock(&g_fake.mu);
+  CHECK(strcmp(g_fake.url, "ws://example.invalid:1/") == 0);
+  CHECK(g_fake.subprotocol[0] != '\0');
+  CHECK(strstr(g_fake.first_frame, token) != NULL);
+  pthread_mutex_unlock(&g_fake.mu);
+  /* A frame the client cannot parse, delivered from this thread, and a close
+   * reported by the app: the client goes on (and connects again). */
+  CHECK_OK(parley_transport_deliver_frame(g_fake.handle, "{not json", 9));
+  CHECK_OK(parley_transport_set_state(g_fake.handle, PARLEY_TRANSPORT_CLOSED, 1006, NULL));
+  deadline = now_s() + 10;
+  while (fake_get(&g_fake.opens) < 3) {
+    if (now_s() > deadline) die("the client did not connect again after a close");
+    sleep_ms(10);
+  }
+  peer_free(&p);
+  free(token);
+  printf("c-flow: app-supplied transport: %d opens, %d frames sent, %d closes\n", g_fake.opens,
+         g_fake.sends, g_fake.closes);
+}
+
+int main(int argc, char **argv) {
+  peer alice, bob;
+  parley_event *ev;
+  uint64_t req = 0, seq = 0;
+  char *id = NULL, *s = NULL;
+  char dm[128], number_a[128], number_b[128];
+  int state = -1, i;
+  parley_receipt_summary summary;
+
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s PATH/TO/parley-server\n", argv[0]);
+    return 2;
+  }
+  g_server_bin = argv[1];
+  signal(SIGPIPE, SIG_IGN);
+  {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/parley-c-flow-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(g_dir) == NULL) {
+      g_dir[0] = '\0';
+      die("mkdtemp");
+    }
+  }
+  start_server();
+  transport_test();
+  printf("c-flow: server at %s, library %s (ABI %d)\n", g_url, parley_version(),
+         parley_abi_version());
+  CHECK(parley_abi_version() == PARLEY_ABI_VERSION);
+
+  /* Conventions: NULL handling, error reporting, _free(NULL). */
+  CHECK(parley_channel_join(&req, NULL, "x") == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strstr(parley_error_last(), "NULL") != NULL);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_argument") == 0);
+  CHECK(strcmp(parley_status_name(PARLEY_E_ALREADY_EXISTS), "already_exists") == 0);
+  CHECK(strcmp(parley_status_name(PARLEY_E_NOMEM), "nomem") == 0);
+  parley_client_free(NULL);
+  parley_event_free(NULL);
+  parley_string_free(NULL);
+  {
+    parley_client *c = NULL;
+    parley_client_options bad;
+    parley_client_options_init(&bad);
+    CHECK(bad.version == PARLEY_CLIENT_OPTIONS_VERSION && bad.auto_connect == 1);
+    bad.server_url = "not a url";
+    bad.data_dir = "";
+    CHECK(parley_client_create(&c, &bad) == PARLEY_E_INVALID_ARGUMENT && c == NULL);
+    CHECK(parley_error_last()[0] != '\0');
+  }
+
+  memset(&alice, 0, sizeof alice);
+  memset(&bob, 0, sizeof bob);
+  alice.name = "alice";
+  bob.name = "bob";
+  alice.client = open_client("alice", NULL, NULL);
+  bob.client = open_client("bob", NULL, NULL);
+  CHECK_OK(parley_client_user(&s, alice.client));
+  CHECK(strcmp(s, "alice") == 0);
+  parley_string_free(s);
+  s = NULL;
+
+  parley_event_free(wait_event(&alice, PARLEY_EVENT_STATE_CHANGED, 0, "\"state\":\"ready\"", 20));
+  parley_event_free(wait_event(&bob, PARLEY_EVENT_STATE_CHANGED, 0, "\"state\":\"ready\"", 20));
+  CHECK_OK(parley_client_state(&state, alice.client));
+  CHECK(state == PARLEY_STATE_READY);
+  printf("c-flow: both ready\n");
+
+  /* A channel: create (with metadata), join, list, info, roles. */
+  CHECK_OK(parley_channel_create(&req, alice.client, "c-general", PARLEY_CHANNEL_PUBLIC,
+                                 "{\"topic\":\"C ABI\",\"data\":{\"x\":1}}"));
+  CHECK(req != 0);
+  parley_event_free(wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  CHECK_OK(parley_channel_create(&req, alice.client, "c-general", PARLEY_CHANNEL_PUBLIC, NULL));
+  ev = wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_E_ALREADY_EXISTS);
+  CHECK(strcmp(ev->reason, "channel_exists") == 0);
+  CHECK(strcmp(ev->channel, "c-general") == 0);
+  parley_event_free(ev);
+  CHECK(parley_channel_create(&req, alice.client, "x", 99, NULL) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_channel_create(&req, alice.client, "x", PARLEY_CHANNEL_PUBLIC, "[1]") ==
+        PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_meta") == 0);
+
+  CHECK_OK(parley_channel_join(&req, bob.client, "c-general"));
+  parley_event_free(wait_done(&bob, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  CHECK_OK(parley_channel_list(&s, bob.client));
+  CHECK(strstr(s, "\"name\":\"c-general\"") != NULL);
+  parley_string_free(s);
+  s = NULL;
+  {
+    int role = -1, kind = -1, allowed = -1;
+    CHECK_OK(parley_channel_role(&role, alice.client, "c-general"));
+    CHECK(role == PARLEY_ROLE_OWNER);
+    CHECK_OK(parley_channel_kind(&kind, alice.client, "c-general"));
+    CHECK(kind == PARLEY_CHANNEL_PUBLIC);
+    CHECK_OK(parley_channel_can(&allowed, alice.client, "c-general", PARLEY_PERMISSION_BAN));
+    CHECK(allowed == 1);
+    CHECK(parley_channel_role(&role, alice.client, "no-such-channel") == PARLEY_E_NOT_FOUND);
+    CHECK_OK(parley_channel_meta(&s, alice.client, "c-general"));
+    CHECK(strstr(s, "\"topic\":\"C ABI\"") != NULL);
+    parley_string_free(s);
+    s = NULL;
+  }
+  CHECK_OK(parley_channel_load_info(&req, alice.client, "c-general"));
+  ev = wait_done(&alice, PARLEY_EVENT_CHANNEL_INFO_LOADED, req, PARLEY_OK);
+  CHECK(strstr(ev->json, "{\"user\":\"bob\",\"role\":\"member\"") != NULL);
+  parley_event_free(ev);
+  CHECK_OK(parley_channel_set_role(&req, alice.client, "c-general", "bob", PARLEY_ROLE_MODERATOR));
+  parley_event_free(wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  parley_event_free(wait_event(&bob, PARLEY_EVENT_MESSAGE_RECEIVED, 0, "\"role\":\"moderator\"", 20));
+
+  /* Messages: send, receive, history. */
+  CHECK_OK(parley_message_send(&id, alice.client, "c-general", "hello from C"));
+  CHECK(strlen(id) == 32);
+  ev = wait_event(&alice, PARLEY_EVENT_MESSAGE_SENT, 0, id, 20);
+  seq = json_u64(ev->json, "seq");
+  CHECK(seq > 0);
+  parley_event_free(ev);
+  ev = wait_event(&bob, PARLEY_EVENT_MESSAGE_RECEIVED, 0, "\"text\":\"hello from C\"", 20);
+  CHECK(strstr(ev->json, id) != NULL && strcmp(ev->channel, "c-general") == 0);
+  parley_event_free(ev);
+  parley_string_free(id);
+  id = NULL;
+  CHECK_OK(parley_channel_load_history(&req, bob.client, "c-general", 0, 50));
+  ev = wait_done(&bob, PARLEY_EVENT_HISTORY_LOADED, req, PARLEY_OK);
+  CHECK(strstr(ev->json, "\"text\":\"hello from C\"") != NULL);
+  parley_event_free(ev);
+  printf("c-flow: message seq %llu sent, received, in history\n", (unsigned long long)seq);
+
+  /* Typing. */
+  CHECK_OK(parley_channel_set_typing(alice.client, "c-general", 1));
+  parley_event_free(wait_event(&bob, PARLEY_EVENT_TYPING_CHANGED, 0,
+                               "\"user\":\"alice\",\"active\":true", 20));
+  CHECK_OK(parley_channel_set_typing(alice.client, "c-general", 0));
+
+  /* Read receipts: bob reads, alice sees the cursor and the summary. */
+  CHECK_OK(parley_channel_mark_read(bob.client, "c-general", seq));
+  parley_event_free(wait_event(&alice, PARLEY_EVENT_RECEIPT_UPDATED, 0,
+                               "\"user\":\"bob\",\"device\":\"\",\"kind\":\"read\"", 20));
+  for (i = 0; i < 100; ++i) {
+    CHECK_OK(parley_receipt_summary_get(&summary, alice.client, "c-general", seq));
+    if (summary.read >= 1) break;
+    sleep_ms(50);
+  }
+  CHECK(summary.members >= 1 && summary.read >= 1 && summary.delivered >= 1);
+  printf("c-flow: typing and receipts (members %u, delivered %u, read %u)\n", summary.members,
+         summary.delivered, summary.read);
+
+  /* Presence. */
+  {
+    const char *users[1] = {"bob"};
+    CHECK_OK(parley_presence_query(&req, alice.client, users, 1));
+    parley_event_free(wait_event(&alice, PARLEY_EVENT_PRESENCE_CHANGED, 0,
+                                 "\"user\":\"bob\",\"status\":\"online\"", 20));
+    parley_event_free(wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+    CHECK_OK(parley_presence_get(&s, alice.client, "bob"));
+    CHECK(strstr(s, "\"status\":\"online\"") != NULL);
+    parley_string_free(s);
+    s = NULL;
+    CHECK_OK(parley_presence_set(&req, bob.client, PARLEY_PRESENCE_MODE_AWAY, "in C", -1, -1));
+    parley_event_free(wait_done(&bob, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+    parley_event_free(wait_event(&alice, PARLEY_EVENT_PRESENCE_CHANGED, 0, "\"text\":\"in C\"", 20));
+    CHECK_OK(parley_presence_report_activity(alice.client));
+  }
+
+  /* Notifications and unread counts. */
+  {
+    int level = -1;
+    uint64_t unread = 99, mentions = 99;
+    CHECK_OK(parley_notification_set_level(&req, bob.client, "c-general", PARLEY_NOTIFY_MENTIONS, 0));
+    parley_event_free(wait_done(&bob, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+    parley_event_free(wait_event(&bob, PARLEY_EVENT_NOTIFICATION_LEVEL_CHANGED, 0,
+                                 "\"level\":\"mentions\"", 20));
+    CHECK_OK(parley_notification_level(&level, NULL, bob.client, "c-general"));
+    CHECK(level == PARLEY_NOTIFY_MENTIONS);
+    CHECK_OK(parley_unread_count(&unread, &mentions, bob.client, "c-general"));
+    CHECK_OK(parley_unread_badge(&unread, NULL, bob.client));
+  }
+
+  /* An end-to-end encrypted direct message and the safety number. */
+  CHECK_OK(parley_direct_open(&req, alice.client, "bob"));
+  ev = wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK);
+  CHECK(ev->channel[0] == '@');
+  snprintf(dm, sizeof dm, "%s", ev->channel);
+  parley_event_free(ev);
+  CHECK_OK(parley_direct_peer(&s, alice.client, dm));
+  CHECK(strcmp(s, "bob") == 0);
+  parley_string_free(s);
+  s = NULL;
+  CHECK_OK(parley_message_send(&id, alice.client, dm, "a secret in C"));
+  parley_event_free(wait_event(&alice, PARLEY_EVENT_MESSAGE_SENT, 0, id, 20));
+  parley_string_free(id);
+  id = NULL;
+  ev = wait_event(&bob, PARLEY_EVENT_MESSAGE_RECEIVED, 0, "\"text\":\"a secret in C\"", 20);
+  CHECK(strstr(ev->json, "\"e2e\":true") != NULL);
+  CHECK(strcmp(ev->channel, dm) == 0);
+  parley_event_free(ev);
+  CHECK_OK(parley_direct_channel(&s, bob.client, "alice"));
+  CHECK(strcmp(s, dm) == 0);
+  parley_string_free(s);
+  s = NULL;
+
+  CHECK_OK(parley_safety_number_load(&req, alice.client, "bob"));
+  ev = wait_done(&alice, PARLEY_EVENT_SAFETY_NUMBER_LOADED, req, PARLEY_OK);
+  json_string(number_a, sizeof number_a, ev->json, "number");
+  parley_event_free(ev);
+  CHECK_OK(parley_safety_number_load(&req, bob.client, "alice"));
+  ev = wait_done(&bob, PARLEY_EVENT_SAFETY_NUMBER_LOADED, req, PARLEY_OK);
+  json_string(number_b, sizeof number_b, ev->json, "number");
+  parley_event_free(ev);
+  CHECK(strlen(number_a) >= 60);
+  CHECK(strcmp(number_a, number_b) == 0);
+  CHECK_OK(parley_contact_verify(alice.client, "bob", 1, number_a));
+  CHECK(parley_contact_verify(alice.client, "nobody-known", 1, NULL) == PARLEY_E_NOT_FOUND);
+  CHECK(strcmp(parley_error_last_reason(), "no_keys") == 0);
+  CHECK_OK(parley_safety_number_load(&req, alice.client, "bob"));
+  ev = wait_done(&alice, PARLEY_EVENT_SAFETY_NUMBER_LOADED, req, PARLEY_OK);
+  CHECK(strstr(ev->json, "\"verified\":true") != NULL);
+  parley_event_free(ev);
+  printf("c-flow: encrypted DM in %s, safety number %.11s... verified\n", dm, number_a);
+
+  /* Devices and blocks. */
+  CHECK_OK(parley_device_list(&req, alice.client));
+  ev = wait_done(&alice, PARLEY_EVENT_DEVICES_LOADED, req, PARLEY_OK);
+  CHECK(strstr(ev->json, "\"current\":true") != NULL);
+  parley_event_free(ev);
+  CHECK_OK(parley_user_block(&req, alice.client, "mallory"));
+  ev = wait_done(&alice, PARLEY_EVENT_BLOCKED_USERS_LOADED, req, PARLEY_OK);
+  CHECK(strstr(ev->json, "\"users\":[\"mallory\"]") != NULL);
+  parley_event_free(ev);
+  CHECK_OK(parley_user_unblock(&req, alice.client, "mallory"));
+  parley_event_free(wait_done(&alice, PARLEY_EVENT_BLOCKED_USERS_LOADED, req, PARLEY_OK));
+  CHECK_OK(parley_user_list_blocked(&req, alice.client));
+  ev = wait_done(&alice, PARLEY_EVENT_BLOCKED_USERS_LOADED, req, PARLEY_OK);
+  CHECK(strstr(ev->json, "\"users\":[]") != NULL);
+  parley_event_free(ev);
+
+  /* The callback client: calls the SDK from inside its callback, frees itself there. */
+  {
+    parley_client *carol;
+    pthread_mutex_init(&g_carol.mu, NULL);
+    pthread_mutex_lock(&g_carol.mu);
+    carol = open_client("carol", carol_on_event, &g_carol);
+    g_carol.self = carol;
+    pthread_mutex_unlock(&g_carol.mu);
+    CHECK(parley_client_next_event(&ev, carol, 0) == PARLEY_E_INVALID_ARGUMENT && ev == NULL);
+    wait_flag(&g_carol, &g_carol.joined, "join from the callback");
+    CHECK(carol_get(&g_carol, &g_carol.joined) == 1);
+    parley_event_free(
+        wait_event(&alice, PARLEY_EVENT_MESSAGE_RECEIVED, 0, "\"text\":\"carol from a callback\"", 20));
+    CHECK_OK(parley_message_send(&id, alice.client, "c-general", "carol, goodbye"));
+    parley_string_free(id);
+    id = NULL;
+    wait_flag(&g_carol, &g_carol.freed, "free from the callback");
+    CHECK(carol_get(&g_carol, &g_carol.errors) == 0);
+    sleep_ms(300); /* let the deferred free finish before the process ends */
+    printf("c-flow: callback client joined, sent and freed itself from its callback\n");
+  }
+
+  CHECK_OK(parley_client_disconnect(bob.client));
+  parley_event_free(wait_event(&bob, PARLEY_EVENT_STATE_CHANGED, 0, "\"state\":\"disconnected\"", 20));
+  peer_free(&alice);
+  peer_free(&bob);
+  stop_server();
+  printf("c-flow: ok\n");
+  return 0;
+}
