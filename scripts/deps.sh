@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libwebsockets-dev libsodium-dev libsqlite3-dev libcereal-dev rapidjson-dev
   libfmt-dev doctest-dev libcli11-dev libedit-dev
-  python3 procps
+  python3 python3-websockets procps
   clang  # the fuzz build (scripts/fuzz.sh); the rest of the build uses gcc
 )
 

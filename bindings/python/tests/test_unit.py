@@ -1,0 +1,170 @@
+"""The binding without a server: events from their C form, status codes to
+exceptions, library basics, a client that stays offline, a listener that
+calls back into the client, and a Python transport whose server is missing.
+
+    PARLEY_LIBRARY=build/lib/libparley.so python3 bindings/python/tests/test_unit.py
+"""
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import unittest
+
+import common
+import parley
+from parley import events
+from server import ParleyServer
+
+
+class Events(unittest.TestCase):
+    def test_message_received(self):
+        text = json.dumps({"v": 1, "type": "message_received", "message": {
+            "channel": "general", "seq": 7, "kind": "message", "sender": "bob",
+            "id": "ab" * 16, "text": "hi @alice", "ts_ms": 5, "state": "sent",
+            "deleted": False, "meta": {}, "e2e": False, "e2e_error": "",
+            "mentions": [{"offset": 3, "length": 6, "user": "alice"}],
+            "a_field_of_the_future": 1}})
+        e = events.parse_event(2, 0, "ok", "", text)
+        self.assertIsInstance(e, parley.MessageReceived)
+        self.assertEqual(e.message.seq, 7)
+        self.assertEqual(e.message.mentions, [parley.Mention(3, 6, "alice")])
+        self.assertEqual(e.message.meta, parley.ChannelMeta())
+
+    def test_status_from_the_head(self):
+        text = json.dumps({"v": 1, "type": "channel_request_done", "request": 9,
+                           "channel": "general", "status": -3, "reason": "channel_exists",
+                           "message": "channel general exists", "seq": 0})
+        e = events.parse_event(6, -3, "channel_exists", "channel general exists", text)
+        self.assertEqual(e.request, 9)
+        self.assertEqual(e.status, parley.Status(-3, "channel_exists", "channel general exists"))
+        self.assertFalse(e.status)
+
+    def test_state_changed_and_session_reset(self):
+        e = events.parse_event(1, -7, "connection_lost", "connection lost", json.dumps(
+            {"v": 1, "type": "state_changed", "state": "disconnected", "status": -7,
+             "reason": "connection_lost", "message": "connection lost"}))
+        self.assertEqual(e, parley.StateChanged("disconnected",
+                                                parley.Status(-7, "connection_lost",
+                                                              "connection lost")))
+        e = events.parse_event(20, 0, "ok", "", json.dumps(
+            {"v": 1, "type": "session_reset", "user": "bob", "device": "d", "channel": "@x",
+             "seq": 3, "session_reason": "no_session", "by_this_device": True}))
+        self.assertEqual(e.reason, "no_session")
+        self.assertTrue(e.by_this_device)
+
+    def test_presence_and_unknown(self):
+        e = events.parse_event(15, 0, "ok", "", json.dumps(
+            {"v": 1, "type": "presence_changed",
+             "presence": {"user": "bob", "status": "offline", "last_seen_ms": 12,
+                          "invisible": False, "hide_last_seen": False}}))
+        self.assertEqual(e.presence.last_seen_ms, 12)
+        self.assertIsNone(e.presence.text)
+        e = events.parse_event(999, 0, "ok", "", '{"v":1,"type":"from_the_future","x":1}')
+        self.assertIsInstance(e, parley.UnknownEvent)
+        self.assertEqual(e.name, "from_the_future")
+
+
+class Errors(unittest.TestCase):
+    def test_every_code_has_its_class(self):
+        for code in range(-1, -16, -1):
+            err = parley.errors.error_for(code, "why", "what")
+            self.assertIsInstance(err, parley.ParleyError)
+            self.assertIsNot(type(err), parley.ParleyError)
+            self.assertEqual(err.code, code)
+            self.assertEqual((err.reason, err.message), ("why", "what"))
+            self.assertEqual(parley.status_name(code), parley.errors._DEFAULT_REASONS[code])
+        self.assertIsInstance(parley.errors.error_for(-8), TimeoutError)
+        self.assertIsInstance(parley.errors.error_for(-1), ValueError)
+        self.assertEqual(parley.errors.error_for(-2).reason, "not_found")
+        self.assertIs(type(parley.errors.error_for(-99)), parley.ParleyError)
+
+
+class OfflineClient(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # A key and a well-formed token; no server runs.
+        cls.keys = ParleyServer(common.server_binary()).keygen()
+        cls.token = cls.keys.mint_token("alice")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.keys.work, ignore_errors=True)
+
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix="parley-py-unit-")
+
+    def tearDown(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def test_library(self):
+        self.assertRegex(parley.version(), r"^\d+\.\d+\.\d+")
+        self.assertEqual(parley.abi_version(), 0)
+        self.assertEqual(parley.status_name(0), "ok")
+
+    def test_bad_options_raise(self):
+        with self.assertRaises(parley.InvalidArgumentError) as cm:
+            parley.Client(server_url="", token=self.token, data_dir=self.work)
+        self.assertTrue(cm.exception.message)
+
+    def test_offline_send_and_context_manager(self):
+        with parley.Client(server_url="ws://127.0.0.1:9", token=self.token,
+                           data_dir=os.path.join(self.work, "a"), auto_connect=False) as c:
+            self.assertEqual(c.state, "disconnected")
+            mid = c.send("general", "kept in the outbox")
+            e = c.wait_for(parley.MessagePending, 5.0)
+            self.assertEqual((e.channel, e.id), ("general", mid))
+            self.assertEqual([o.text for o in c.outbox()], ["kept in the outbox"])
+            with self.assertRaises(parley.InvalidArgumentError):
+                c.send("bad name", "x")
+            self.assertIsNone(c.role("general"))
+            self.assertIsNone(c.presence("bob"))
+            self.assertEqual(c.unread("general"), parley.UnreadCount(0, 0))
+        with self.assertRaises(parley.ParleyError):
+            c.send("general", "closed")
+        c.close()  # idempotent
+
+    def test_listener_may_call_the_client(self):
+        got = []
+        done = threading.Event()
+        holder = {}
+
+        def listener(event):
+            if isinstance(event, parley.MessagePending):
+                # Calling into the SDK from the listener's thread is allowed.
+                got.append((event.id, holder["c"].state, len(holder["c"].outbox())))
+                done.set()
+
+        with parley.Client(server_url="ws://127.0.0.1:9", token=self.token,
+                           data_dir=os.path.join(self.work, "b"), auto_connect=False,
+                           listener=listener) as c:
+            holder["c"] = c
+            mid = c.send("general", "hello")
+            self.assertTrue(done.wait(5.0))
+            self.assertEqual(got, [(mid, "disconnected", 1)])
+            with self.assertRaises(parley.InvalidArgumentError):
+                c.next_event(0)
+
+    def test_python_transport_reports_a_failed_connect(self):
+        # A port nobody listens on: the WebSocketsTransport reports the
+        # failure and the client goes back to disconnected, with a reason.
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        t = parley.WebSocketsTransport(open_timeout=5.0)
+        with parley.Client(server_url="ws://127.0.0.1:%d" % port, token=self.token,
+                           data_dir=os.path.join(self.work, "c"), transport=t,
+                           reconnect_base=5.0, reconnect_max=10.0) as c:
+            c.wait_for(lambda e: isinstance(e, parley.StateChanged)
+                       and e.state == "connecting", 10.0)
+            e = c.wait_for(lambda e: isinstance(e, parley.StateChanged)
+                           and e.state == "disconnected", 10.0)
+            self.assertEqual(e.reason.code, -7)  # offline
+            self.assertTrue(e.reason.reason)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
