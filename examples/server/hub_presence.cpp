@@ -60,8 +60,14 @@ wire::PresenceEvent Hub::presence_view(const std::string& user, const PresenceSt
   auto sessions = sessions_of_user_.find(user);
   bool connected = sessions != sessions_of_user_.end() && !sessions->second.empty();
   if (!connected && closing_users_.count(user) != 0) {
-    // Within the grace period: nothing changes until it ends.
-    return own ? state.own : state.shown;
+    // Within the grace period: nothing changes until it ends, except that a
+    // user who went invisible (set_presence just before the connection
+    // closed, before the change was published) is never shown online.
+    if (own) return state.own;
+    if (p.status != kInvisible || state.shown.status == kOffline) return state.shown;
+    wire::PresenceEvent hidden{user, kOffline};
+    if (!p.hide_last_seen && p.last_seen != 0) hidden.last_seen = p.last_seen;
+    return hidden;
   }
   wire::PresenceEvent out{user, kOffline};
   if (connected) {
@@ -424,7 +430,13 @@ void Hub::handle(Session& session, const wire::SetPresence& request) {
   }
   if (p.text_until != 0) expiring_text_.insert({p.text_until, user});
   note_activity(session);  // setting one's status is activity too
-  presence_changed(user);
+  if (p.status == kInvisible && before.status != kInvisible) {
+    // Hidden at once, not at the next tick: until then a watcher's snapshot
+    // (or the frozen view of a closing connection) would still show online.
+    publish_presence(user);
+  } else {
+    presence_changed(user);
+  }
   reply(session, wire::Ok{request.rid, "", 0, 0});
 }
 
