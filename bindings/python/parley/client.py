@@ -130,6 +130,10 @@ class Client:
             self._on_event = _lib.EVENT_CALLBACK(on_event)
             o.on_event = self._on_event
         if transport is not None:
+            if getattr(transport, "_detached", False) or getattr(transport, "_in_use", False):
+                raise errors.InvalidArgumentError(
+                    "this transport already served a client: make a new one", "invalid_argument")
+            transport._in_use = True
             self._transport_struct = transport._callbacks()
             o.transport = ctypes.pointer(self._transport_struct)
 

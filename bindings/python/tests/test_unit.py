@@ -164,6 +164,9 @@ class OfflineClient(unittest.TestCase):
                            and e.state == "disconnected", 10.0)
             self.assertEqual(e.reason.code, -7)  # offline
             self.assertTrue(e.reason.reason)
+        with self.assertRaises(parley.InvalidArgumentError):  # one transport, one client
+            parley.Client(server_url="ws://127.0.0.1:%d" % port, token=self.token,
+                          data_dir=os.path.join(self.work, "d"), transport=t)
 
 
 if __name__ == "__main__":
