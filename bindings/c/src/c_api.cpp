@@ -9,6 +9,9 @@
 #include "c_internal.hpp"
 #include "parley/version.hpp"
 
+// The C ABI's version is the soname's (SOVERSION: the project's major version).
+static_assert(PARLEY_ABI_VERSION == PARLEY_VERSION_MAJOR, "parley.h and version.hpp disagree");
+
 namespace parley::capi {
 namespace {
 
