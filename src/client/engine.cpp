@@ -95,6 +95,7 @@ Status Engine::start() {
 void Engine::post(std::function<void()> fn) {
   {
     std::lock_guard lock(mu_);
+    if (!accepting_) return;  // `fn` is destroyed here, outside nothing but this lock
     posted_.push_back(std::move(fn));
   }
   transport_->wake();
@@ -188,6 +189,14 @@ void Engine::thread_main(std::promise<Status>* opened) {
   }
   in_flight_.clear();
   cache_.reset();
+  // From now on nothing runs here: what is posted later (a listener calling
+  // in during destruction) is dropped, and its caller in call() returns.
+  std::vector<std::function<void()>> late;
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+    late.swap(posted_);
+  }
 }
 
 Clock::time_point Engine::next_deadline() const {

@@ -37,15 +37,32 @@ class Engine : public sys::TransportHandler {
 
   // Starts the thread, which opens the cache. Returns the open status.
   Status start();
-  // Any thread: runs `fn` on the engine's thread, in posting order.
+  // Any thread: runs `fn` on the engine's thread, in posting order. Once
+  // the engine's thread has ended (the client is being destroyed), `fn` is
+  // dropped without running.
   void post(std::function<void()> fn);
   // Any thread: runs `fn` on the engine's thread and waits for its result.
+  // After the engine's thread has ended (a listener calling in while the
+  // client is destroyed) it returns at once: a cancelled Status or Result,
+  // or an empty value.
   template <typename R>
   R call(std::function<R()> fn) {
     auto task = std::make_shared<std::packaged_task<R()>>(std::move(fn));
     auto result = task->get_future();
-    post([task] { (*task)(); });
-    return result.get();
+    // The posted closure is the task's only owner: dropped, it breaks the
+    // promise and get() below returns.
+    post([task = std::move(task)] { (*task)(); });
+    try {
+      return result.get();
+    } catch (const std::future_error&) {  // dropped: never ran
+      if constexpr (std::is_same_v<R, Status>) {
+        return Status(StatusCode::cancelled, "the client is closing", "client_closing");
+      } else if constexpr (std::is_constructible_v<R, Status>) {
+        return R(Status(StatusCode::cancelled, "the client is closing", "client_closing"));
+      } else {
+        return R{};
+      }
+    }
   }
 
   // Any thread.
@@ -284,6 +301,7 @@ class Engine : public sys::TransportHandler {
   std::thread thread_;
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;  // guarded by mu_
+  bool accepting_ = true;                        // guarded by mu_: false once the thread ended
   std::atomic<bool> stopping_{false};
   std::atomic<LifecycleState> state_{LifecycleState::disconnected};
   std::atomic<RequestId> next_request_{1};

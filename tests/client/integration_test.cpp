@@ -1,6 +1,8 @@
 // Two clients and an in-process server over the loopback transport.
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 #include <set>
 #include <vector>
 
@@ -330,6 +332,38 @@ TEST_CASE("a listener receives events on the client's own thread") {
   bool other_thread = listener_thread != std::this_thread::get_id();
   CHECK(other_thread);
   CHECK_FALSE((*alice)->next_event(std::chrono::milliseconds(10)).has_value());
+}
+
+TEST_CASE("a listener that calls the client while it is destroyed does not hang it") {
+  TestServer server;
+  ClientOptions o = server.options("alice", temp_dir("alice"));
+  std::atomic<Client*> self{nullptr};
+  std::atomic<int> calls_after_close{0};
+  std::atomic<bool> closing{false};
+  o.listener = [&](const Event&) {
+    Client* c = self.load();
+    if (c == nullptr) return;
+    // Calls that wait for the engine's answer, as an app marking a channel
+    // read from its listener would.
+    Status s = c->mark_read("general");
+    (void)c->channels();
+    if (closing.load()) {
+      ++calls_after_close;
+      if (!s.ok()) CHECK(s.code() != StatusCode::internal);
+    }
+  };
+  auto alice = Client::open(o);
+  REQUIRE(alice.ok());
+  self = alice->get();
+  REQUIRE(testing::wait_for<StateChanged>(**alice, nullptr, std::chrono::milliseconds(50)) ==
+          std::nullopt);  // events go to the listener
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  closing = true;
+  auto started = std::chrono::steady_clock::now();
+  alice->reset();  // the disconnect it causes reaches the listener, which calls in
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+  CHECK(calls_after_close.load() > 0);  // the listener did call in during destruction
+  self = nullptr;
 }
 
 TEST_CASE("client options are checked") {
