@@ -56,6 +56,126 @@ def _ms(seconds):
     return int(round(seconds * 1000))
 
 
+# ---- lifetime of what C may call back into ------------------------------------------
+#
+# C calls the listener's CFUNCTYPE wrapper and the transport's thunks on the
+# client's own threads until parley_client_free has returned (on a thread that
+# is not one of the client's). Those wrappers live on a _Core, and every _Core
+# stays in _LIVE from before parley_client_create until parley_client_free has
+# returned, so garbage collection of the Client or of the transport cannot
+# free them while C may still call them.
+
+_LIVE = set()
+_LIVE_LOCK = threading.Lock()
+_tls = threading.local()  # .cores: the _Cores whose callback this thread is running
+
+
+def _in_callback_of(core):
+    return any(c is core for c in getattr(_tls, "cores", ()))
+
+
+class _CallbackScope:
+    """Marks the current thread as running a callback of `core` (the
+    listener or a transport callback), so that close() there is refused."""
+
+    def __init__(self, core):
+        self.core = core
+
+    def __enter__(self):
+        stack = getattr(_tls, "cores", None)
+        if stack is None:
+            stack = _tls.cores = []
+        stack.append(self.core)
+        self.core.callback_threads.add(threading.get_ident())
+
+    def __exit__(self, *exc):
+        _tls.cores.pop()
+        return False
+
+
+def _closed_error():
+    return errors.InvalidArgumentError("the client is closed", "closed")
+
+
+class _Core:
+    """The C handle and everything C calls back into, apart from the Client,
+    plus the guard that keeps the handle alive during calls: every call
+    taking the handle runs between enter() and leave(); close() marks the
+    core closing, waits for the calls in flight, then frees."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.handle = None
+        self.cond = threading.Condition(threading.Lock())
+        self.inflight = 0
+        self.closing = False
+        self.freed = threading.Event()
+        self.callback_threads = set()  # idents of threads that ran our callbacks
+        self.on_event = None           # the listener's CFUNCTYPE wrapper
+        self.transport = None          # holds its CFUNCTYPE thunks
+        self.transport_struct = None
+
+    def enter(self):
+        with self.cond:
+            if self.closing or self.handle is None:
+                raise _closed_error()
+            self.inflight += 1
+            return self.handle
+
+    def leave(self):
+        with self.cond:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.cond.notify_all()
+
+    def begin_close(self):
+        """Marks the core closing; False when another close() got there first."""
+        with self.cond:
+            if self.closing:
+                return False
+            self.closing = True
+            return True
+
+    def finish_close(self):
+        """Waits for the calls in flight, frees the handle (no C callback runs
+        after that), then lets the callbacks go and shuts the transport down.
+        Never on one of the client's own threads."""
+        try:
+            with self.cond:
+                while self.inflight:
+                    self.cond.wait()
+                handle, self.handle = self.handle, None
+            if self.transport is not None:
+                self.transport._detach()
+            if handle:
+                self.lib.client_free(handle)
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
+            if self.transport is not None:
+                self.transport.shutdown()
+        finally:
+            self.freed.set()
+
+
+class _Guarded:
+    """self._c.<fn>(...): the library function, called with the handle
+    guarded (see _Core)."""
+
+    def __init__(self, core):
+        self._core = core
+
+    def __getattr__(self, name):
+        core = self._core
+
+        def call(*args):
+            core.enter()
+            try:
+                return getattr(core.lib, name)(*args)
+            finally:
+                core.leave()
+        return call
+
+
 class Client:
     """A Parley chat client: one account on one device, with its own cache.
 
@@ -85,7 +205,8 @@ class Client:
                  listener=None):
         L = _lib.lib()
         self._lib = L
-        self._handle = None
+        self._core = core = _Core(L)
+        self._c = _Guarded(core)
         self._transport = transport
         self._listener = listener
         self._backlog = collections.deque()  # events taken by a wait_* and not matched
@@ -121,42 +242,59 @@ class Client:
         if max_incoming_frame is not None:
             o.max_incoming_frame = max_incoming_frame
         if listener is not None:
+            # Refers to the listener and the core only, never to the Client.
             def on_event(user_data, event_ptr):
                 try:
-                    listener(_convert_event(event_ptr.contents))
+                    with _CallbackScope(core):
+                        listener(_convert_event(event_ptr.contents))
                 except BaseException:  # never let an exception reach C
                     import traceback
                     traceback.print_exc()
-            self._on_event = _lib.EVENT_CALLBACK(on_event)
-            o.on_event = self._on_event
+            core.on_event = _lib.EVENT_CALLBACK(on_event)
+            o.on_event = core.on_event
         if transport is not None:
             if getattr(transport, "_detached", False) or getattr(transport, "_in_use", False):
                 raise errors.InvalidArgumentError(
                     "this transport already served a client: make a new one", "invalid_argument")
             transport._in_use = True
-            self._transport_struct = transport._callbacks()
-            o.transport = ctypes.pointer(self._transport_struct)
+            core.transport = transport
+            core.transport_struct = transport._callbacks(lambda: _CallbackScope(core))
+            o.transport = ctypes.pointer(core.transport_struct)
 
         handle = c_void_p()
-        check(L.client_create(ctypes.byref(handle), ctypes.byref(o)))
-        self._handle = handle
+        with _LIVE_LOCK:
+            _LIVE.add(core)
+        try:
+            check(L.client_create(ctypes.byref(handle), ctypes.byref(o)))
+        except BaseException:
+            with _LIVE_LOCK:
+                _LIVE.discard(core)
+            core.closing = True
+            core.freed.set()
+            raise
+        core.handle = handle
 
     # ---- lifetime ------------------------------------------------------------------
 
     def close(self):
         """Closes the connection and stops the client (the outbox stays in the
-        cache for the next client on the same data_dir). Idempotent. Do not
-        call it from the listener."""
-        if self._closed:
+        cache for the next client on the same data_dir). Waits for calls in
+        flight on other threads; later calls raise InvalidArgumentError
+        (reason "closed"). Idempotent. Raises InvalidArgumentError (reason
+        "close_from_callback") on the client's own threads, from the
+        listener or a transport callback: close it from another thread."""
+        core = self._core
+        if _in_callback_of(core):
+            if core.closing:
+                return
+            raise errors.InvalidArgumentError(
+                "Client.close() called from the client's own thread (its listener or a "
+                "transport callback): close it from another thread", "close_from_callback")
+        if not core.begin_close():
+            core.freed.wait()
             return
         self._closed = True
-        if self._transport is not None:
-            self._transport._detach()
-        handle, self._handle = self._handle, None
-        if handle:
-            self._lib.client_free(handle)
-        if self._transport is not None:
-            self._transport.shutdown()
+        core.finish_close()
 
     def __enter__(self):
         return self
@@ -166,15 +304,28 @@ class Client:
         return False
 
     def __del__(self):
+        core = self.__dict__.get("_core")
+        if core is None:
+            return
         try:
-            self.close()
+            if not _in_callback_of(core):
+                self.close()
+                return
+            # The last reference went on the client's own thread (inside the
+            # listener or a transport callback): parley_client_free must not
+            # run here. Free it from a thread of ours once the callback has
+            # returned; the core (and the callbacks) live until then.
+            if core.begin_close():
+                threading.Thread(target=core.finish_close, name="parley-client-free",
+                                 daemon=True).start()
         except Exception:
             pass
 
     def _h(self):
-        if self._handle is None:
-            raise errors.InvalidArgumentError("the client is closed", "closed")
-        return self._handle
+        core = self._core
+        if core.closing or core.handle is None:
+            raise _closed_error()
+        return core.handle
 
     def _request(self, fn, *args):
         rid = c_u64()
@@ -184,29 +335,29 @@ class Client:
     # ---- connection ------------------------------------------------------------------
 
     def connect(self):
-        check(self._lib.client_connect(self._h()))
+        check(self._c.client_connect(self._h()))
 
     def disconnect(self):
-        check(self._lib.client_disconnect(self._h()))
+        check(self._c.client_disconnect(self._h()))
 
     def reconnect_now(self):
-        check(self._lib.client_reconnect_now(self._h()))
+        check(self._c.client_reconnect_now(self._h()))
 
     def set_token(self, token):
-        check(self._lib.client_set_token(self._h(), enc(token)))
+        check(self._c.client_set_token(self._h(), enc(token)))
 
     @property
     def state(self):
         """"disconnected", "connecting", "authenticating", "syncing" or "ready"."""
         out = c_int()
-        check(self._lib.client_state(ctypes.byref(out), self._h()))
+        check(self._c.client_state(ctypes.byref(out), self._h()))
         return STATES[out.value] if 0 <= out.value < len(STATES) else out.value
 
     @property
     def user(self):
         """The user named by the token."""
         out = c_void_p()
-        check(self._lib.client_user(ctypes.byref(out), self._h()))
+        check(self._c.client_user(ctypes.byref(out), self._h()))
         return take_string(out)
 
     # ---- events ------------------------------------------------------------------------
@@ -219,10 +370,19 @@ class Client:
                 return self._backlog.popleft()
         return self._pull(timeout)
 
+    _PULL_SLICE = 0.2  # seconds: how long close() may wait for a next_event
+
     def _pull(self, timeout):
+        # In slices, so that a close() on another thread is not held up by a
+        # long wait here: it waits for the current slice, then this raises.
         out = ctypes.POINTER(_lib.parley_event)()
-        ms = max(0, min(_ms(timeout), 2**31 - 1))
-        check(self._lib.client_next_event(ctypes.byref(out), self._h(), ms))
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            left = deadline - time.monotonic()
+            ms = max(0, min(_ms(min(left, self._PULL_SLICE)), 2**31 - 1))
+            check(self._c.client_next_event(ctypes.byref(out), self._h(), ms))
+            if out or left <= self._PULL_SLICE:
+                break
         if not out:
             return None
         try:
@@ -298,73 +458,73 @@ class Client:
         """Creates a channel ("public", "private" or "broadcast"); meta fields:
         name, topic, description, avatar_url, data. Returns the request id;
         completion: ChannelRequestDone."""
-        return self._request(self._lib.channel_create, enc(name),
+        return self._request(self._c.channel_create, enc(name),
                              _enum(CHANNEL_KINDS, kind, "channel kind"),
                              enc(_meta_json(meta)))
 
     def join(self, channel):
-        return self._request(self._lib.channel_join, enc(channel))
+        return self._request(self._c.channel_join, enc(channel))
 
     def leave(self, channel):
-        return self._request(self._lib.channel_leave, enc(channel))
+        return self._request(self._c.channel_leave, enc(channel))
 
     def load_channel_info(self, channel):
         """Completion: ChannelInfoLoaded."""
-        return self._request(self._lib.channel_load_info, enc(channel))
+        return self._request(self._c.channel_load_info, enc(channel))
 
     def invite(self, channel, user):
-        return self._request(self._lib.channel_invite, enc(channel), enc(user))
+        return self._request(self._c.channel_invite, enc(channel), enc(user))
 
     def remove_member(self, channel, user):
-        return self._request(self._lib.channel_remove, enc(channel), enc(user))
+        return self._request(self._c.channel_remove, enc(channel), enc(user))
 
     def ban(self, channel, user, duration=0):
         """duration in seconds; 0: until lifted."""
-        return self._request(self._lib.channel_ban, enc(channel), enc(user), int(duration))
+        return self._request(self._c.channel_ban, enc(channel), enc(user), int(duration))
 
     def unban(self, channel, user):
-        return self._request(self._lib.channel_unban, enc(channel), enc(user))
+        return self._request(self._c.channel_unban, enc(channel), enc(user))
 
     def mute(self, channel, user, duration=0):
-        return self._request(self._lib.channel_mute, enc(channel), enc(user), int(duration))
+        return self._request(self._c.channel_mute, enc(channel), enc(user), int(duration))
 
     def unmute(self, channel, user):
-        return self._request(self._lib.channel_unmute, enc(channel), enc(user))
+        return self._request(self._c.channel_unmute, enc(channel), enc(user))
 
     def set_role(self, channel, user, role):
         """role: "owner", "admin", "moderator", "member" or "read_only"."""
-        return self._request(self._lib.channel_set_role, enc(channel), enc(user),
+        return self._request(self._c.channel_set_role, enc(channel), enc(user),
                              _enum(ROLES, role, "role"))
 
     def transfer_ownership(self, channel, user):
-        return self._request(self._lib.channel_transfer, enc(channel), enc(user))
+        return self._request(self._c.channel_transfer, enc(channel), enc(user))
 
     def set_meta(self, channel, **meta):
         """Changes the given fields; "" clears one."""
-        return self._request(self._lib.channel_set_meta, enc(channel),
+        return self._request(self._c.channel_set_meta, enc(channel),
                              enc(_meta_json(meta) or "{}"))
 
     def delete_message(self, channel, seq):
-        return self._request(self._lib.channel_delete_message, enc(channel), int(seq))
+        return self._request(self._c.channel_delete_message, enc(channel), int(seq))
 
     def pin_message(self, channel, seq, pinned=True):
-        return self._request(self._lib.channel_pin, enc(channel), int(seq), int(bool(pinned)))
+        return self._request(self._c.channel_pin, enc(channel), int(seq), int(bool(pinned)))
 
     def report_message(self, channel, seq, reason):
-        return self._request(self._lib.channel_report, enc(channel), int(seq), enc(reason))
+        return self._request(self._c.channel_report, enc(channel), int(seq), enc(reason))
 
     def can(self, channel, permission):
         """From the cache: whether this user may do `permission` ("post",
         "invite", "ban", ...) in `channel` now."""
         out = c_int()
-        check(self._lib.channel_can(ctypes.byref(out), self._h(), enc(channel),
+        check(self._c.channel_can(ctypes.byref(out), self._h(), enc(channel),
                                     _enum(PERMISSIONS, permission, "permission")))
         return bool(out.value)
 
     def role(self, channel):
         """This user's role in `channel`, or None when not a member or unknown."""
         out = c_int()
-        rc = self._lib.channel_role(ctypes.byref(out), self._h(), enc(channel))
+        rc = self._c.channel_role(ctypes.byref(out), self._h(), enc(channel))
         if rc == errors.E_NOT_FOUND:
             return None
         check(rc)
@@ -372,7 +532,7 @@ class Client:
 
     def channel_kind(self, channel):
         out = c_int()
-        rc = self._lib.channel_kind(ctypes.byref(out), self._h(), enc(channel))
+        rc = self._c.channel_kind(ctypes.byref(out), self._h(), enc(channel))
         if rc == errors.E_NOT_FOUND:
             return None
         check(rc)
@@ -380,7 +540,7 @@ class Client:
 
     def channel_meta(self, channel):
         out = c_void_p()
-        rc = self._lib.channel_meta(ctypes.byref(out), self._h(), enc(channel))
+        rc = self._c.channel_meta(ctypes.byref(out), self._h(), enc(channel))
         if rc == errors.E_NOT_FOUND:
             return None
         check(rc)
@@ -389,13 +549,13 @@ class Client:
     def channels(self):
         """The channels this user is in, as the cache knows them."""
         return [ev._from_dict(ev.ChannelInfo, c)
-                for c in self._json_out(self._lib.channel_list)]
+                for c in self._json_out(self._c.channel_list)]
 
     def outbox(self):
-        return [ev._from_dict(ev.OutboxEntry, c) for c in self._json_out(self._lib.client_outbox)]
+        return [ev._from_dict(ev.OutboxEntry, c) for c in self._json_out(self._c.client_outbox)]
 
     def cache_usage(self):
-        return ev._from_dict(ev.CacheUsage, self._json_out(self._lib.client_cache_usage))
+        return ev._from_dict(ev.CacheUsage, self._json_out(self._c.client_cache_usage))
 
     def _json_out(self, fn):
         out = c_void_p()
@@ -409,12 +569,12 @@ class Client:
         returns its id. Then MessagePending, later MessageSent or
         MessageFailed. A direct channel's messages are end-to-end encrypted."""
         out = c_void_p()
-        check(self._lib.message_send(ctypes.byref(out), self._h(), enc(channel), enc(text)))
+        check(self._c.message_send(ctypes.byref(out), self._h(), enc(channel), enc(text)))
         return take_string(out)
 
     def load_history(self, channel, before=0, limit=50):
         """Completion: HistoryLoaded (messages with seq < before; 0: newest)."""
-        return self._request(self._lib.channel_load_history, enc(channel), int(before),
+        return self._request(self._c.channel_load_history, enc(channel), int(before),
                              int(limit))
 
     def history(self, channel, before=0, limit=50, timeout=10.0):
@@ -423,18 +583,18 @@ class Client:
 
     def typing(self, channel, active=True):
         """Typing indicator: True as the user types, False when cleared."""
-        check(self._lib.channel_set_typing(self._h(), enc(channel), int(bool(active))))
+        check(self._c.channel_set_typing(self._h(), enc(channel), int(bool(active))))
 
     set_typing = typing
 
     def mark_read(self, channel, seq=0):
         """Marks the channel read up to `seq` (0: everything received so far)."""
-        check(self._lib.channel_mark_read(self._h(), enc(channel), int(seq)))
+        check(self._c.channel_mark_read(self._h(), enc(channel), int(seq)))
 
     def receipts(self, channel, seq):
         """How far message `seq` got: a ReceiptSummary (members, delivered, read)."""
         out = _lib.parley_receipt_summary()
-        check(self._lib.receipt_summary_get(ctypes.byref(out), self._h(), enc(channel),
+        check(self._c.receipt_summary_get(ctypes.byref(out), self._h(), enc(channel),
                                             int(seq)))
         return ev.ReceiptSummary(out.members, out.delivered, out.read)
 
@@ -447,7 +607,7 @@ class Client:
         ("" clears it); text_until_ms; hide_last_seen. Completion:
         ChannelRequestDone."""
         mode = -1 if status is None else _enum(PRESENCE_MODES, status, "presence mode")
-        return self._request(self._lib.presence_set, mode, enc(text),
+        return self._request(self._c.presence_set, mode, enc(text),
                              -1 if text_until_ms is None else int(text_until_ms),
                              -1 if hide_last_seen is None else int(bool(hide_last_seen)))
 
@@ -460,20 +620,20 @@ class Client:
 
     def watch_presence(self, users, notify=False):
         arr, n = self._users(users)
-        return self._request(self._lib.presence_watch, arr, n, int(bool(notify)))
+        return self._request(self._c.presence_watch, arr, n, int(bool(notify)))
 
     def unwatch_presence(self, users):
         arr, n = self._users(users)
-        return self._request(self._lib.presence_unwatch, arr, n)
+        return self._request(self._c.presence_unwatch, arr, n)
 
     def query_presence(self, users):
         arr, n = self._users(users)
-        return self._request(self._lib.presence_query, arr, n)
+        return self._request(self._c.presence_query, arr, n)
 
     def presence(self, user):
         """The Presence last received for `user`, or None."""
         out = c_void_p()
-        rc = self._lib.presence_get(ctypes.byref(out), self._h(), enc(user))
+        rc = self._c.presence_get(ctypes.byref(out), self._h(), enc(user))
         if rc == errors.E_NOT_FOUND:
             return None
         check(rc)
@@ -481,31 +641,31 @@ class Client:
 
     def online_count(self, channel):
         out = c_u64()
-        rc = self._lib.presence_online_count(ctypes.byref(out), self._h(), enc(channel))
+        rc = self._c.presence_online_count(ctypes.byref(out), self._h(), enc(channel))
         if rc == errors.E_NOT_FOUND:
             return None
         check(rc)
         return out.value
 
     def report_activity(self):
-        check(self._lib.presence_report_activity(self._h()))
+        check(self._c.presence_report_activity(self._h()))
 
     # ---- direct messages, safety numbers, devices, blocks ---------------------------------
 
     def open_direct(self, user):
         """The direct channel with `user`: ChannelRequestDone whose channel is
         its name (starting with '@')."""
-        return self._request(self._lib.direct_open, enc(user))
+        return self._request(self._c.direct_open, enc(user))
 
     def direct(self, user, timeout=10.0):
         """open_direct, waited for: the direct channel's name."""
         return self.wait_request(self.open_direct(user), timeout).channel
 
     def direct_peer(self, channel):
-        return self._string_or_none(self._lib.direct_peer, channel)
+        return self._string_or_none(self._c.direct_peer, channel)
 
     def direct_channel(self, user):
-        return self._string_or_none(self._lib.direct_channel, user)
+        return self._string_or_none(self._c.direct_channel, user)
 
     def _string_or_none(self, fn, arg):
         out = c_void_p()
@@ -517,43 +677,43 @@ class Client:
 
     def load_safety_number(self, user):
         """Completion: SafetyNumberLoaded."""
-        return self._request(self._lib.safety_number_load, enc(user))
+        return self._request(self._c.safety_number_load, enc(user))
 
     def safety_number(self, user, timeout=10.0):
         """load_safety_number, waited for: the SafetyNumberLoaded event."""
         return self.wait_request(self.load_safety_number(user), timeout)
 
     def verify_contact(self, user, verified=True, shown_number=None):
-        check(self._lib.contact_verify(self._h(), enc(user), int(bool(verified)),
+        check(self._c.contact_verify(self._h(), enc(user), int(bool(verified)),
                                        enc(shown_number)))
 
     def list_devices(self):
         """Completion: DevicesLoaded."""
-        return self._request(self._lib.device_list)
+        return self._request(self._c.device_list)
 
     def remove_device(self, device):
-        return self._request(self._lib.device_remove, enc(device))
+        return self._request(self._c.device_remove, enc(device))
 
     def block_user(self, user, blocked=True):
         """Completion: BlockedUsersLoaded."""
-        fn = self._lib.user_block if blocked else self._lib.user_unblock
+        fn = self._c.user_block if blocked else self._c.user_unblock
         return self._request(fn, enc(user))
 
     def load_blocked_users(self):
-        return self._request(self._lib.user_list_blocked)
+        return self._request(self._c.user_list_blocked)
 
     # ---- notifications and unread counts -----------------------------------------------------
 
     def set_notification_level(self, channel, level, mute_until_ms=0):
         """level: "all", "mentions" or "none"."""
-        return self._request(self._lib.notification_set_level, enc(channel),
+        return self._request(self._c.notification_set_level, enc(channel),
                              _enum(NOTIFY_LEVELS, level, "notification level"),
                              int(mute_until_ms or 0))
 
     def notification_level(self, channel):
         """(level, mute_until_ms) from the cache, or None for an unknown channel."""
         level, until = c_int(), c_i64()
-        rc = self._lib.notification_level(ctypes.byref(level), ctypes.byref(until),
+        rc = self._c.notification_level(ctypes.byref(level), ctypes.byref(until),
                                           self._h(), enc(channel))
         if rc == errors.E_NOT_FOUND:
             return None
@@ -562,12 +722,12 @@ class Client:
 
     def unread(self, channel):
         u, m = c_u64(), c_u64()
-        check(self._lib.unread_count(ctypes.byref(u), ctypes.byref(m), self._h(), enc(channel)))
+        check(self._c.unread_count(ctypes.byref(u), ctypes.byref(m), self._h(), enc(channel)))
         return ev.UnreadCount(u.value, m.value)
 
     def badge(self):
         u, m = c_u64(), c_u64()
-        check(self._lib.unread_badge(ctypes.byref(u), ctypes.byref(m), self._h()))
+        check(self._c.unread_badge(ctypes.byref(u), ctypes.byref(m), self._h()))
         return ev.UnreadCount(u.value, m.value)
 
 

@@ -18,10 +18,14 @@ The contract (parley.h, "App-supplied transport"):
   open/send/close: they only queue and never block on the network.
 - Once the Client is closed these calls are dropped (the C handle is gone),
   so a late callback of your socket is harmless.
+- Client.close() from inside open/send/close raises InvalidArgumentError;
+  shutdown() is called after the C client is freed, never on its threads.
 
 Every frame is a UTF-8 JSON text frame (docs/protocol.md, "Transport").
 """
 
+import contextlib
+import ctypes
 import threading
 
 from . import _lib
@@ -81,31 +85,36 @@ class Transport:
 
     # ---- glue to the C callbacks (used by Client) ------------------------------------
 
-    def _callbacks(self):
-        """The parley_transport_callbacks struct; the CFUNCTYPE thunks are
-        kept on self so that they live as long as the transport."""
+    def _callbacks(self, scope=contextlib.nullcontext):
+        """The parley_transport_callbacks struct. The CFUNCTYPE thunks are
+        kept on self, and the Client keeps self in a module-level registry
+        until parley_client_free has returned, so C never calls a freed
+        thunk. `scope()` is entered around each callback (the Client marks
+        its thread there, to refuse a close() from inside)."""
 
         def on_open(user_data, handle, url, subprotocol):
             try:
-                with self._lock:
-                    if self._detached:
-                        return
-                    self._handle = handle
-                self.open(_lib.dec(url), _lib.dec(subprotocol))
+                with scope():
+                    with self._lock:
+                        if self._detached:
+                            return
+                        self._handle = handle
+                    self.open(_lib.dec(url), _lib.dec(subprotocol))
             except BaseException as e:  # never let an exception reach C
                 self._callback_failed("open", e)
                 self.report_closed(1006, "transport open failed: %s" % e)
 
         def on_send(user_data, frame, length):
             try:
-                import ctypes
-                self.send(ctypes.string_at(frame, length).decode("utf-8", "replace"))
+                with scope():
+                    self.send(ctypes.string_at(frame, length).decode("utf-8", "replace"))
             except BaseException as e:
                 self._callback_failed("send", e)
 
         def on_close(user_data, code, reason):
             try:
-                self.close(int(code), _lib.dec(reason))
+                with scope():
+                    self.close(int(code), _lib.dec(reason))
             except BaseException as e:
                 self._callback_failed("close", e)
                 self.report_closed(1006, "transport close failed: %s" % e)

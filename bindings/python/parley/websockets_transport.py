@@ -63,6 +63,12 @@ class WebSocketsTransport(Transport):
         """Stops the loop thread (after the client that used it is closed)."""
         if self._loop.is_closed():
             return
+        if threading.current_thread() is self._thread:
+            # Closed from our own loop thread (a report_* or deliver_frame
+            # callback): cannot wait for ourselves; just stop the loop.
+            self._generation += 1
+            self._loop.stop()
+            return
 
         async def stop_all():
             self._generation += 1

@@ -11,6 +11,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import unittest
 
 import common
@@ -146,6 +147,129 @@ class OfflineClient(unittest.TestCase):
             self.assertEqual(got, [(mid, "disconnected", 1)])
             with self.assertRaises(parley.InvalidArgumentError):
                 c.next_event(0)
+
+    def _client(self, sub, **kw):
+        return parley.Client(server_url="ws://127.0.0.1:9", token=self.token,
+                             data_dir=os.path.join(self.work, sub), auto_connect=False, **kw)
+
+    def test_close_from_the_listener_raises(self):
+        raised = []
+        done = threading.Event()
+        holder = {}
+
+        def listener(event):
+            if isinstance(event, parley.MessagePending):
+                try:
+                    holder["c"].close()
+                except parley.ParleyError as e:
+                    raised.append(e)
+                # The client is still usable afterwards.
+                raised.append(holder["c"].state)
+                done.set()
+
+        c = self._client("e", listener=listener)
+        holder["c"] = c
+        try:
+            c.send("general", "hello")
+            self.assertTrue(done.wait(5.0))
+            self.assertEqual(len(raised), 2, raised)
+            self.assertIsInstance(raised[0], parley.InvalidArgumentError)
+            self.assertEqual(raised[0].reason, "close_from_callback")
+            self.assertEqual(raised[1], "disconnected")
+        finally:
+            c.close()
+        self.assertNotIn(c._core, parley.client._LIVE)
+
+    def test_dropped_on_the_listener_thread_is_freed_later(self):
+        # The last reference goes inside the listener: __del__ must not free
+        # there; the client is freed from another thread once it returned.
+        done, go = threading.Event(), threading.Event()
+        holder = {}
+        where = []
+
+        def listener(event):
+            if isinstance(event, parley.MessagePending) and go.wait(5.0) and "c" in holder:
+                core = holder["c"]._core
+                holder.pop("c")  # the last reference: __del__ runs here
+                where.append(core.freed.is_set())  # not freed on this thread
+                done.set()
+
+        c = self._client("f", listener=listener)
+        core = c._core
+        holder["c"] = c
+        c.send("general", "hello")
+        del c
+        go.set()
+        self.assertTrue(done.wait(5.0))
+        self.assertEqual(where, [False])
+        self.assertTrue(core.freed.wait(10.0))
+        self.assertNotIn(core, parley.client._LIVE)
+
+    def test_calls_after_close_raise(self):
+        c = self._client("g")
+        c.close()
+        for call in (lambda: c.state, lambda: c.send("general", "x"), lambda: c.next_event(0),
+                     c.connect, c.outbox, lambda: c.join("general")):
+            with self.assertRaises(parley.ParleyError) as cm:
+                call()
+            self.assertEqual(cm.exception.reason, "closed")
+            self.assertIn("closed", cm.exception.message)
+        c.close()  # idempotent
+
+    def test_close_waits_for_a_call_in_flight(self):
+        c = self._client("h")
+        real = c._core.lib
+        inside = threading.Event()
+        order = []
+
+        class SlowLib:  # client_state takes 0.5 s
+            def __getattr__(self, name):
+                fn = getattr(real, name)
+                if name != "client_state":
+                    return fn
+
+                def slow(*args):
+                    inside.set()
+                    time.sleep(0.5)
+                    rc = fn(*args)
+                    order.append("call returned")
+                    return rc
+                return slow
+
+        c._core.lib = SlowLib()
+        got = []
+        t = threading.Thread(target=lambda: got.append(c.state))
+        t.start()
+        self.assertTrue(inside.wait(5.0))
+        c._core.lib = real  # the call in flight keeps its slow function
+        c.close()
+        order.append("close returned")
+        t.join(5.0)
+        self.assertEqual(order, ["call returned", "close returned"])
+        self.assertEqual(got, ["disconnected"])
+        with self.assertRaises(parley.ParleyError):
+            c.state
+
+    def test_close_ends_a_next_event_wait(self):
+        c = self._client("i")
+        list(c.events(0.2))  # drain what came at start
+        got = []
+
+        def wait():
+            try:
+                got.append(c.next_event(30.0))
+            except parley.ParleyError as e:
+                got.append(e)
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        c.close()
+        t.join(5.0)
+        self.assertFalse(t.is_alive())
+        self.assertLess(time.monotonic() - start, 3.0)
+        self.assertEqual(len(got), 1)
+        self.assertIsInstance(got[0], parley.ParleyError)
 
     def test_python_transport_reports_a_failed_connect(self):
         # A port nobody listens on: the WebSocketsTransport reports the
