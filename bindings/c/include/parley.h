@@ -24,8 +24,9 @@
  *   PARLEY_E_* code (one per kind of failure of the C++ API, plus
  *   PARLEY_E_NOMEM). After a failure, parley_error_last() is a one-line message
  *   and parley_error_last_reason() the stable machine-readable reason (such as
- *   "channel_exists"); both are thread-local and valid until the next call
- *   into Parley on the same thread.
+ *   "channel_exists"); both are thread-local. They describe the last failure
+ *   on this thread (a success does not clear them), and the pointers are
+ *   valid until the next call into Parley on the same thread.
  * - Outputs come first in the parameter list. On failure an output is left
  *   NULL / 0. No C++ exception ever leaves a function of this header.
  * - Asynchronous calls ("requests") return a request id through
@@ -193,12 +194,20 @@ PARLEY_API const char *parley_event_kind_name(int kind);
  * OkHttp's WebSocket), set in parley_client_options.transport. Contract:
  *
  * - Parley calls open, send and close on the client's internal thread, one at
- *   a time. They must return quickly (queue the work on the app's own socket)
- *   and must not call parley_client_free. They may call
- *   parley_transport_deliver_frame and parley_transport_set_state.
+ *   a time. They must return quickly (queue the work on the app's own socket).
+ *   They may call parley_transport_deliver_frame and parley_transport_set_state,
+ *   and the client functions that only queue work (connect, disconnect,
+ *   requests that return a request id, ...). A function that waits on the
+ *   client's thread (parley_message_send, parley_unread_badge,
+ *   parley_client_next_event, ...) returns PARLEY_E_INVALID_ARGUMENT with
+ *   reason "in_transport_callback" there, and parley_client_free is refused
+ *   (nothing happens; the same reason in parley_error_last_reason).
  * - open(user_data, transport, url, subprotocol): connect to `url` (ws:// or
  *   wss://) offering the WebSocket subprotocol `subprotocol`. `transport` is
- *   the handle to report back with; valid until parley_client_free returns.
+ *   the handle to report back with for this connection only: every open()
+ *   gets a new handle, and what is reported on the handle of an earlier
+ *   connection (a late frame or CLOSED of the previous socket) is dropped.
+ *   Each handle stays valid until parley_client_free returns.
  *   Report the outcome with parley_transport_set_state: PARLEY_TRANSPORT_OPEN
  *   once open, PARLEY_TRANSPORT_CLOSED if it failed. At most one connection at
  *   a time: Parley closes the previous one before opening another.
@@ -207,7 +216,9 @@ PARLEY_API const char *parley_event_kind_name(int kind);
  *   Parley's and valid only during the call: copy them.
  * - close(user_data, code, reason): close the connection with a close frame
  *   (`code`, `reason`). Report PARLEY_TRANSPORT_CLOSED when it has closed (or
- *   right away); no more frames of that connection should be delivered.
+ *   right away); no more frames of that connection should be delivered. The
+ *   client gets exactly one closed notification per connection: the app's
+ *   CLOSED if it came first (even just before close), else Parley's own.
  * - From any thread, the app calls parley_transport_deliver_frame for each
  *   complete text frame received (Parley copies the bytes before it returns;
  *   the app keeps ownership of its buffer) and parley_transport_set_state for
@@ -251,9 +262,12 @@ typedef struct parley_client parley_client;
 
 /* Called for every event instead of parley_client_next_event, on a thread the
  * client owns (never the app's, never while Parley holds a lock), one event at
- * a time, in order. `event` is borrowed for the call. Calling any function of
- * this header from inside it is allowed, parley_client_free included (the
- * client is then freed on another thread once the callback has returned). */
+ * a time, in order. `event` is borrowed for the call. It may run before
+ * parley_client_create returns, but only once *out has been stored. Calling
+ * the functions of this header from inside it is allowed, except
+ * parley_client_free on this same client: that is refused (nothing happens;
+ * parley_error_last_reason() is "in_event_callback"); free the client from
+ * another thread. */
 typedef void (*parley_event_callback)(void *user_data, const parley_event *event);
 
 #define PARLEY_CLIENT_OPTIONS_VERSION 1
@@ -305,7 +319,12 @@ PARLEY_API void parley_client_options_init(parley_client_options *out);
  * for a cache that cannot be used. */
 PARLEY_API int parley_client_create(parley_client **out, const parley_client_options *options);
 /* Closes the connection and stops the client; the outbox stays in the cache.
- * Accepts NULL. */
+ * Accepts NULL. From the moment it starts, on_event gets no more events and
+ * every other function on this client returns PARLEY_E_CANCELLED (reason
+ * "client_closing") without waiting; calls already in progress (from on_event,
+ * say) are waited for. When it returns, no callback of this client runs any
+ * more. Refused from inside this client's on_event callback or a transport
+ * callback (see there). */
 PARLEY_API void parley_client_free(parley_client *client);
 
 /* Starts connecting and keeps the connection up (reconnecting with backoff). */
@@ -321,7 +340,7 @@ PARLEY_API int parley_client_state(int *out_state, parley_client *client);
 /* The user named by the token. */
 PARLEY_API int parley_client_user(char **out_user, parley_client *client);
 
-/* The next event, waiting at most timeout_ms (0: do not wait). Returns
+/* The next event, waiting at most timeout_ms (0 or negative: do not wait). Returns
  * PARLEY_OK with *out NULL when none came in time; PARLEY_E_INVALID_ARGUMENT
  * when the client has an on_event callback. Free the event with parley_event_free. */
 PARLEY_API int parley_client_next_event(parley_event **out, parley_client *client,

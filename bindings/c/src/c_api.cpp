@@ -1,7 +1,11 @@
 // The C ABI (parley.h) over the C++ API: argument checks, conversions, and the
 // one place where Status becomes an int and every exception is caught.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <thread>
 #include <utility>
@@ -27,14 +31,18 @@ int guard(F&& f) noexcept {
   } catch (const std::bad_alloc&) {
     return set_error(PARLEY_E_NOMEM, "out of memory", "nomem");
   } catch (const std::exception& e) {
-    return set_error(PARLEY_E_INTERNAL, std::string("internal error: ") + e.what(), "internal");
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "internal error: %s", e.what());
+    return set_error(PARLEY_E_INTERNAL, buf, "internal");
   } catch (...) {
     return set_error(PARLEY_E_INTERNAL, "internal error", "internal");
   }
 }
 
-int bad_arg(const char* what) {
-  return set_error(PARLEY_E_INVALID_ARGUMENT, std::string(what) + " is NULL", "invalid_argument");
+int bad_arg(const char* what) noexcept {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%s is NULL", what);
+  return set_error(PARLEY_E_INVALID_ARGUMENT, buf, "invalid_argument");
 }
 
 #define PARLEY_CHECK(p)         \
@@ -42,12 +50,51 @@ int bad_arg(const char* what) {
     if ((p) == nullptr) return bad_arg(#p); \
   } while (0)
 
+// Counts an entry point in progress on a client (parley_client_free waits
+// for the count to drop to zero after it has set `closing`).
+class Entry {
+ public:
+  explicit Entry(parley_client* c) noexcept : c_(c) { c_->busy.fetch_add(1); }
+  ~Entry() { c_->busy.fetch_sub(1); }
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
+
+ private:
+  parley_client* c_;
+};
+
+// PARLEY_OK when `client` may be used now. `waits`: the call waits on the
+// client's thread, which is refused from inside a transport callback (that
+// thread is the one running it).
+int usable(parley_client* client, bool waits) noexcept {
+  if (client->closing.load()) {
+    return set_error(PARLEY_E_CANCELLED, "the client is being freed", "client_closing");
+  }
+  if (waits && t_transport_depth > 0) {
+    return set_error(PARLEY_E_INVALID_ARGUMENT,
+                     "this function waits on the client's thread and cannot be called from "
+                     "inside a transport callback",
+                     "in_transport_callback");
+  }
+  return PARLEY_OK;
+}
+
+// Checks `client`, counts the call, refuses it while the client is closing
+// (and, for WAIT, from inside a transport callback).
+#define PARLEY_ENTER_(client, waits)                                  \
+  PARLEY_CHECK(client);                                               \
+  Entry parley_entry_(client);                                        \
+  if (int parley_rc_ = usable(client, waits); parley_rc_ != PARLEY_OK) \
+  return parley_rc_
+#define PARLEY_ENTER(client) PARLEY_ENTER_(client, false)
+#define PARLEY_ENTER_WAIT(client) PARLEY_ENTER_(client, true)
+
 // Runs a request: checks the client, stores the id.
 template <typename F>
 int request(uint64_t* out_request, parley_client* client, F&& f) {
   return guard([&]() -> int {
     if (out_request != nullptr) *out_request = 0;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     RequestId id = f(*client->rep);
     if (out_request != nullptr) *out_request = id;
     return PARLEY_OK;
@@ -92,6 +139,15 @@ void deliver_to_callback(parley_client* client, const Event& event) {
     ev = nullptr;
   }
   if (ev == nullptr) return;  // out of memory: the event is lost, never an exception
+  {
+    // Held until parley_client_create has stored *out (or the client closes).
+    std::unique_lock lock(client->ready_mu);
+    client->ready_cv.wait(lock, [&] { return client->ready || client->closing.load(); });
+  }
+  if (client->closing.load()) {  // parley_client_free started: no more events
+    std::free(ev);
+    return;
+  }
   parley_client* before = t_in_callback;
   t_in_callback = client;
   client->on_event(client->on_event_user_data, ev);
@@ -101,10 +157,12 @@ void deliver_to_callback(parley_client* client, const Event& event) {
 
 }  // namespace
 
-int set_error(int code, std::string message, std::string reason) {
+thread_local int t_transport_depth = 0;
+
+int set_error(int code, std::string_view message, std::string_view reason) noexcept {
   try {
-    t_error = std::move(message);
-    t_reason = std::move(reason);
+    t_error.assign(message.data(), message.size());
+    t_reason.assign(reason.data(), reason.size());
   } catch (...) {
     t_error.clear();
     t_reason.clear();
@@ -191,7 +249,11 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
     o.heartbeat_interval = std::chrono::seconds(options->heartbeat_interval_s);
     o.dead_connection_timeout = std::chrono::seconds(options->dead_connection_timeout_s);
     o.sync_page_size = options->sync_page_size;
-    o.max_incoming_frame = static_cast<std::size_t>(options->max_incoming_frame);
+    // Clamped where size_t is narrower than 64 bits.
+    o.max_incoming_frame =
+        options->max_incoming_frame > std::numeric_limits<std::size_t>::max()
+            ? std::numeric_limits<std::size_t>::max()
+            : static_cast<std::size_t>(options->max_incoming_frame);
     if (options->transport != nullptr) {
       const parley_transport_callbacks& cb = *options->transport;
       if (cb.version < 1 || cb.open == nullptr || cb.send == nullptr || cb.close == nullptr) {
@@ -211,7 +273,14 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
     auto client = Client::open(std::move(o));
     if (!client) return fail(client.status());
     wrapper->rep = std::move(*client);
-    *out = wrapper.release();
+    parley_client* w = wrapper.release();
+    *out = w;
+    {
+      // From now on on_event may run (it may read the pointer just stored).
+      std::lock_guard lock(w->ready_mu);
+      w->ready = true;
+    }
+    w->ready_cv.notify_all();
     return PARLEY_OK;
   });
 }
@@ -219,17 +288,26 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
 void parley_client_free(parley_client* client) {
   if (client == nullptr) return;
   if (t_in_callback == client) {
-    // From inside this client's own callback: its listener thread cannot join
-    // itself, so the client is freed on another thread once the callback returns.
-    try {
-      std::thread([client] { delete client; }).detach();
-      return;
-    } catch (...) {
-      // No thread: leak rather than deadlock.
-      set_error(PARLEY_E_INTERNAL, "cannot free the client from its callback", "internal");
-      return;
-    }
+    // Its listener thread cannot join itself, and freeing later would let
+    // callbacks run after the free returned: refused, the client stays usable.
+    set_error(PARLEY_E_INVALID_ARGUMENT,
+              "parley_client_free cannot be called from the client's own on_event callback",
+              "in_event_callback");
+    return;
   }
+  if (t_transport_depth > 0) {
+    set_error(PARLEY_E_INVALID_ARGUMENT,
+              "parley_client_free cannot be called from inside a transport callback",
+              "in_transport_callback");
+    return;
+  }
+  client->closing.store(true);
+  {
+    std::lock_guard lock(client->ready_mu);  // wakes an on_event held before ready
+  }
+  client->ready_cv.notify_all();
+  // Calls in progress (from on_event, say) finish against a running engine.
+  while (client->busy.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   try {
     delete client;
   } catch (...) {
@@ -238,7 +316,7 @@ void parley_client_free(parley_client* client) {
 
 int parley_client_connect(parley_client* client) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     client->rep->connect();
     return PARLEY_OK;
   });
@@ -246,7 +324,7 @@ int parley_client_connect(parley_client* client) {
 
 int parley_client_disconnect(parley_client* client) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     client->rep->disconnect();
     return PARLEY_OK;
   });
@@ -254,7 +332,7 @@ int parley_client_disconnect(parley_client* client) {
 
 int parley_client_reconnect_now(parley_client* client) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     client->rep->reconnect_now();
     return PARLEY_OK;
   });
@@ -262,7 +340,7 @@ int parley_client_reconnect_now(parley_client* client) {
 
 int parley_client_set_token(parley_client* client, const char* token) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     PARLEY_CHECK(token);
     client->rep->set_token(token);
     return PARLEY_OK;
@@ -272,7 +350,7 @@ int parley_client_set_token(parley_client* client, const char* token) {
 int parley_client_state(int* out_state, parley_client* client) {
   return guard([&]() -> int {
     PARLEY_CHECK(out_state);
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     *out_state = static_cast<int>(client->rep->state());
     return PARLEY_OK;
   });
@@ -282,7 +360,7 @@ int parley_client_user(char** out_user, parley_client* client) {
   return guard([&]() -> int {
     PARLEY_CHECK(out_user);
     *out_user = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     return string_out(out_user, client->rep->user());
   });
 }
@@ -291,7 +369,7 @@ int parley_client_next_event(parley_event** out, parley_client* client, int time
   return guard([&]() -> int {
     PARLEY_CHECK(out);
     *out = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     if (client->on_event != nullptr) {
       return set_error(PARLEY_E_INVALID_ARGUMENT,
                        "this client delivers its events to its on_event callback",
@@ -310,7 +388,7 @@ int parley_channel_list(char** out_json, parley_client* client) {
   return guard([&]() -> int {
     PARLEY_CHECK(out_json);
     *out_json = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     auto r = client->rep->channels();
     if (!r) return fail(r.status());
     return string_out(out_json, channels_json(*r));
@@ -321,7 +399,7 @@ int parley_client_outbox(char** out_json, parley_client* client) {
   return guard([&]() -> int {
     PARLEY_CHECK(out_json);
     *out_json = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     auto r = client->rep->outbox();
     if (!r) return fail(r.status());
     return string_out(out_json, outbox_json(*r));
@@ -332,7 +410,7 @@ int parley_client_cache_usage(char** out_json, parley_client* client) {
   return guard([&]() -> int {
     PARLEY_CHECK(out_json);
     *out_json = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     auto r = client->rep->cache_usage();
     if (!r) return fail(r.status());
     return string_out(out_json, cache_usage_json(*r));
@@ -470,7 +548,7 @@ int parley_channel_can(int* out_allowed, parley_client* client, const char* chan
   return guard([&]() -> int {
     PARLEY_CHECK(out_allowed);
     *out_allowed = 0;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     if (permission < PARLEY_PERMISSION_POST || permission > PARLEY_PERMISSION_CHANGE_ROLES) {
       return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown permission", "invalid_permission");
@@ -484,7 +562,7 @@ int parley_channel_role(int* out_role, parley_client* client, const char* channe
   return guard([&]() -> int {
     PARLEY_CHECK(out_role);
     *out_role = -1;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     auto r = client->rep->role(channel);
     if (!r) return not_found(std::string("role in ") + channel);
@@ -497,7 +575,7 @@ int parley_channel_kind(int* out_kind, parley_client* client, const char* channe
   return guard([&]() -> int {
     PARLEY_CHECK(out_kind);
     *out_kind = -1;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     auto k = client->rep->channel_kind(channel);
     if (!k) return not_found(std::string("channel ") + channel);
@@ -510,7 +588,7 @@ int parley_channel_meta(char** out_json, parley_client* client, const char* chan
   return guard([&]() -> int {
     PARLEY_CHECK(out_json);
     *out_json = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     auto m = client->rep->channel_meta(channel);
     if (!m) return not_found(std::string("channel ") + channel);
@@ -525,7 +603,7 @@ int parley_message_send(char** out_id, parley_client* client, const char* channe
   return guard([&]() -> int {
     PARLEY_CHECK(out_id);
     *out_id = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     PARLEY_CHECK(text);
     auto r = client->rep->send(channel, text);
@@ -548,7 +626,7 @@ int parley_channel_load_history(uint64_t* out_request, parley_client* client,
 
 int parley_channel_set_typing(parley_client* client, const char* channel, int typing) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     PARLEY_CHECK(channel);
     client->rep->set_typing(channel, typing != 0);
     return PARLEY_OK;
@@ -557,7 +635,7 @@ int parley_channel_set_typing(parley_client* client, const char* channel, int ty
 
 int parley_channel_mark_read(parley_client* client, const char* channel, uint64_t seq) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     Status s = client->rep->mark_read(channel, seq);
     return s.ok() ? PARLEY_OK : fail(s);
@@ -569,7 +647,7 @@ int parley_receipt_summary_get(parley_receipt_summary* out, parley_client* clien
   return guard([&]() -> int {
     PARLEY_CHECK(out);
     *out = parley_receipt_summary{0, 0, 0};
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     auto r = client->rep->receipt_summary(channel, seq);
     if (!r) return fail(r.status());
@@ -626,7 +704,7 @@ int parley_presence_get(char** out_json, parley_client* client, const char* user
   return guard([&]() -> int {
     PARLEY_CHECK(out_json);
     *out_json = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(user);
     auto p = client->rep->presence(user);
     if (!p) return not_found(std::string("presence of ") + user);
@@ -639,7 +717,7 @@ int parley_presence_online_count(uint64_t* out_count, parley_client* client,
   return guard([&]() -> int {
     PARLEY_CHECK(out_count);
     *out_count = 0;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     auto n = client->rep->online_count(channel);
     if (!n) return not_found(std::string("online count of ") + channel);
@@ -650,7 +728,7 @@ int parley_presence_online_count(uint64_t* out_count, parley_client* client,
 
 int parley_presence_report_activity(parley_client* client) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER(client);
     client->rep->report_activity();
     return PARLEY_OK;
   });
@@ -668,7 +746,7 @@ int parley_direct_peer(char** out_user, parley_client* client, const char* chann
   return guard([&]() -> int {
     PARLEY_CHECK(out_user);
     *out_user = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     auto u = client->rep->direct_peer(channel);
     if (!u) return not_found(std::string("direct channel ") + channel);
@@ -680,7 +758,7 @@ int parley_direct_channel(char** out_channel, parley_client* client, const char*
   return guard([&]() -> int {
     PARLEY_CHECK(out_channel);
     *out_channel = nullptr;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(user);
     auto ch = client->rep->direct_channel(user);
     if (!ch) return not_found(std::string("direct channel with ") + user);
@@ -697,7 +775,7 @@ int parley_safety_number_load(uint64_t* out_request, parley_client* client, cons
 int parley_contact_verify(parley_client* client, const char* user, int verified,
                           const char* shown_number) {
   return guard([&]() -> int {
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(user);
     Status s = client->rep->verify_contact(user, verified != 0,
                                            shown_number != nullptr ? shown_number : "");
@@ -755,7 +833,7 @@ int parley_notification_level(int* out_level, int64_t* out_mute_until_ms, parley
     PARLEY_CHECK(out_level);
     *out_level = -1;
     if (out_mute_until_ms != nullptr) *out_mute_until_ms = 0;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     auto level = client->rep->notification_level(channel);
     if (!level) return not_found(std::string("channel ") + channel);
@@ -777,7 +855,7 @@ int parley_unread_count(uint64_t* out_unread, uint64_t* out_mentions, parley_cli
   return guard([&]() -> int {
     if (out_unread != nullptr) *out_unread = 0;
     if (out_mentions != nullptr) *out_mentions = 0;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
     UnreadCount u = client->rep->unread(channel);
     if (out_unread != nullptr) *out_unread = u.unread;
@@ -790,7 +868,7 @@ int parley_unread_badge(uint64_t* out_unread, uint64_t* out_mentions, parley_cli
   return guard([&]() -> int {
     if (out_unread != nullptr) *out_unread = 0;
     if (out_mentions != nullptr) *out_mentions = 0;
-    PARLEY_CHECK(client);
+    PARLEY_ENTER_WAIT(client);
     UnreadCount u = client->rep->badge();
     if (out_unread != nullptr) *out_unread = u.unread;
     if (out_mentions != nullptr) *out_mentions = u.mentions;

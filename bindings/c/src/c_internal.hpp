@@ -1,8 +1,12 @@
 // Internal to the C ABI (bindings/c): what its .cpp files share.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "parley.h"
@@ -13,12 +17,23 @@ struct parley_client {
   std::unique_ptr<parley::Client> rep;
   parley_event_callback on_event = nullptr;
   void* on_event_user_data = nullptr;
+  // Set first by parley_client_free: no more events reach on_event and every
+  // entry point returns PARLEY_E_CANCELLED without touching the engine.
+  std::atomic<bool> closing{false};
+  // Entry points in progress; parley_client_free waits for them to leave.
+  std::atomic<int> busy{0};
+  // on_event is held until parley_client_create has stored *out.
+  std::mutex ready_mu;
+  std::condition_variable ready_cv;
+  bool ready = false;
 };
 
 namespace parley::capi {
 
-// Records the thread's last failure and returns `code`.
-int set_error(int code, std::string message, std::string reason);
+// Records the thread's last failure and returns `code`. Never throws.
+int set_error(int code, std::string_view message, std::string_view reason) noexcept;
+// > 0 while this thread runs an app transport callback (open, send, close).
+extern thread_local int t_transport_depth;
 // Records `status` (not ok) and returns its PARLEY_E_* code.
 int fail(const Status& status);
 int status_code(const Status& status);

@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "c_internal.hpp"
@@ -27,13 +29,66 @@ const char* const kKindNames[] = {
 };
 static_assert(sizeof(kKindNames) / sizeof(kKindNames[0]) == std::variant_size_v<Event> + 1);
 
+// The length of the valid UTF-8 sequence at s[i] (strict: no overlong
+// forms, surrogates or code points above U+10FFFF), 0 when it is not one.
+std::size_t utf8_seq(const unsigned char* s, std::size_t n, std::size_t i) {
+  unsigned char c = s[i];
+  if (c < 0x80) return 1;
+  std::size_t len;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (n - i < len) return 0;
+  if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+  for (std::size_t k = 2; k < len; ++k) {
+    if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
+  }
+  return len;
+}
+
+// `v` with every invalid UTF-8 byte replaced by U+FFFD.
+std::string valid_utf8(std::string_view v) {
+  const auto* s = reinterpret_cast<const unsigned char*>(v.data());
+  const std::size_t n = v.size();
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t len = utf8_seq(s, n, i);
+    if (len == 0) break;
+    i += len;
+  }
+  if (i == n) return std::string(v);
+  std::string out(v.substr(0, i));
+  while (i < n) {
+    std::size_t len = utf8_seq(s, n, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(v.data() + i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
 void str(Writer& w, const char* key, const std::string& v) {
   w.Key(key);
-  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  std::string ok = valid_utf8(v);
+  w.String(ok.data(), static_cast<rapidjson::SizeType>(ok.size()));
 }
 void cstr(Writer& w, const char* key, const char* v) {
-  w.Key(key);
-  w.String(v);
+  str(w, key, v);
 }
 void u64(Writer& w, const char* key, std::uint64_t v) {
   w.Key(key);
@@ -106,7 +161,10 @@ void write_presence(Writer& w, const Presence& p) {
 void write_strings(Writer& w, const char* key, const std::vector<std::string>& v) {
   w.Key(key);
   w.StartArray();
-  for (const auto& s : v) w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  for (const auto& s : v) {
+    std::string ok = valid_utf8(s);
+    w.String(ok.data(), static_cast<rapidjson::SizeType>(ok.size()));
+  }
   w.EndArray();
 }
 
@@ -330,6 +388,11 @@ parley_event* make_event(const Event& event) {
   cstr(w, "type", kKindNames[kind]);
   std::visit(Fields{w, head}, event);
   w.EndObject();
+
+  // The head's strings are plain C strings: valid UTF-8 as well.
+  head.reason = valid_utf8(head.reason);
+  head.message = valid_utf8(head.message);
+  head.channel = valid_utf8(head.channel);
 
   // One block: the struct, then its strings.
   const std::size_t json_len = buf.GetSize();

@@ -4,12 +4,16 @@
 // poll(), on the client's thread, waits on a condition variable for it and
 // hands it to the client's handler.
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 
 #include "c_internal.hpp"
 
-struct parley_transport {
+namespace parley::capi {
+
+// What the transport shares between the client's thread and the app's threads.
+struct TransportShared {
   enum class Kind { frame, open, closed };
   struct Item {
     Kind kind;
@@ -21,51 +25,91 @@ struct parley_transport {
   std::condition_variable cv;
   std::deque<Item> queue;
   bool woken = false;
+  // The generation of the current connection: each open() gets a new handle
+  // carrying the next one, and reports on an older handle are dropped.
+  std::uint64_t generation = 0;
   // Between connect() and the report of its end: what the app reports
   // outside a connection (late frames of a closed one) is dropped.
   bool active = false;
   bool opened = false;
 };
 
+}  // namespace parley::capi
+
+// One connection's handle (the `transport` passed to open()). Handles live
+// as long as the client, so a late report on an old one is safe (and dropped).
+struct parley_transport {
+  parley::capi::TransportShared* shared;
+  std::uint64_t generation;
+};
+
 namespace parley::capi {
 namespace {
+
+// Marks this thread as running an app transport callback.
+struct InTransportCallback {
+  InTransportCallback() noexcept { ++t_transport_depth; }
+  ~InTransportCallback() { --t_transport_depth; }
+};
 
 class AppTransport final : public sys::Transport {
  public:
   explicit AppTransport(const parley_transport_callbacks& callbacks)
-      : callbacks_(callbacks), shared_(std::make_shared<parley_transport>()) {}
+      : callbacks_(callbacks), shared_(std::make_shared<TransportShared>()) {}
 
   void connect(const std::string& url, const std::string& subprotocol,
                sys::TransportHandler* handler) override {
     handler_ = handler;
+    handles_.push_back(std::make_unique<parley_transport>());
+    parley_transport* handle = handles_.back().get();
     {
       std::lock_guard lock(shared_->mu);
+      // Reports of the previous connection still queued are not this one's.
       shared_->queue.clear();
+      handle->shared = shared_.get();
+      handle->generation = ++shared_->generation;
       shared_->active = true;
       shared_->opened = false;
     }
-    callbacks_.open(callbacks_.user_data, shared_.get(), url.c_str(), subprotocol.c_str());
+    InTransportCallback in_callback;
+    callbacks_.open(callbacks_.user_data, handle, url.c_str(), subprotocol.c_str());
   }
 
   void send(std::string frame) override {
+    InTransportCallback in_callback;
     callbacks_.send(callbacks_.user_data, frame.data(), frame.size());
   }
 
   void close(int code, const std::string& reason) override {
-    bool was_active;
     {
       std::lock_guard lock(shared_->mu);
-      was_active = shared_->active;
+      // Frames not yet handed over are dropped. A closed report already
+      // queued (the app's, just before this close) stays: it is the one
+      // closed notification of this connection. Else, if the connection is
+      // still active, the client asked: report the close at once, whatever
+      // the app says later (its later reports are dropped, active is false).
+      bool closed_queued = false;
+      std::deque<TransportShared::Item> kept;
+      for (auto& item : shared_->queue) {
+        if (item.kind == TransportShared::Kind::closed) {
+          closed_queued = true;
+          kept.push_back(std::move(item));
+        }
+      }
+      shared_->queue.swap(kept);
+      if (shared_->active && !closed_queued) {
+        shared_->queue.push_back({TransportShared::Kind::closed, "", -1});
+      }
       shared_->active = false;
-      shared_->queue.clear();
-      // The client asked: report the close at once, whatever the app says later.
-      if (was_active) shared_->queue.push_back({parley_transport::Kind::closed, "", -1});
+      shared_->opened = false;
     }
+    shared_->cv.notify_one();
+    InTransportCallback in_callback;
     callbacks_.close(callbacks_.user_data, code, reason.c_str());
   }
 
   void poll(std::chrono::milliseconds max_wait) override {
-    std::deque<parley_transport::Item> items;
+    std::deque<TransportShared::Item> items;
     {
       std::unique_lock lock(shared_->mu);
       shared_->cv.wait_for(lock, max_wait,
@@ -76,13 +120,13 @@ class AppTransport final : public sys::Transport {
     for (auto& item : items) {
       if (handler_ == nullptr) break;
       switch (item.kind) {
-        case parley_transport::Kind::frame:
+        case TransportShared::Kind::frame:
           handler_->on_frame(item.data);
           break;
-        case parley_transport::Kind::open:
+        case TransportShared::Kind::open:
           handler_->on_open();
           break;
-        case parley_transport::Kind::closed:
+        case TransportShared::Kind::closed:
           handler_->on_closed(closed_status(item));
           break;
       }
@@ -99,7 +143,7 @@ class AppTransport final : public sys::Transport {
 
  private:
   // The same statuses as the built-in WebSocket transport reports.
-  static Status closed_status(const parley_transport::Item& item) {
+  static Status closed_status(const TransportShared::Item& item) {
     if (item.code == -1) return Status(StatusCode::ok, "closed");
     if (item.code == -2) {
       return Status(StatusCode::offline,
@@ -119,7 +163,10 @@ class AppTransport final : public sys::Transport {
   }
 
   parley_transport_callbacks callbacks_;
-  std::shared_ptr<parley_transport> shared_;
+  std::shared_ptr<TransportShared> shared_;
+  // Every handle given to open(), kept until the client is freed (16 bytes
+  // a connection) so that the app may still report on an old one.
+  std::vector<std::unique_ptr<parley_transport>> handles_;
   sys::TransportHandler* handler_ = nullptr;
 };
 
@@ -140,12 +187,14 @@ int parley_transport_deliver_frame(parley_transport* t, const char* frame, size_
     return set_error(PARLEY_E_INVALID_ARGUMENT, "frame is NULL", "invalid_argument");
   }
   try {
+    TransportShared& sh = *t->shared;
     {
-      std::lock_guard lock(t->mu);
-      if (!t->active || !t->opened) return PARLEY_OK;  // not part of a connection: dropped
-      t->queue.push_back({parley_transport::Kind::frame, std::string(frame, len), 0});
+      std::lock_guard lock(sh.mu);
+      // Not part of the current connection: dropped.
+      if (t->generation != sh.generation || !sh.active || !sh.opened) return PARLEY_OK;
+      sh.queue.push_back({TransportShared::Kind::frame, std::string(frame, len), 0});
     }
-    t->cv.notify_one();
+    sh.cv.notify_one();
     return PARLEY_OK;
   } catch (const std::bad_alloc&) {
     return set_error(PARLEY_E_NOMEM, "out of memory", "nomem");
@@ -162,23 +211,24 @@ int parley_transport_set_state(parley_transport* t, int state, int code, const c
                      "invalid_argument");
   }
   try {
+    TransportShared& sh = *t->shared;
     {
-      std::lock_guard lock(t->mu);
-      if (!t->active) return PARLEY_OK;  // no connection open: nothing to report
+      std::lock_guard lock(sh.mu);
+      // An older connection's report, or no connection open: nothing to report.
+      if (t->generation != sh.generation || !sh.active) return PARLEY_OK;
       if (state == PARLEY_TRANSPORT_OPEN) {
-        if (t->opened) return PARLEY_OK;
-        t->opened = true;
-        t->queue.push_back({parley_transport::Kind::open, "", 0});
+        if (sh.opened) return PARLEY_OK;
+        sh.opened = true;
+        sh.queue.push_back({TransportShared::Kind::open, "", 0});
       } else {
         // Closed before it opened: the connect failed.
-        int c = t->opened ? (code < 0 ? 0 : code) : -2;
-        t->active = false;
-        t->opened = false;
-        t->queue.push_back(
-            {parley_transport::Kind::closed, reason != nullptr ? reason : "", c});
+        int c = sh.opened ? (code < 0 ? 0 : code) : -2;
+        sh.active = false;
+        sh.opened = false;
+        sh.queue.push_back({TransportShared::Kind::closed, reason != nullptr ? reason : "", c});
       }
     }
-    t->cv.notify_one();
+    sh.cv.notify_one();
     return PARLEY_OK;
   } catch (const std::bad_alloc&) {
     return set_error(PARLEY_E_NOMEM, "out of memory", "nomem");
