@@ -666,18 +666,6 @@ Result<bool> E2eDevice::has_sessions(const std::string& peer) {
   return !rows->empty();
 }
 
-Result<bool> E2eDevice::missing_sessions(const std::string& user) {
-  auto devices = cache_.e2e_devices(user);
-  if (!devices) return devices.status();
-  for (const auto& d : *devices) {
-    if (user == user_ && d.device == device_) continue;
-    auto session = cache_.e2e_session(user, d.device);
-    if (!session) return session.status();
-    if (!*session) return true;
-  }
-  return false;
-}
-
 Result<std::vector<std::string>> E2eDevice::devices_without_session(const std::string& user) {
   auto devices = cache_.e2e_devices(user);
   if (!devices) return devices.status();

@@ -117,7 +117,6 @@ class E2eDevice {
   // Whether this device has a session with some device of `peer`.
   Result<bool> has_sessions(const std::string& peer);
   // Devices of `user` (this user: the other devices) known without a session.
-  Result<bool> missing_sessions(const std::string& user);
   Result<std::vector<std::string>> devices_without_session(const std::string& user);
   // Encrypts `text` (message `id` of direct `channel`) for every device of
   // each of `users` (the peer, and this user: its other devices) this device

@@ -207,10 +207,10 @@ void Engine::transmit_e2e(const OutboxEntry& entry) {
     return checked != peers_checked_.end() && Clock::now() - checked->second < kPeerDevicesRecheck;
   };
   auto has = e2e_->has_sessions(*peer);
-  auto missing_peer = e2e_->missing_sessions(*peer);
-  auto missing_own = e2e_->missing_sessions(user_);
-  if (has && *has && missing_peer && !*missing_peer && missing_own && !*missing_own &&
-      fresh(*peer) && fresh(user_)) {
+  auto missing_peer = e2e_->devices_without_session(*peer);
+  auto missing_own = e2e_->devices_without_session(user_);
+  if (has && *has && missing_peer && missing_peer->empty() && missing_own &&
+      missing_own->empty() && fresh(*peer) && fresh(user_)) {
     seal_and_send(entry, *peer, {});
     return;
   }
