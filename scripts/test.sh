@@ -8,6 +8,8 @@
 #          (scripts/fuzz.sh, build-fuzz/)
 # Sanitizer reports of every process a test starts (parley-server and
 # parley-cli in the e2e tests) are collected too: any report fails the run.
+# PARLEY_PRUNE_BUILDS=1 (set by .ci/run) deletes each hardening stage's build
+# directory once the stage is over, so that the run fits a small disk.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ stage_done() {
 }
 
 scripts/deps.sh
+echo "== test.sh: $(df -h --output=avail . | tail -1 | tr -d ' ') free on the disk of $root"
 
 stage "default build and tests"
 scripts/build.sh default
@@ -105,6 +108,9 @@ for name in asan tsan fuzz; do
   else
     echo "== test.sh: $name FAILED after $((SECONDS - stage_start)) s" >&2
     failed+=("$name")
+  fi
+  if [ "${PARLEY_PRUNE_BUILDS:-0}" = 1 ]; then
+    rm -rf "build-$name"
   fi
 done
 
