@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "parley/events.hpp"
+#include "parley/export.hpp"
 #include "parley/options.hpp"
 #include "parley/roles.hpp"
 #include "parley/status.hpp"
@@ -73,7 +74,7 @@ struct PresenceSettings {
   std::optional<bool> hide_last_seen;
 };
 
-class Client {
+class PARLEY_EXPORT Client {
  public:
   // Opens (or creates) the cache in options.data_dir and starts the client's
   // thread. Fails with invalid_argument for bad options, corrupt or io_error

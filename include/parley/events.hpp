@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "parley/export.hpp"
 #include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
@@ -31,7 +32,7 @@ enum class LifecycleState {
   syncing,         // authenticated, catching up on missed events
   ready,           // caught up; live events flow
 };
-const char* to_string(LifecycleState state);
+PARLEY_EXPORT const char* to_string(LifecycleState state);
 
 // The lifecycle moved to `state`. `reason` says why when it went back to
 // disconnected: ok for a disconnect the app asked for, "connection_lost",
@@ -143,7 +144,7 @@ enum class ReceiptKind {
   delivered,  // that device has received the channel up to seq
   read,       // that user has read the channel up to seq
 };
-const char* to_string(ReceiptKind kind);
+PARLEY_EXPORT const char* to_string(ReceiptKind kind);
 
 struct ReceiptUpdated {
   std::string channel;
@@ -169,9 +170,9 @@ enum class NotificationLevel {
   mentions,  // mentions of this user, @channel, @here
   none,
 };
-const char* to_string(NotificationLevel level);
+PARLEY_EXPORT const char* to_string(NotificationLevel level);
 // Parses "all", "mentions" or "none"; false for anything else.
-bool parse_notification_level(std::string_view text, NotificationLevel* out);
+PARLEY_EXPORT bool parse_notification_level(std::string_view text, NotificationLevel* out);
 
 // The server says something in a channel deserves this user's attention
 // (only with ClientOptions::notifications). `kind`: "message", "mention",

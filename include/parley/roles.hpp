@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "parley/export.hpp"
+
 namespace parley {
 
 // public_channel: anyone may join. private_channel: members are invited.
@@ -34,18 +36,18 @@ enum class Permission {
 
 // Wire names: "public", "private", "direct", "broadcast"; "owner", "admin",
 // "moderator", "member", "read_only"; "post", "invite", ... as spelled above.
-const char* to_string(ChannelKind kind);
-const char* to_string(Role role);
-const char* to_string(Permission permission);
-bool parse_channel_kind(std::string_view text, ChannelKind* out);
-bool parse_role(std::string_view text, Role* out);
-bool parse_permission(std::string_view text, Permission* out);
+PARLEY_EXPORT const char* to_string(ChannelKind kind);
+PARLEY_EXPORT const char* to_string(Role role);
+PARLEY_EXPORT const char* to_string(Permission permission);
+PARLEY_EXPORT bool parse_channel_kind(std::string_view text, ChannelKind* out);
+PARLEY_EXPORT bool parse_role(std::string_view text, Role* out);
+PARLEY_EXPORT bool parse_permission(std::string_view text, Permission* out);
 
 // Whether `role` grants `permission` in a channel of `kind`. Acting on another
 // member (remove, ban, mute, change their role, delete their message) also
 // needs a higher rank than theirs: see outranks().
-bool role_allows(ChannelKind kind, Role role, Permission permission);
+PARLEY_EXPORT bool role_allows(ChannelKind kind, Role role, Permission permission);
 // True when `a` ranks strictly above `b` (owner > admin > moderator > member > read_only).
-bool outranks(Role a, Role b);
+PARLEY_EXPORT bool outranks(Role a, Role b);
 
 }  // namespace parley

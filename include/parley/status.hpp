@@ -12,6 +12,8 @@
 #include <string>
 #include <utility>
 
+#include "parley/export.hpp"
+
 namespace parley {
 
 // What kind of failure, for callers that handle kinds differently. The finer,
@@ -36,9 +38,9 @@ enum class StatusCode {
 };
 
 // The default reason string of a code ("invalid_argument", "offline", ...).
-const char* to_string(StatusCode code);
+PARLEY_EXPORT const char* to_string(StatusCode code);
 
-class Status {
+class PARLEY_EXPORT Status {
  public:
   Status() = default;
   // reason: the stable error code (e.g. "channel_exists"); empty means to_string(code).

@@ -13,10 +13,12 @@
 #include <string_view>
 #include <vector>
 
+#include "parley/export.hpp"
+
 namespace parley {
 
 // A client-generated 128-bit message id, written as 32 lowercase hex digits.
-struct MessageId {
+struct PARLEY_EXPORT MessageId {
   std::array<std::uint8_t, 16> bytes{};
 
   static MessageId random();
@@ -47,8 +49,8 @@ enum class EventKind {
   system,           // a system message from a server administrator (text)
   channel_deleted,  // an administrator deleted the channel; nothing follows
 };
-const char* to_string(EventKind kind);
-bool parse_event_kind(std::string_view text, EventKind* out);
+PARLEY_EXPORT const char* to_string(EventKind kind);
+PARLEY_EXPORT bool parse_event_kind(std::string_view text, EventKind* out);
 
 // A channel's descriptive metadata. In a `meta` event only the fields that
 // changed are set; an empty string clears a field.
@@ -67,7 +69,7 @@ enum class DeliveryState {
   sent,     // stored by the server: has seq and server timestamp
   failed,   // refused by the server for good
 };
-const char* to_string(DeliveryState state);
+PARLEY_EXPORT const char* to_string(DeliveryState state);
 
 // A mention in a message's text, found by the server when the message was
 // sent: `length` bytes at byte `offset` (the "@" included) name `user`, or
@@ -83,7 +85,7 @@ struct Mention {
 // or after a character that cannot be part of a user name, followed by a
 // valid user name (a final "." is not part of it); "@channel" and "@here" are
 // the special ones. At most 50, in order.
-std::vector<Mention> find_mentions(std::string_view text);
+PARLEY_EXPORT std::vector<Mention> find_mentions(std::string_view text);
 
 // One entry of a channel's gap-free sequence. `id` and `text` belong to kind
 // message (text also to system); the fields after them to the kinds that
@@ -145,9 +147,9 @@ enum class PresenceStatus {
   away,     // connected but idle, or set to away
   offline,  // no connection (after the grace period), or invisible
 };
-const char* to_string(PresenceStatus status);
+PARLEY_EXPORT const char* to_string(PresenceStatus status);
 // Parses "online", "away" or "offline"; false for anything else.
-bool parse_presence_status(std::string_view text, PresenceStatus* out);
+PARLEY_EXPORT bool parse_presence_status(std::string_view text, PresenceStatus* out);
 
 // How this user chooses to appear (Client::set_presence), on every device.
 enum class PresenceMode {
@@ -155,9 +157,9 @@ enum class PresenceMode {
   away,       // away while connected
   invisible,  // offline to everyone else; this user's own devices see the truth
 };
-const char* to_string(PresenceMode mode);
+PARLEY_EXPORT const char* to_string(PresenceMode mode);
 // Parses "online", "away" or "invisible"; false for anything else.
-bool parse_presence_mode(std::string_view text, PresenceMode* out);
+PARLEY_EXPORT bool parse_presence_mode(std::string_view text, PresenceMode* out);
 
 // A user's presence as the server last told this client. For this user's own
 // presence, `status` is the real one (online or away even while invisible)
@@ -178,11 +180,11 @@ struct Presence {
 
 // Rules shared by the SDK and the server: 1-64 bytes of UTF-8, no spaces and
 // no control characters. Returns an empty string when valid, else why not.
-std::string check_channel_name(const std::string& name);
+PARLEY_EXPORT std::string check_channel_name(const std::string& name);
 // User names: 1-64 characters from [A-Za-z0-9_.@-], not starting with '.' or '-'.
-std::string check_user_name(const std::string& name);
+PARLEY_EXPORT std::string check_user_name(const std::string& name);
 
 // Formats ms since the Unix epoch as ISO-8601 UTC with milliseconds.
-std::string format_timestamp(std::int64_t ts_ms);
+PARLEY_EXPORT std::string format_timestamp(std::int64_t ts_ms);
 
 }  // namespace parley

@@ -9,6 +9,7 @@
 #include "parley/events.hpp"
 #include "parley/status.hpp"
 #include "parley/sys/analytics.hpp"
+#include "parley/sys/transport.hpp"
 #include "parley/types.hpp"
 #include "parley/version.hpp"
 #include "protocol/codec.hpp"
@@ -108,6 +109,12 @@ double sys::AnalyticsEvent::value(const std::string& key) const {
   }
   return 0;
 }
+
+// The extension interfaces' key functions: their vtables and type information
+// are emitted here and exported (include/parley/export.hpp).
+sys::AnalyticsSink::~AnalyticsSink() = default;
+sys::TransportHandler::~TransportHandler() = default;
+sys::Transport::~Transport() = default;
 
 const char* to_string(LifecycleState state) {
   switch (state) {

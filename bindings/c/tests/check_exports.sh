@@ -1,9 +1,12 @@
 #!/bin/sh
-# ctest c-exports: libparley.so exports only Parley's own symbols (the C ABI's
-# parley_* functions, and namespace parley's C++ symbols with their vtables,
-# type information and thunks), nothing of fmt, SQLite, cereal, RapidJSON,
-# libsodium or the C++ library; every function parley.h declares is exported;
-# and the soname carries the ABI version.
+# ctest c-exports: libparley.so exports only Parley's own public symbols (the C
+# ABI's parley_* functions, and the C++ API of include/parley/ with its
+# vtables, type information and thunks), nothing of Parley's internal
+# namespaces (parley::client, parley::store, ...; only parley::sys is public)
+# and nothing of fmt, SQLite, cereal, RapidJSON, libsodium or the C++ library;
+# every function parley.h declares is exported, and so are the C++ API's entry
+# points and the type information of the interfaces apps subclass; the soname
+# carries the ABI version.
 #   check_exports.sh LIBRARY HEADER EXPECTED_SONAME
 set -eu
 lib="$1"
@@ -34,6 +37,26 @@ while IFS="$(printf '\t')" read -r raw name; do
     *) echo "c-exports: not Parley's: $name"; fail=1 ;;
   esac
 done <"$tmp/pairs"
+
+# Nothing of an internal namespace: parley::NAME:: with a lower-case NAME
+# other than sys, anywhere in a name (argument and template types too).
+grep -oE '(^|[^A-Za-z0-9_:])parley::[a-z_][a-z0-9_]*::' "$tmp/demangled" |
+  sed -E 's/.*parley::([a-z0-9_]+)::$/\1/' | grep -vx sys | sort | uniq -c >"$tmp/internal" || true
+if [ -s "$tmp/internal" ]; then
+  echo "c-exports: symbols of internal namespaces are exported (count, namespace):"
+  cat "$tmp/internal"
+  fail=1
+fi
+
+# The C++ API's entry points, and the vtables and type information of the
+# interfaces an app subclasses, are there.
+for want in 'parley::Client::open(' 'parley::version()' 'parley::Status::to_string' \
+            'parley::MessageId::random()' 'parley::role_allows(' 'parley::to_string(parley::StatusCode)' \
+            'vtable for parley::sys::Transport' 'typeinfo for parley::sys::Transport' \
+            'typeinfo for parley::sys::TransportHandler' 'vtable for parley::sys::AnalyticsSink' \
+            'typeinfo for parley::sys::AnalyticsSink' 'parley::sys::AnalyticsEvent::label('; do
+  grep -qF "$want" "$tmp/demangled" || { echo "c-exports: '$want' is not exported"; fail=1; }
+done
 
 # Nothing of the dependencies, whatever its namespace.
 if grep -E '^(fmt::|sqlite3|cereal::|rapidjson::|sodium|crypto_|lws_|std::)' "$tmp/demangled"; then

@@ -20,9 +20,11 @@
 #include <utility>
 #include <vector>
 
+#include "parley/export.hpp"
+
 namespace parley::sys {
 
-struct AnalyticsEvent {
+struct PARLEY_EXPORT AnalyticsEvent {
   // "message_sent", "message_acknowledged", "message_failed", "message_delivered",
   // "message_read", "typing_started", "connection_state", "moderation_action",
   // "notification_level_set", "notification_received", "presence_set",
@@ -39,9 +41,11 @@ struct AnalyticsEvent {
   double value(const std::string& key) const;
 };
 
-class AnalyticsSink {
+class PARLEY_EXPORT AnalyticsSink {
  public:
-  virtual ~AnalyticsSink() = default;
+  // Defined in the library, so that its vtable and type information live
+  // there, once, for every app that subclasses it.
+  virtual ~AnalyticsSink();
   virtual void record(const AnalyticsEvent& event) = 0;
 };
 

@@ -16,14 +16,15 @@
 #include <string>
 #include <string_view>
 
+#include "parley/export.hpp"
 #include "parley/status.hpp"
 
 namespace parley::sys {
 
 // Receives what happens on a transport. Implemented by the client.
-class TransportHandler {
+class PARLEY_EXPORT TransportHandler {
  public:
-  virtual ~TransportHandler() = default;
+  virtual ~TransportHandler();  // defined in the library: one vtable, exported
   // The connection is open; frames may be sent.
   virtual void on_open() = 0;
   // One complete text frame arrived.
@@ -33,9 +34,9 @@ class TransportHandler {
   virtual void on_closed(const Status& reason) = 0;
 };
 
-class Transport {
+class PARLEY_EXPORT Transport {
  public:
-  virtual ~Transport() = default;
+  virtual ~Transport();  // defined in the library: one vtable, exported
   // Starts connecting to `url`, offering `subprotocol`. The outcome arrives as
   // on_open or on_closed during a later poll(). At most one connection at a time.
   virtual void connect(const std::string& url, const std::string& subprotocol,
