@@ -130,6 +130,25 @@ PARLEY_API void parley_string_free(char *s);
 #define PARLEY_PERMISSION_PIN 7
 #define PARLEY_PERMISSION_CHANGE_ROLES 8
 
+/* The permission table the server enforces (docs/channels.md, "Permissions"),
+ * so that a UI offers only what will be accepted; no client, no network.
+ * *out_allowed: 1 when `role` (PARLEY_ROLE_*) grants `permission`
+ * (PARLEY_PERMISSION_*) in a channel of `kind` (PARLEY_CHANNEL_*), else 0.
+ * Acting on another member (remove, ban, mute, change their role, delete their
+ * message) also needs a higher rank than theirs: parley_role_outranks.
+ * PARLEY_E_INVALID_ARGUMENT for a value outside those constants. */
+PARLEY_API int parley_role_allows(int *out_allowed, int kind, int role, int permission);
+/* *out: 1 when role `a` ranks strictly above role `b`
+ * (owner > admin > moderator > member > read_only), else 0. */
+PARLEY_API int parley_role_outranks(int *out, int a, int b);
+
+/* PARLEY_OK when `name` is a valid channel name (user name), else
+ * PARLEY_E_INVALID_ARGUMENT with parley_error_last() saying what is wrong with
+ * it: the rules the server applies (docs/channels.md), checked before any
+ * request is made. */
+PARLEY_API int parley_channel_name_check(const char *name);
+PARLEY_API int parley_user_name_check(const char *name);
+
 #define PARLEY_NOTIFY_ALL 0
 #define PARLEY_NOTIFY_MENTIONS 1
 #define PARLEY_NOTIFY_NONE 2
@@ -202,7 +221,7 @@ PARLEY_API const char *parley_event_kind_name(int kind);
  *   parley_client_next_event, ...) returns PARLEY_E_INVALID_ARGUMENT with
  *   reason "in_transport_callback" there, and parley_client_free is refused
  *   (nothing happens; the same reason in parley_error_last_reason).
- * - open(user_data, transport, url, subprotocol): connect to `url` (ws:// or
+ * - open(transport, url, subprotocol, user_data): connect to `url` (ws:// or
  *   wss://) offering the WebSocket subprotocol `subprotocol`. `transport` is
  *   the handle to report back with for this connection only: every open()
  *   gets a new handle, and what is reported on the handle of an earlier
@@ -211,10 +230,10 @@ PARLEY_API const char *parley_event_kind_name(int kind);
  *   Report the outcome with parley_transport_set_state: PARLEY_TRANSPORT_OPEN
  *   once open, PARLEY_TRANSPORT_CLOSED if it failed. At most one connection at
  *   a time: Parley closes the previous one before opening another.
- * - send(user_data, frame, len): queue one text frame (UTF-8, not
+ * - send(frame, len, user_data): queue one text frame (UTF-8, not
  *   NUL-terminated); frames must leave in the order queued. The bytes are
  *   Parley's and valid only during the call: copy them.
- * - close(user_data, code, reason): close the connection with a close frame
+ * - close(code, reason, user_data): close the connection with a close frame
  *   (`code`, `reason`). Report PARLEY_TRANSPORT_CLOSED when it has closed (or
  *   right away); no more frames of that connection should be delivered. The
  *   client gets exactly one closed notification per connection: the app's
@@ -239,11 +258,11 @@ typedef struct parley_transport parley_transport;
 
 typedef struct parley_transport_callbacks {
   uint32_t version; /* PARLEY_TRANSPORT_CALLBACKS_VERSION */
-  void *user_data;  /* passed first to each callback */
-  void (*open)(void *user_data, parley_transport *transport, const char *url,
-               const char *subprotocol);
-  void (*send)(void *user_data, const char *frame, size_t len);
-  void (*close)(void *user_data, int code, const char *reason);
+  void *user_data;  /* passed last to each callback */
+  void (*open)(parley_transport *transport, const char *url, const char *subprotocol,
+               void *user_data);
+  void (*send)(const char *frame, size_t len, void *user_data);
+  void (*close)(int code, const char *reason, void *user_data);
 } parley_transport_callbacks;
 
 /* One complete text frame received; copied before return. Any thread.
@@ -268,7 +287,16 @@ typedef struct parley_client parley_client;
  * parley_client_free on this same client: that is refused (nothing happens;
  * parley_error_last_reason() is "in_event_callback"); free the client from
  * another thread. */
-typedef void (*parley_event_callback)(void *user_data, const parley_event *event);
+typedef void (*parley_event_callback)(const parley_event *event, void *user_data);
+
+/* Called with each analytics event (docs/analytics.md): a JSON object
+ * {"v":1,"name":"message_sent","ts_ms":...,"labels":{"channel":"general",...},
+ * "values":{"bytes":42,...}} that never carries message text or other content,
+ * borrowed for the call. It runs on the client's internal thread, one event at
+ * a time, and must return quickly (queue the upload); it must not call this
+ * header's functions on any client: they return PARLEY_E_INVALID_ARGUMENT with
+ * reason "in_analytics_callback" there, and parley_client_free is refused. */
+typedef void (*parley_analytics_callback)(const char *json, void *user_data);
 
 #define PARLEY_CLIENT_OPTIONS_VERSION 1
 
@@ -302,12 +330,15 @@ typedef struct parley_client_options {
   /* Optional app-supplied transport, copied at create; NULL: the built-in
    * WebSocket. */
   const parley_transport_callbacks *transport;
+  /* Optional analytics events (see parley_analytics_callback); NULL: none. */
+  parley_analytics_callback on_analytics;
+  void *on_analytics_user_data;
 } parley_client_options;
 
 #define PARLEY_CLIENT_OPTIONS_INIT                                                              \
   {                                                                                             \
     PARLEY_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, (uint64_t)256 << 20, 0, 0, 1, 1, 1, \
-        10000, 500, 30000, 20, 45, 500, (uint64_t)4 << 20, NULL, NULL, NULL                     \
+        10000, 500, 30000, 20, 45, 500, (uint64_t)4 << 20, NULL, NULL, NULL, NULL, NULL         \
   }
 
 /* Fills `out` with the same defaults as PARLEY_CLIENT_OPTIONS_INIT (for

@@ -23,6 +23,8 @@ thread_local std::string t_error;
 thread_local std::string t_reason;
 // The client whose on_event callback this thread is running, if any.
 thread_local parley_client* t_in_callback = nullptr;
+// True while this thread runs an app's analytics callback.
+thread_local bool t_in_analytics = false;
 
 template <typename F>
 int guard(F&& f) noexcept {
@@ -67,6 +69,11 @@ class Entry {
 // client's thread, which is refused from inside a transport callback (that
 // thread is the one running it).
 int usable(parley_client* client, bool waits) noexcept {
+  if (t_in_analytics) {
+    return set_error(PARLEY_E_INVALID_ARGUMENT,
+                     "a client cannot be called from inside an analytics callback",
+                     "in_analytics_callback");
+  }
   if (client->closing.load()) {
     return set_error(PARLEY_E_CANCELLED, "the client is being freed", "client_closing");
   }
@@ -150,9 +157,50 @@ void deliver_to_callback(parley_client* client, const Event& event) {
   }
   parley_client* before = t_in_callback;
   t_in_callback = client;
-  client->on_event(client->on_event_user_data, ev);
+  client->on_event(ev, client->on_event_user_data);
   t_in_callback = before;
   std::free(ev);
+}
+
+// ClientOptions::analytics for a C callback: each event as JSON.
+class AnalyticsCallback final : public sys::AnalyticsSink {
+ public:
+  AnalyticsCallback(parley_analytics_callback callback, void* user_data)
+      : callback_(callback), user_data_(user_data) {}
+
+  void record(const sys::AnalyticsEvent& event) override {
+    std::string json;
+    try {
+      json = analytics_json(event);
+    } catch (...) {
+      return;  // out of memory: the event is lost, never an exception
+    }
+    bool before = t_in_analytics;
+    t_in_analytics = true;
+    callback_(json.c_str(), user_data_);
+    t_in_analytics = before;
+  }
+
+ private:
+  parley_analytics_callback callback_;
+  void* user_data_;
+};
+
+bool valid_kind(int kind) {
+  return kind >= PARLEY_CHANNEL_PUBLIC && kind <= PARLEY_CHANNEL_BROADCAST;
+}
+bool valid_permission(int p) {
+  return p >= PARLEY_PERMISSION_POST && p <= PARLEY_PERMISSION_CHANGE_ROLES;
+}
+
+// PARLEY_OK, or PARLEY_E_INVALID_ARGUMENT naming what is wrong with `name`.
+int name_check(const char* name, std::string (*check)(const std::string&)) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(name);
+    std::string why = check(name);
+    if (!why.empty()) return set_error(PARLEY_E_INVALID_ARGUMENT, why, "invalid_name");
+    return PARLEY_OK;
+  });
 }
 
 }  // namespace
@@ -194,6 +242,17 @@ char* dup_string(const std::string& s) {
 using namespace parley;
 using namespace parley::capi;
 
+// The C constants are the C++ enums' values (parley/roles.hpp, events.hpp).
+static_assert(static_cast<int>(ChannelKind::public_channel) == PARLEY_CHANNEL_PUBLIC &&
+              static_cast<int>(ChannelKind::private_channel) == PARLEY_CHANNEL_PRIVATE &&
+              static_cast<int>(ChannelKind::direct) == PARLEY_CHANNEL_DIRECT &&
+              static_cast<int>(ChannelKind::broadcast) == PARLEY_CHANNEL_BROADCAST);
+static_assert(static_cast<int>(Role::owner) == PARLEY_ROLE_OWNER &&
+              static_cast<int>(Role::read_only) == PARLEY_ROLE_READ_ONLY);
+static_assert(static_cast<int>(Permission::post) == PARLEY_PERMISSION_POST &&
+              static_cast<int>(Permission::edit_meta) == PARLEY_PERMISSION_EDIT_META &&
+              static_cast<int>(Permission::change_roles) == PARLEY_PERMISSION_CHANGE_ROLES);
+
 extern "C" {
 
 const char* parley_error_last(void) { return t_error.c_str(); }
@@ -215,6 +274,42 @@ const char* parley_version(void) { return PARLEY_VERSION_STRING; }
 int parley_abi_version(void) { return PARLEY_ABI_VERSION; }
 void parley_string_free(char* s) { std::free(s); }
 void parley_event_free(parley_event* event) { std::free(event); }
+
+int parley_role_allows(int* out_allowed, int kind, int role, int permission) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_allowed);
+    *out_allowed = 0;
+    if (!valid_kind(kind)) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown channel kind", "invalid_kind");
+    }
+    if (!valid_role(role)) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown role", "invalid_role");
+    }
+    if (!valid_permission(permission)) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown permission", "invalid_permission");
+    }
+    *out_allowed = role_allows(static_cast<ChannelKind>(kind), static_cast<Role>(role),
+                               static_cast<Permission>(permission))
+                       ? 1
+                       : 0;
+    return PARLEY_OK;
+  });
+}
+
+int parley_role_outranks(int* out, int a, int b) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out);
+    *out = 0;
+    if (!valid_role(a) || !valid_role(b)) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown role", "invalid_role");
+    }
+    *out = outranks(static_cast<Role>(a), static_cast<Role>(b)) ? 1 : 0;
+    return PARLEY_OK;
+  });
+}
+
+int parley_channel_name_check(const char* name) { return name_check(name, check_channel_name); }
+int parley_user_name_check(const char* name) { return name_check(name, check_user_name); }
 
 void parley_client_options_init(parley_client_options* out) {
   if (out == nullptr) return;
@@ -263,6 +358,10 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
       }
       o.transport = make_app_transport(cb);
     }
+    if (options->on_analytics != nullptr) {
+      o.analytics = std::make_shared<AnalyticsCallback>(options->on_analytics,
+                                                        options->on_analytics_user_data);
+    }
     auto wrapper = std::make_unique<parley_client>();
     if (options->on_event != nullptr) {
       wrapper->on_event = options->on_event;
@@ -299,6 +398,12 @@ void parley_client_free(parley_client* client) {
     set_error(PARLEY_E_INVALID_ARGUMENT,
               "parley_client_free cannot be called from inside a transport callback",
               "in_transport_callback");
+    return;
+  }
+  if (t_in_analytics) {
+    set_error(PARLEY_E_INVALID_ARGUMENT,
+              "parley_client_free cannot be called from inside an analytics callback",
+              "in_analytics_callback");
     return;
   }
   client->closing.store(true);
@@ -550,7 +655,7 @@ int parley_channel_can(int* out_allowed, parley_client* client, const char* chan
     *out_allowed = 0;
     PARLEY_ENTER_WAIT(client);
     PARLEY_CHECK(channel);
-    if (permission < PARLEY_PERMISSION_POST || permission > PARLEY_PERMISSION_CHANGE_ROLES) {
+    if (!valid_permission(permission)) {
       return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown permission", "invalid_permission");
     }
     *out_allowed = client->rep->can(channel, static_cast<Permission>(permission)) ? 1 : 0;

@@ -11,6 +11,7 @@
 
 #include "parley.h"
 #include "parley/client.hpp"
+#include "parley/sys/analytics.hpp"
 #include "parley/sys/transport.hpp"
 
 struct parley_client {
@@ -48,6 +49,7 @@ std::string outbox_json(const std::vector<OutboxEntry>& outbox);
 std::string cache_usage_json(const CacheUsage& usage);
 std::string meta_json(const ChannelMeta& meta);
 std::string presence_json(const Presence& presence);
+std::string analytics_json(const sys::AnalyticsEvent& event);
 // Parses a meta object of the C API; false (and *why) when it is not one.
 bool parse_meta(const char* json, ChannelMeta* out, std::string* why);
 

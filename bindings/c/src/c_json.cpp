@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -464,6 +465,34 @@ std::string cache_usage_json(const CacheUsage& u) {
 
 std::string meta_json(const ChannelMeta& meta) {
   return to_json([&](Writer& w) { write_meta(w, meta); });
+}
+
+std::string analytics_json(const sys::AnalyticsEvent& event) {
+  return to_json([&](Writer& w) {
+    w.StartObject();
+    w.Key("v");
+    w.Int(1);
+    str(w, "name", event.name);
+    i64(w, "ts_ms", event.ts_ms);
+    w.Key("labels");
+    w.StartObject();
+    for (const auto& [key, value] : event.labels) str(w, valid_utf8(key).c_str(), value);
+    w.EndObject();
+    w.Key("values");
+    w.StartObject();
+    for (const auto& [key, value] : event.values) {
+      std::string k = valid_utf8(key);
+      w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+      // JSON has no NaN or infinity.
+      if (std::isfinite(value)) {
+        w.Double(value);
+      } else {
+        w.Null();
+      }
+    }
+    w.EndObject();
+    w.EndObject();
+  });
 }
 
 std::string presence_json(const Presence& presence) {

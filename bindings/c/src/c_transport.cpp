@@ -72,12 +72,12 @@ class AppTransport final : public sys::Transport {
       shared_->opened = false;
     }
     InTransportCallback in_callback;
-    callbacks_.open(callbacks_.user_data, handle, url.c_str(), subprotocol.c_str());
+    callbacks_.open(handle, url.c_str(), subprotocol.c_str(), callbacks_.user_data);
   }
 
   void send(std::string frame) override {
     InTransportCallback in_callback;
-    callbacks_.send(callbacks_.user_data, frame.data(), frame.size());
+    callbacks_.send(frame.data(), frame.size(), callbacks_.user_data);
   }
 
   void close(int code, const std::string& reason) override {
@@ -105,7 +105,7 @@ class AppTransport final : public sys::Transport {
     }
     shared_->cv.notify_one();
     InTransportCallback in_callback;
-    callbacks_.close(callbacks_.user_data, code, reason.c_str());
+    callbacks_.close(code, reason.c_str(), callbacks_.user_data);
   }
 
   void poll(std::chrono::milliseconds max_wait) override {

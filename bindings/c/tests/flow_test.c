@@ -223,6 +223,43 @@ static void peer_free(peer *p) {
   p->client = NULL;
 }
 
+/* Analytics of alice's client: counts events and checks, from inside the
+ * callback, that calling the client and freeing it are refused. */
+typedef struct {
+  pthread_mutex_t mu;
+  parley_client *client; /* set once created, cleared before the free */
+  int events, message_sent, bad_json, refused, free_refused;
+} analytics_log;
+static analytics_log g_analytics = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0, 0};
+
+static void alice_on_analytics(const char *json, void *user_data) {
+  analytics_log *a = (analytics_log *)user_data;
+  parley_client *c;
+  int st = 0, refused = 0, free_refused = 0;
+  pthread_mutex_lock(&a->mu);
+  c = a->client;
+  a->events++;
+  if (strncmp(json, "{\"v\":1,\"name\":\"", 15) != 0 || strstr(json, "\"ts_ms\":") == NULL ||
+      strstr(json, "\"labels\":{") == NULL || strstr(json, "\"values\":{") == NULL) {
+    fprintf(stderr, "c-flow: analytics JSON not as documented: %s\n", json);
+    a->bad_json++;
+  }
+  if (strstr(json, "\"name\":\"message_sent\"") != NULL &&
+      strstr(json, "\"channel\":\"c-general\"") != NULL) {
+    a->message_sent++;
+  }
+  pthread_mutex_unlock(&a->mu);
+  if (c == NULL) return;
+  refused = parley_client_state(&st, c) == PARLEY_E_INVALID_ARGUMENT &&
+            strcmp(parley_error_last_reason(), "in_analytics_callback") == 0;
+  parley_client_free(c); /* refused: nothing happens */
+  free_refused = strcmp(parley_error_last_reason(), "in_analytics_callback") == 0;
+  pthread_mutex_lock(&a->mu);
+  a->refused += refused;
+  a->free_refused += free_refused;
+  pthread_mutex_unlock(&a->mu);
+}
+
 static parley_client *open_client(const char *user, parley_event_callback cb, void *user_data) {
   char args[400], dir[300];
   char *token;
@@ -238,6 +275,10 @@ static parley_client *open_client(const char *user, parley_event_callback cb, vo
   o.request_timeout_ms = 15000;
   o.on_event = cb;
   o.on_event_user_data = user_data;
+  if (strcmp(user, "alice") == 0) {
+    o.on_analytics = alice_on_analytics;
+    o.on_analytics_user_data = &g_analytics;
+  }
   CHECK_OK(parley_client_create(&c, &o));
   free(token);
   return c;
@@ -285,7 +326,7 @@ typedef struct {
 /* Static: a callback may still be returning after the test saw `freed`. */
 static carol_state g_carol;
 
-static void carol_on_event(void *user_data, const parley_event *ev) {
+static void carol_on_event(const parley_event *ev, void *user_data) {
   carol_state *s = (carol_state *)user_data;
   int state = -1;
   pthread_mutex_lock(&s->mu);
@@ -352,7 +393,7 @@ typedef struct {
 
 static fake_transport g_fake;
 
-static void fake_open(void *user_data, parley_transport *t, const char *url, const char *sub) {
+static void fake_open(parley_transport *t, const char *url, const char *sub, void *user_data) {
   fake_transport *f = (fake_transport *)user_data;
   pthread_mutex_lock(&f->mu);
   f->opens++;
@@ -368,7 +409,7 @@ static void fake_open(void *user_data, parley_transport *t, const char *url, con
   pthread_mutex_unlock(&f->mu);
 }
 
-static void fake_send(void *user_data, const char *frame, size_t len) {
+static void fake_send(const char *frame, size_t len, void *user_data) {
   fake_transport *f = (fake_transport *)user_data;
   pthread_mutex_lock(&f->mu);
   if (f->sends++ == 0) {
@@ -379,7 +420,7 @@ static void fake_send(void *user_data, const char *frame, size_t len) {
   pthread_mutex_unlock(&f->mu);
 }
 
-static void fake_close(void *user_data, int code, const char *reason) {
+static void fake_close(int code, const char *reason, void *user_data) {
   fake_transport *f = (fake_transport *)user_data;
   (void)code;
   (void)reason;
@@ -477,7 +518,7 @@ typedef struct {
 
 static rv_transport g_rv;
 
-static void rv_open(void *user_data, parley_transport *t, const char *url, const char *sub) {
+static void rv_open(parley_transport *t, const char *url, const char *sub, void *user_data) {
   rv_transport *f = (rv_transport *)user_data;
   (void)url;
   (void)sub;
@@ -488,7 +529,7 @@ static void rv_open(void *user_data, parley_transport *t, const char *url, const
   parley_transport_set_state(t, PARLEY_TRANSPORT_OPEN, 0, NULL);
 }
 
-static void rv_send(void *user_data, const char *frame, size_t len) {
+static void rv_send(const char *frame, size_t len, void *user_data) {
   rv_transport *f = (rv_transport *)user_data;
   parley_client *c;
   int drop, test;
@@ -526,7 +567,7 @@ static void rv_send(void *user_data, const char *frame, size_t len) {
   }
 }
 
-static void rv_close(void *user_data, int code, const char *reason) {
+static void rv_close(int code, const char *reason, void *user_data) {
   rv_transport *f = (rv_transport *)user_data;
   (void)code;
   (void)reason;
@@ -613,7 +654,7 @@ typedef struct {
 
 static busy_state g_busy;
 
-static void busy_on_event(void *user_data, const parley_event *ev) {
+static void busy_on_event(const parley_event *ev, void *user_data) {
   busy_state *s = (busy_state *)user_data;
   uint64_t a, b;
   int i, rc;
@@ -798,12 +839,47 @@ int main(int argc, char **argv) {
     CHECK(parley_client_create(&c, &bad) == PARLEY_E_INVALID_ARGUMENT && c == NULL);
     CHECK(parley_error_last()[0] != '\0');
   }
+  {
+    /* The permission table and the name rules, without a client. */
+    int yes = -1;
+    CHECK_OK(parley_role_allows(&yes, PARLEY_CHANNEL_PUBLIC, PARLEY_ROLE_MODERATOR,
+                                PARLEY_PERMISSION_BAN));
+    CHECK(yes == 1);
+    CHECK_OK(parley_role_allows(&yes, PARLEY_CHANNEL_PUBLIC, PARLEY_ROLE_MEMBER,
+                                PARLEY_PERMISSION_BAN));
+    CHECK(yes == 0);
+    CHECK_OK(parley_role_allows(&yes, PARLEY_CHANNEL_BROADCAST, PARLEY_ROLE_MEMBER,
+                                PARLEY_PERMISSION_POST));
+    CHECK(yes == 0);
+    CHECK(parley_role_allows(&yes, 7, PARLEY_ROLE_MEMBER, PARLEY_PERMISSION_POST) ==
+          PARLEY_E_INVALID_ARGUMENT);
+    CHECK(strcmp(parley_error_last_reason(), "invalid_kind") == 0);
+    CHECK(parley_role_allows(&yes, PARLEY_CHANNEL_PUBLIC, PARLEY_ROLE_MEMBER, 99) ==
+          PARLEY_E_INVALID_ARGUMENT);
+    CHECK(parley_role_allows(NULL, 0, 0, 0) == PARLEY_E_INVALID_ARGUMENT);
+    CHECK_OK(parley_role_outranks(&yes, PARLEY_ROLE_ADMIN, PARLEY_ROLE_MODERATOR));
+    CHECK(yes == 1);
+    CHECK_OK(parley_role_outranks(&yes, PARLEY_ROLE_MEMBER, PARLEY_ROLE_MEMBER));
+    CHECK(yes == 0);
+    CHECK(parley_role_outranks(&yes, -1, PARLEY_ROLE_MEMBER) == PARLEY_E_INVALID_ARGUMENT);
+    CHECK_OK(parley_channel_name_check("c-general"));
+    CHECK(parley_channel_name_check("has space") == PARLEY_E_INVALID_ARGUMENT);
+    CHECK(strcmp(parley_error_last_reason(), "invalid_name") == 0 && parley_error_last()[0]);
+    CHECK(parley_channel_name_check("") == PARLEY_E_INVALID_ARGUMENT);
+    CHECK_OK(parley_user_name_check("alice"));
+    CHECK(parley_user_name_check("-alice") == PARLEY_E_INVALID_ARGUMENT);
+    CHECK(parley_user_name_check(NULL) == PARLEY_E_INVALID_ARGUMENT);
+    printf("c-flow: permission table and name rules\n");
+  }
 
   memset(&alice, 0, sizeof alice);
   memset(&bob, 0, sizeof bob);
   alice.name = "alice";
   bob.name = "bob";
   alice.client = open_client("alice", NULL, NULL);
+  pthread_mutex_lock(&g_analytics.mu);
+  g_analytics.client = alice.client;
+  pthread_mutex_unlock(&g_analytics.mu);
   bob.client = open_client("bob", NULL, NULL);
   CHECK_OK(parley_client_user(&s, alice.client));
   CHECK(strcmp(s, "alice") == 0);
@@ -876,6 +952,24 @@ int main(int argc, char **argv) {
   CHECK(strstr(ev->json, "\"text\":\"hello from C\"") != NULL);
   parley_event_free(ev);
   printf("c-flow: message seq %llu sent, received, in history\n", (unsigned long long)seq);
+
+  /* Analytics: the send above was reported, as documented JSON; calls into
+   * the client from inside the callback were refused. */
+  {
+    int i, sent = 0;
+    for (i = 0; i < 200 && !sent; ++i) {
+      pthread_mutex_lock(&g_analytics.mu);
+      sent = g_analytics.message_sent;
+      pthread_mutex_unlock(&g_analytics.mu);
+      if (!sent) sleep_ms(50);
+    }
+    pthread_mutex_lock(&g_analytics.mu);
+    CHECK(g_analytics.message_sent >= 1);
+    CHECK(g_analytics.bad_json == 0);
+    CHECK(g_analytics.refused >= 1 && g_analytics.refused == g_analytics.free_refused);
+    printf("c-flow: %d analytics events, calls from inside refused\n", g_analytics.events);
+    pthread_mutex_unlock(&g_analytics.mu);
+  }
 
   /* Typing. */
   CHECK_OK(parley_channel_set_typing(alice.client, "c-general", 1));
@@ -1009,6 +1103,9 @@ int main(int argc, char **argv) {
 
   CHECK_OK(parley_client_disconnect(bob.client));
   parley_event_free(wait_event(&bob, PARLEY_EVENT_STATE_CHANGED, 0, "\"state\":\"disconnected\"", 20));
+  pthread_mutex_lock(&g_analytics.mu);
+  g_analytics.client = NULL;
+  pthread_mutex_unlock(&g_analytics.mu);
   peer_free(&alice);
   peer_free(&bob);
   stop_server();
