@@ -22,20 +22,23 @@ from .errors import (AlreadyExistsError, CancelledError, CorruptError, Forbidden
                      InternalError, InvalidArgumentError, IoError, NoMemoryError, NotFoundError,
                      OfflineError, ParleyError, ProtocolError, RateLimitedError, TimeoutError,
                      TokenExpiredError, UnauthenticatedError)
-from .events import (BlockedUsersLoaded, ChannelBan, ChannelInfo, ChannelInfoLoaded,
-                     ChannelMember, ChannelMeta, ChannelRequestDone, DeviceInfo, DevicesLoaded,
-                     Event, HistoryLoaded, IdentityChanged, Mention, Message, MessageFailed,
-                     MessagePending, MessageReceived, MessageSent, MessageUpdated,
-                     NotificationLevelChanged, NotificationReceived, OnlineCountChanged,
-                     Presence, PresenceChanged, PresenceNotified, ReceiptSummary,
-                     ReceiptUpdated, SafetyNumberLoaded, SessionReset, Status, StateChanged,
-                     SyncProgress, TypingChanged, UnknownEvent, UnreadChanged, UnreadCount)
+from .events import (AnalyticsEvent, BlockedUsersLoaded, ChannelBan, ChannelInfo,
+                     ChannelInfoLoaded, ChannelMember, ChannelMeta, ChannelRequestDone,
+                     DeviceInfo, DevicesLoaded, Event, HistoryLoaded, IdentityChanged, Mention,
+                     Message, MessageFailed, MessagePending, MessageReceived, MessageSent,
+                     MessageUpdated, NotificationLevelChanged, NotificationReceived,
+                     OnlineCountChanged, Presence, PresenceChanged, PresenceNotified,
+                     ReceiptSummary, ReceiptUpdated, SafetyNumberLoaded, SessionReset, Status,
+                     StateChanged, SyncProgress, TypingChanged, UnknownEvent, UnreadChanged,
+                     UnreadCount)
+from .roles import check_channel_name, check_user_name, outranks, role_allows
 from .transport import Transport
 from .websockets_transport import WebSocketsTransport
 
 __all__ = [name for name in dir()
            if not name.startswith("_") and name not in ("client", "errors", "events",
-                                                        "transport", "websockets_transport")]
+                                                        "roles", "transport",
+                                                        "websockets_transport")]
 
 
 def version():

@@ -32,10 +32,12 @@ class parley_event(ctypes.Structure):
     ]
 
 
-EVENT_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, P(parley_event))
-TRANSPORT_OPEN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_char_p, c_char_p)
-TRANSPORT_SEND = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_size)
-TRANSPORT_CLOSE = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+# Every callback takes its user_data last.
+EVENT_CALLBACK = ctypes.CFUNCTYPE(None, P(parley_event), c_void_p)
+ANALYTICS_CALLBACK = ctypes.CFUNCTYPE(None, c_char_p, c_void_p)
+TRANSPORT_OPEN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_void_p)
+TRANSPORT_SEND = ctypes.CFUNCTYPE(None, c_void_p, c_size, c_void_p)
+TRANSPORT_CLOSE = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 
 TRANSPORT_CALLBACKS_VERSION = 1
 TRANSPORT_STATE_OPEN = 1
@@ -78,6 +80,8 @@ class parley_client_options(ctypes.Structure):
         ("on_event", EVENT_CALLBACK),
         ("on_event_user_data", c_void_p),
         ("transport", P(parley_transport_callbacks)),
+        ("on_analytics", ANALYTICS_CALLBACK),
+        ("on_analytics_user_data", c_void_p),
     ]
 
 
@@ -95,6 +99,10 @@ _PROTOTYPES = {
     "parley_string_free": (None, [c_void_p]),
     "parley_event_free": (None, [P(parley_event)]),
     "parley_event_kind_name": (c_char_p, [c_int]),
+    "parley_role_allows": (c_int, [P(c_int), c_int, c_int, c_int]),
+    "parley_role_outranks": (c_int, [P(c_int), c_int, c_int]),
+    "parley_channel_name_check": (c_int, [c_char_p]),
+    "parley_user_name_check": (c_int, [c_char_p]),
     "parley_transport_deliver_frame": (c_int, [c_void_p, c_char_p, c_size]),
     "parley_transport_set_state": (c_int, [c_void_p, c_int, c_int, c_char_p]),
     "parley_client_options_init": (None, [P(parley_client_options)]),

@@ -58,12 +58,12 @@ def _ms(seconds):
 
 # ---- lifetime of what C may call back into ------------------------------------------
 #
-# C calls the listener's CFUNCTYPE wrapper and the transport's thunks on the
-# client's own threads until parley_client_free has returned (on a thread that
-# is not one of the client's). Those wrappers live on a _Core, and every _Core
-# stays in _LIVE from before parley_client_create until parley_client_free has
-# returned, so garbage collection of the Client or of the transport cannot
-# free them while C may still call them.
+# C calls the listener's and the analytics callable's CFUNCTYPE wrappers and the
+# transport's thunks on the client's own threads until parley_client_free has
+# returned (on a thread that is not one of the client's). Those wrappers live
+# on a _Core, and every _Core stays in _LIVE from before parley_client_create
+# until parley_client_free has returned, so garbage collection of the Client
+# or of the transport cannot free them while C may still call them.
 
 _LIVE = set()
 _LIVE_LOCK = threading.Lock()
@@ -76,7 +76,8 @@ def _in_callback_of(core):
 
 class _CallbackScope:
     """Marks the current thread as running a callback of `core` (the
-    listener or a transport callback), so that close() there is refused."""
+    listener, the analytics callable or a transport callback), so that
+    close() there is refused."""
 
     def __init__(self, core):
         self.core = core
@@ -112,6 +113,7 @@ class _Core:
         self.freed = threading.Event()
         self.callback_threads = set()  # idents of threads that ran our callbacks
         self.on_event = None           # the listener's CFUNCTYPE wrapper
+        self.on_analytics = None       # the analytics callable's CFUNCTYPE wrapper
         self.transport = None          # holds its CFUNCTYPE thunks
         self.transport_struct = None
 
@@ -189,12 +191,18 @@ class Client:
     client's own thread. A failed call raises a parley.ParleyError subclass.
     Safe to use from several threads.
 
+    analytics=callable receives each analytics event (docs/analytics.md) as a
+    parley.AnalyticsEvent on the client's internal thread; it must return
+    quickly, and calling the client from it raises InvalidArgumentError
+    (reason "in_analytics_callback").
+
     Options (seconds for times): server_url, token, data_dir (required);
     device_id, transport (a parley.Transport; default the built-in
     WebSocket), auto_connect, notifications, presence, request_timeout,
     reconnect_base, reconnect_max, heartbeat_interval,
     dead_connection_timeout, cache_max_bytes, cache_max_messages,
-    rebuild_corrupt_cache, sync_page_size, max_incoming_frame, listener.
+    rebuild_corrupt_cache, sync_page_size, max_incoming_frame, listener,
+    analytics.
     """
 
     def __init__(self, server_url, token, data_dir, *, device_id=None, transport=None,
@@ -202,7 +210,7 @@ class Client:
                  reconnect_base=None, reconnect_max=None, heartbeat_interval=None,
                  dead_connection_timeout=None, cache_max_bytes=None, cache_max_messages=None,
                  rebuild_corrupt_cache=False, sync_page_size=None, max_incoming_frame=None,
-                 listener=None):
+                 listener=None, analytics=None):
         L = _lib.lib()
         self._lib = L
         self._core = core = _Core(L)
@@ -243,7 +251,7 @@ class Client:
             o.max_incoming_frame = max_incoming_frame
         if listener is not None:
             # Refers to the listener and the core only, never to the Client.
-            def on_event(user_data, event_ptr):
+            def on_event(event_ptr, user_data):
                 try:
                     with _CallbackScope(core):
                         listener(_convert_event(event_ptr.contents))
@@ -252,6 +260,17 @@ class Client:
                     traceback.print_exc()
             core.on_event = _lib.EVENT_CALLBACK(on_event)
             o.on_event = core.on_event
+        if analytics is not None:
+            # Like the listener: refers to the callable and the core only.
+            def on_analytics(json_text, user_data):
+                try:
+                    with _CallbackScope(core):
+                        analytics(ev.parse_analytics(json_text))
+                except BaseException:  # never let an exception reach C
+                    import traceback
+                    traceback.print_exc()
+            core.on_analytics = _lib.ANALYTICS_CALLBACK(on_analytics)
+            o.on_analytics = core.on_analytics
         if transport is not None:
             if getattr(transport, "_detached", False) or getattr(transport, "_in_use", False):
                 raise errors.InvalidArgumentError(
@@ -282,14 +301,15 @@ class Client:
         flight on other threads; later calls raise InvalidArgumentError
         (reason "closed"). Idempotent. Raises InvalidArgumentError (reason
         "close_from_callback") on the client's own threads, from the
-        listener or a transport callback: close it from another thread."""
+        listener, the analytics callable or a transport callback: close it
+        from another thread."""
         core = self._core
         if _in_callback_of(core):
             if core.closing:
                 return
             raise errors.InvalidArgumentError(
-                "Client.close() called from the client's own thread (its listener or a "
-                "transport callback): close it from another thread", "close_from_callback")
+                "Client.close() called from the client's own thread (its listener, analytics "
+                "or a transport callback): close it from another thread", "close_from_callback")
         if not core.begin_close():
             core.freed.wait()
             return
@@ -312,7 +332,7 @@ class Client:
                 self.close()
                 return
             # The last reference went on the client's own thread (inside the
-            # listener or a transport callback): parley_client_free must not
+            # listener, analytics or a transport callback): parley_client_free must not
             # run here. Free it from a thread of ours once the callback has
             # returned; the core (and the callbacks) live until then.
             if core.begin_close():

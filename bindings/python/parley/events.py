@@ -5,13 +5,16 @@ Each event of the C API arrives as its kind plus a JSON object
 Field names and meanings follow include/parley/events.hpp. An event kind this
 version does not know becomes UnknownEvent (a newer library may add kinds),
 and fields it does not know are ignored.
+
+Analytics events (docs/analytics.md) are not client events: they reach the
+Client's analytics= callable as AnalyticsEvent, parsed by parse_analytics().
 """
 
 import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 
 def _from_dict(cls, data):
@@ -408,3 +411,35 @@ def parse_event(kind, status, reason, message, json_text):
     elif hasattr(event, "status"):
         event.status = head
     return event
+
+
+# ---- analytics -------------------------------------------------------------------
+
+@dataclass
+class AnalyticsEvent:
+    """One analytics event (docs/analytics.md), as passed to Client(analytics=...):
+    `name` such as "message_sent", wall-clock `ts_ms`, string `labels` (channel
+    names, ids, states, reason codes; never message text) and numeric `values`
+    (floats; None where the library had no finite number)."""
+    name: str = ""
+    ts_ms: int = 0
+    labels: Dict[str, str] = field(default_factory=dict)
+    values: Dict[str, Optional[float]] = field(default_factory=dict)
+
+
+def parse_analytics(json_text):
+    """Builds an AnalyticsEvent from the C library's JSON form
+    ({"v":1,"name":...,"ts_ms":...,"labels":{...},"values":{...}}). Unknown
+    fields are ignored; raises ValueError when it is not a JSON object."""
+    if isinstance(json_text, bytes):
+        json_text = json_text.decode("utf-8", "replace")
+    data = json.loads(json_text)
+    if not isinstance(data, dict):
+        raise ValueError("analytics event is not a JSON object: %.80r" % json_text)
+    labels = data.get("labels") or {}
+    values = data.get("values") or {}
+    return AnalyticsEvent(
+        name=str(data.get("name", "")),
+        ts_ms=int(data.get("ts_ms") or 0),
+        labels={str(k): str(v) for k, v in labels.items()},
+        values={str(k): (None if v is None else float(v)) for k, v in values.items()})

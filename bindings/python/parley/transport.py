@@ -92,7 +92,7 @@ class Transport:
         thunk. `scope()` is entered around each callback (the Client marks
         its thread there, to refuse a close() from inside)."""
 
-        def on_open(user_data, handle, url, subprotocol):
+        def on_open(handle, url, subprotocol, user_data):
             try:
                 with scope():
                     with self._lock:
@@ -104,14 +104,14 @@ class Transport:
                 self._callback_failed("open", e)
                 self.report_closed(1006, "transport open failed: %s" % e)
 
-        def on_send(user_data, frame, length):
+        def on_send(frame, length, user_data):
             try:
                 with scope():
                     self.send(ctypes.string_at(frame, length).decode("utf-8", "replace"))
             except BaseException as e:
                 self._callback_failed("send", e)
 
-        def on_close(user_data, code, reason):
+        def on_close(code, reason, user_data):
             try:
                 with scope():
                     self.close(int(code), _lib.dec(reason))

@@ -1,7 +1,8 @@
 """Two Python clients against a real parley-server on 127.0.0.1: alice on
 the built-in WebSocket transport, bob on an app-supplied transport written
 in Python with the `websockets` package. They exchange channel messages,
-typing, receipts and end-to-end encrypted direct messages.
+typing, receipts and end-to-end encrypted direct messages; alice's analytics
+events reach a Python callable.
 
     PARLEY_LIBRARY=build/lib/libparley.so PARLEY_SERVER=build/bin/parley-server \
         python3 bindings/python/tests/test_two_clients.py
@@ -11,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import unittest
 
 import common
@@ -44,6 +46,49 @@ class CountingTransport(parley.WebSocketsTransport):
         return super().deliver_frame(frame)
 
 
+class AnalyticsProbe:
+    """alice's analytics= callable: keeps every event, and on the first
+    "message_sent" after arm() calls back into the client (refused at once by
+    the library, so it cannot deadlock) and keeps what that raised."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []
+        self.client = None
+        self.armed = False
+        self.refused = None     # what the call from inside raised
+        self.probed = threading.Event()
+        self.arrived = threading.Condition(self.lock)
+
+    def arm(self, client):
+        with self.lock:
+            self.client = client
+            self.armed = True
+
+    def __call__(self, event):
+        with self.lock:
+            self.events.append(event)
+            self.arrived.notify_all()
+            probe = self.armed and event.name == "message_sent"
+            if probe:
+                self.armed = False
+        if probe:
+            try:
+                self.client.state
+                self.refused = "no error"
+            except parley.ParleyError as e:
+                self.refused = e
+            self.probed.set()
+
+    def wait_for(self, match, timeout):
+        with self.lock:
+            found = self.arrived.wait_for(lambda: [e for e in self.events if match(e)], timeout)
+        if not found:
+            raise AssertionError("no matching analytics event in %.0f s; got %r"
+                                 % (timeout, sorted({e.name for e in self.events})))
+        return found[0]
+
+
 class TwoClients(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -51,8 +96,10 @@ class TwoClients(unittest.TestCase):
         cls.work = tempfile.mkdtemp(prefix="parley-py-clients-")
         url = cls.server.url
         cls.bob_transport = CountingTransport()
+        cls.analytics = AnalyticsProbe()
         cls.alice = parley.Client(server_url=url, token=cls.server.mint_token("alice"),
-                                  data_dir=os.path.join(cls.work, "alice"))
+                                  data_dir=os.path.join(cls.work, "alice"),
+                                  analytics=cls.analytics)
         cls.bob = parley.Client(server_url=url, token=cls.server.mint_token("bob"),
                                 data_dir=os.path.join(cls.work, "bob"),
                                 transport=cls.bob_transport)
@@ -242,6 +289,29 @@ class TwoClients(unittest.TestCase):
         self.sent(self.bob, mid)
         self.received(self.alice, "general", "written offline")
         self.received(self.bob, "general", "while you were away")
+
+    def test_8_analytics(self):
+        probe = self.analytics
+        # From the start: the lifecycle reached ready.
+        probe.wait_for(lambda e: e.name == "connection_state"
+                       and e.labels.get("state") == "ready", WAIT)
+        probe.arm(self.alice)
+        mid = self.alice.send("general", "counted, never quoted")
+        e = probe.wait_for(lambda e: e.name == "message_sent" and e.labels.get("id") == mid, WAIT)
+        self.assertEqual(e.labels["channel"], "general")
+        self.assertEqual(e.values["bytes"], float(len("counted, never quoted")))
+        self.assertGreater(e.ts_ms, 0)
+        self.sent(self.alice, mid)
+        e = probe.wait_for(lambda e: e.name == "message_acknowledged"
+                           and e.labels.get("id") == mid, WAIT)
+        self.assertEqual(e.labels["channel"], "general")
+        self.assertGreater(e.values["seq"], 0)
+        self.assertNotIn("never quoted", repr(probe.events))
+        # Calling the client from inside the callable raised, on its thread.
+        self.assertTrue(probe.probed.wait(WAIT))
+        self.assertIsInstance(probe.refused, parley.InvalidArgumentError)
+        self.assertEqual(probe.refused.reason, "in_analytics_callback")
+        self.assertEqual(self.alice.state, "ready")  # and the client is fine
 
 
 if __name__ == "__main__":

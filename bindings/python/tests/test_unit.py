@@ -1,6 +1,8 @@
-"""The binding without a server: events from their C form, status codes to
-exceptions, library basics, a client that stays offline, a listener that
-calls back into the client, and a Python transport whose server is missing.
+"""The binding without a server: events from their C form, analytics events
+from their JSON, status codes to exceptions, the permission table and name
+checks, library basics, a client that stays offline, a listener that calls
+back into the client, an analytics callable that may not, and a Python
+transport whose server is missing.
 
     PARLEY_LIBRARY=build/lib/libparley.so python3 bindings/python/tests/test_unit.py
 """
@@ -66,6 +68,86 @@ class Events(unittest.TestCase):
         e = events.parse_event(999, 0, "ok", "", '{"v":1,"type":"from_the_future","x":1}')
         self.assertIsInstance(e, parley.UnknownEvent)
         self.assertEqual(e.name, "from_the_future")
+
+
+class Analytics(unittest.TestCase):
+    def test_parse(self):
+        e = events.parse_analytics(json.dumps(
+            {"v": 1, "name": "message_sent", "ts_ms": 1700000000123,
+             "labels": {"channel": "general", "id": "ab" * 16},
+             "values": {"bytes": 42.0, "rtt_ms": None}, "a_field_of_the_future": [1]}))
+        self.assertIsInstance(e, parley.AnalyticsEvent)
+        self.assertEqual(e, parley.AnalyticsEvent("message_sent", 1700000000123,
+                                                  {"channel": "general", "id": "ab" * 16},
+                                                  {"bytes": 42.0, "rtt_ms": None}))
+        self.assertIsInstance(e.values["bytes"], float)
+
+    def test_parse_minimal_and_bytes(self):
+        e = events.parse_analytics(b'{"v":1,"name":"device_removed","ts_ms":5,'
+                                   b'"labels":{},"values":{}}')
+        self.assertEqual(e, parley.AnalyticsEvent("device_removed", 5))
+        e = events.parse_analytics('{"name":"x"}')  # missing parts default
+        self.assertEqual((e.name, e.ts_ms, e.labels, e.values), ("x", 0, {}, {}))
+        e = events.parse_analytics('{"name":"y","ts_ms":1,"values":{"n":7}}')
+        self.assertEqual(e.values, {"n": 7.0})
+
+    def test_parse_rejects_what_is_not_an_object(self):
+        for bad in ("", "[1]", "not json", "null"):
+            with self.assertRaises(ValueError):
+                events.parse_analytics(bad)
+
+
+class RolesAndNames(unittest.TestCase):
+    def test_role_allows(self):
+        self.assertTrue(parley.role_allows("public", "member", "post"))
+        self.assertFalse(parley.role_allows("public", "member", "ban"))
+        self.assertTrue(parley.role_allows("private", "moderator", "ban"))
+        self.assertFalse(parley.role_allows("private", "moderator", "edit_meta"))
+        self.assertTrue(parley.role_allows("public", "admin", "change_roles"))
+        self.assertFalse(parley.role_allows("public", "read_only", "post"))
+        self.assertFalse(parley.role_allows("broadcast", "member", "post"))
+        self.assertFalse(parley.role_allows("broadcast", "moderator", "post"))
+        self.assertTrue(parley.role_allows("broadcast", "admin", "post"))
+        self.assertTrue(parley.role_allows("direct", "member", "pin"))
+        self.assertFalse(parley.role_allows("direct", "member", "invite"))
+        # The C values work too: public, owner, change_roles.
+        self.assertTrue(parley.role_allows(0, 0, 8))
+
+    def test_role_allows_rejects_unknown_values(self):
+        for args in (("club", "member", "post"), ("public", "emperor", "post"),
+                     ("public", "member", "fly"), (4, "member", "post"),
+                     ("public", -1, "post"), ("public", "member", 9)):
+            with self.assertRaises(parley.InvalidArgumentError, msg=repr(args)) as cm:
+                parley.role_allows(*args)
+            self.assertIn("unknown", cm.exception.message)
+
+    def test_outranks(self):
+        order = ["owner", "admin", "moderator", "member", "read_only"]
+        for i, a in enumerate(order):
+            for j, b in enumerate(order):
+                self.assertEqual(parley.outranks(a, b), i < j, (a, b))
+        self.assertTrue(parley.outranks(1, 2))
+        with self.assertRaises(parley.InvalidArgumentError):
+            parley.outranks("owner", "emperor")
+        with self.assertRaises(parley.InvalidArgumentError):
+            parley.outranks(5, 0)
+
+    def test_name_checks(self):
+        self.assertIsNone(parley.check_channel_name("general"))
+        self.assertIsNone(parley.check_user_name("alice"))
+        for check, name in ((parley.check_channel_name, "gen eral"),
+                            (parley.check_channel_name, ""),
+                            (parley.check_channel_name, "x" * 300),
+                            (parley.check_user_name, "bad user"),
+                            (parley.check_user_name, "")):
+            with self.assertRaises(parley.InvalidArgumentError, msg=repr(name)) as cm:
+                check(name)
+            self.assertEqual(cm.exception.reason, "invalid_name")
+            self.assertEqual(cm.exception.code, -1)
+            self.assertTrue(cm.exception.message)
+        with self.assertRaises(parley.InvalidArgumentError) as cm:
+            parley.check_channel_name("gen eral")
+        self.assertIn("gen eral", cm.exception.message)  # the message names the value
 
 
 class Errors(unittest.TestCase):
@@ -204,6 +286,51 @@ class OfflineClient(unittest.TestCase):
         self.assertEqual(where, [False])
         self.assertTrue(core.freed.wait(10.0))
         self.assertNotIn(core, parley.client._LIVE)
+
+    def test_analytics_callable(self):
+        # Offline: send() still puts the message in the outbox, which is a
+        # "message_sent" event. From inside the callable the client refuses
+        # every call (C returns at once, so this cannot deadlock), close()
+        # included, and an exception raised there is swallowed.
+        got, refused = [], []
+        sent = threading.Event()
+        holder = {}
+
+        def analytics(e):
+            got.append(e)
+            if e.name != "message_sent" or "c" not in holder:
+                return
+            c = holder["c"]
+            for call in (lambda: c.state, lambda: c.send("general", "x"), c.close):
+                try:
+                    call()
+                    refused.append("no error")
+                except parley.ParleyError as err:
+                    refused.append((type(err), err.reason))
+            sent.set()
+            if len(refused) == 3:
+                raise RuntimeError("expected: raised by a test's analytics callable")
+
+        c = self._client("j", analytics=analytics)
+        holder["c"] = c
+        try:
+            mid = c.send("general", "hello")
+            self.assertTrue(sent.wait(5.0))
+            self.assertEqual(refused, [(parley.InvalidArgumentError, "in_analytics_callback")] * 2
+                             + [(parley.InvalidArgumentError, "close_from_callback")])
+            e = next(e for e in got if e.name == "message_sent")
+            self.assertEqual(e.labels.get("channel"), "general")
+            self.assertEqual(e.labels.get("id"), mid)
+            self.assertEqual(e.values.get("bytes"), 5.0)
+            self.assertNotIn("hello", json.dumps([e.labels for e in got]))
+            # The exception did not reach C: the client and the callable go on.
+            sent.clear()
+            c.send("general", "again")
+            self.assertTrue(sent.wait(5.0))
+            self.assertEqual(c.state, "disconnected")
+        finally:
+            c.close()
+        self.assertNotIn(c._core, parley.client._LIVE)
 
     def test_calls_after_close_raise(self):
         c = self._client("g")
