@@ -254,7 +254,8 @@ typedef struct parley_transport parley_transport;
 #define PARLEY_TRANSPORT_OPEN 1
 #define PARLEY_TRANSPORT_CLOSED 2
 
-#define PARLEY_TRANSPORT_CALLBACKS_VERSION 1
+/* 2: user_data last. Version 1 (pre-release, user_data first) is refused. */
+#define PARLEY_TRANSPORT_CALLBACKS_VERSION 2
 
 typedef struct parley_transport_callbacks {
   uint32_t version; /* PARLEY_TRANSPORT_CALLBACKS_VERSION */
@@ -298,7 +299,9 @@ typedef void (*parley_event_callback)(const parley_event *event, void *user_data
  * reason "in_analytics_callback" there, and parley_client_free is refused. */
 typedef void (*parley_analytics_callback)(const char *json, void *user_data);
 
-#define PARLEY_CLIENT_OPTIONS_VERSION 1
+/* 2: on_event takes user_data last, on_analytics exists. Version 1 came from
+ * a pre-release parley.h whose callbacks took user_data first: refused. */
+#define PARLEY_CLIENT_OPTIONS_VERSION 2
 
 /* How a client is set up. Start from PARLEY_CLIENT_OPTIONS_INIT (or
  * parley_client_options_init) and change the fields you need; fields are only
@@ -350,12 +353,13 @@ PARLEY_API void parley_client_options_init(parley_client_options *out);
  * for a cache that cannot be used. */
 PARLEY_API int parley_client_create(parley_client **out, const parley_client_options *options);
 /* Closes the connection and stops the client; the outbox stays in the cache.
- * Accepts NULL. From the moment it starts, on_event gets no more events and
- * every other function on this client returns PARLEY_E_CANCELLED (reason
- * "client_closing") without waiting; calls already in progress (from on_event,
- * say) are waited for. When it returns, no callback of this client runs any
- * more. Refused from inside this client's on_event callback or a transport
- * callback (see there). */
+ * Accepts NULL. From the moment it starts, on_event and on_analytics get no
+ * more events and every other function on this client returns
+ * PARLEY_E_CANCELLED (reason "client_closing") without waiting; calls already
+ * in progress (from on_event, say) are waited for. When it returns, no
+ * callback of this client runs any more. Refused from inside this client's
+ * on_event callback, an analytics callback or a transport callback (see
+ * there). */
 PARLEY_API void parley_client_free(parley_client *client);
 
 /* Starts connecting and keeps the connection up (reconnecting with backoff). */

@@ -162,13 +162,16 @@ void deliver_to_callback(parley_client* client, const Event& event) {
   std::free(ev);
 }
 
-// ClientOptions::analytics for a C callback: each event as JSON.
+// ClientOptions::analytics for a C callback: each event as JSON, until
+// parley_client_free starts.
 class AnalyticsCallback final : public sys::AnalyticsSink {
  public:
-  AnalyticsCallback(parley_analytics_callback callback, void* user_data)
-      : callback_(callback), user_data_(user_data) {}
+  AnalyticsCallback(parley_analytics_callback callback, void* user_data,
+                    const std::atomic<bool>* closing)
+      : callback_(callback), user_data_(user_data), closing_(closing) {}
 
   void record(const sys::AnalyticsEvent& event) override {
+    if (closing_->load()) return;
     std::string json;
     try {
       json = analytics_json(event);
@@ -184,6 +187,7 @@ class AnalyticsCallback final : public sys::AnalyticsSink {
  private:
   parley_analytics_callback callback_;
   void* user_data_;
+  const std::atomic<bool>* closing_;  // the wrapper's, which outlives the client
 };
 
 bool valid_kind(int kind) {
@@ -193,12 +197,13 @@ bool valid_permission(int p) {
   return p >= PARLEY_PERMISSION_POST && p <= PARLEY_PERMISSION_CHANGE_ROLES;
 }
 
-// PARLEY_OK, or PARLEY_E_INVALID_ARGUMENT naming what is wrong with `name`.
-int name_check(const char* name, std::string (*check)(const std::string&)) {
+// PARLEY_OK, or PARLEY_E_INVALID_ARGUMENT naming what is wrong with `name`,
+// with the reason the client's own calls give for such a name.
+int name_check(const char* name, std::string (*check)(const std::string&), const char* reason) {
   return guard([&]() -> int {
     PARLEY_CHECK(name);
     std::string why = check(name);
-    if (!why.empty()) return set_error(PARLEY_E_INVALID_ARGUMENT, why, "invalid_name");
+    if (!why.empty()) return set_error(PARLEY_E_INVALID_ARGUMENT, why, reason);
     return PARLEY_OK;
   });
 }
@@ -308,8 +313,12 @@ int parley_role_outranks(int* out, int a, int b) {
   });
 }
 
-int parley_channel_name_check(const char* name) { return name_check(name, check_channel_name); }
-int parley_user_name_check(const char* name) { return name_check(name, check_user_name); }
+int parley_channel_name_check(const char* name) {
+  return name_check(name, check_channel_name, "invalid_name");
+}
+int parley_user_name_check(const char* name) {
+  return name_check(name, check_user_name, "invalid_user");
+}
 
 void parley_client_options_init(parley_client_options* out) {
   if (out == nullptr) return;
@@ -322,9 +331,13 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
     PARLEY_CHECK(out);
     *out = nullptr;
     PARLEY_CHECK(options);
-    if (options->version < 1) {
+    if (options->version < PARLEY_CLIENT_OPTIONS_VERSION) {
+      // 0: not initialized. 1: a pre-release parley.h (callbacks with
+      // user_data first, a shorter struct): reading on would crash the app.
       return set_error(PARLEY_E_INVALID_ARGUMENT,
-                       "options version is 0: start from PARLEY_CLIENT_OPTIONS_INIT",
+                       options->version == 0
+                           ? "options version is 0: start from PARLEY_CLIENT_OPTIONS_INIT"
+                           : "options version 1 is from a pre-release parley.h: rebuild the app",
                        "invalid_argument");
     }
     ClientOptions o;
@@ -351,18 +364,20 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
             : static_cast<std::size_t>(options->max_incoming_frame);
     if (options->transport != nullptr) {
       const parley_transport_callbacks& cb = *options->transport;
-      if (cb.version < 1 || cb.open == nullptr || cb.send == nullptr || cb.close == nullptr) {
+      if (cb.version < PARLEY_TRANSPORT_CALLBACKS_VERSION || cb.open == nullptr ||
+          cb.send == nullptr || cb.close == nullptr) {
         return set_error(PARLEY_E_INVALID_ARGUMENT,
-                         "transport callbacks need a version and open, send and close",
+                         "transport callbacks need version PARLEY_TRANSPORT_CALLBACKS_VERSION "
+                         "(2) and open, send and close",
                          "invalid_argument");
       }
       o.transport = make_app_transport(cb);
     }
-    if (options->on_analytics != nullptr) {
-      o.analytics = std::make_shared<AnalyticsCallback>(options->on_analytics,
-                                                        options->on_analytics_user_data);
-    }
     auto wrapper = std::make_unique<parley_client>();
+    if (options->on_analytics != nullptr) {
+      o.analytics = std::make_shared<AnalyticsCallback>(
+          options->on_analytics, options->on_analytics_user_data, &wrapper->closing);
+    }
     if (options->on_event != nullptr) {
       wrapper->on_event = options->on_event;
       wrapper->on_event_user_data = options->on_event_user_data;
@@ -414,6 +429,7 @@ void parley_client_free(parley_client* client) {
   // Calls in progress (from on_event, say) finish against a running engine.
   while (client->busy.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   try {
+    client->rep.reset();  // joins the client's threads while the wrapper is whole
     delete client;
   } catch (...) {
   }

@@ -15,7 +15,6 @@
 #include "parley/sys/transport.hpp"
 
 struct parley_client {
-  std::unique_ptr<parley::Client> rep;
   parley_event_callback on_event = nullptr;
   void* on_event_user_data = nullptr;
   // Set first by parley_client_free: no more events reach on_event and every
@@ -27,6 +26,9 @@ struct parley_client {
   std::mutex ready_mu;
   std::condition_variable ready_cv;
   bool ready = false;
+  // Last, so that it is destroyed first (parley_client_free also resets it
+  // explicitly): the engine thread it joins may still read the members above.
+  std::unique_ptr<parley::Client> rep;
 };
 
 namespace parley::capi {

@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -483,11 +484,15 @@ std::string analytics_json(const sys::AnalyticsEvent& event) {
     for (const auto& [key, value] : event.values) {
       std::string k = valid_utf8(key);
       w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
-      // JSON has no NaN or infinity.
-      if (std::isfinite(value)) {
-        w.Double(value);
-      } else {
+      // Whole numbers as integers ("bytes":42, not 42.0), where a double
+      // holds them exactly; JSON has no NaN or infinity.
+      constexpr double kExact = 9007199254740992.0;  // 2^53
+      if (!std::isfinite(value)) {
         w.Null();
+      } else if (std::trunc(value) == value && std::fabs(value) < kExact) {
+        w.Int64(static_cast<std::int64_t>(value));
+      } else {
+        w.Double(value);
       }
     }
     w.EndObject();

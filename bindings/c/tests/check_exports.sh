@@ -32,8 +32,6 @@ while IFS="$(printf '\t')" read -r raw name; do
     parley::*|"typeinfo for parley::"*|"typeinfo name for parley::"*|"vtable for parley::"*|\
     "VTT for parley::"*|"non-virtual thunk to parley::"*|"virtual thunk to parley::"*|\
     "guard variable for parley::"*) ;;
-    # A function of namespace parley returning a type: "std::string parley::f()" and the like.
-    *" parley::"*) case "$name" in std::*"<"*) echo "c-exports: not Parley's: $name"; fail=1 ;; esac ;;
     *) echo "c-exports: not Parley's: $name"; fail=1 ;;
   esac
 done <"$tmp/pairs"

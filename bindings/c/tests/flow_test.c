@@ -838,6 +838,11 @@ int main(int argc, char **argv) {
     bad.data_dir = "";
     CHECK(parley_client_create(&c, &bad) == PARLEY_E_INVALID_ARGUMENT && c == NULL);
     CHECK(parley_error_last()[0] != '\0');
+    /* Options of the pre-release version 1 (callbacks with user_data first). */
+    parley_client_options_init(&bad);
+    bad.version = 1;
+    CHECK(parley_client_create(&c, &bad) == PARLEY_E_INVALID_ARGUMENT && c == NULL);
+    CHECK(strstr(parley_error_last(), "version 1") != NULL);
   }
   {
     /* The permission table and the name rules, without a client. */
@@ -868,6 +873,7 @@ int main(int argc, char **argv) {
     CHECK(parley_channel_name_check("") == PARLEY_E_INVALID_ARGUMENT);
     CHECK_OK(parley_user_name_check("alice"));
     CHECK(parley_user_name_check("-alice") == PARLEY_E_INVALID_ARGUMENT);
+    CHECK(strcmp(parley_error_last_reason(), "invalid_user") == 0);
     CHECK(parley_user_name_check(NULL) == PARLEY_E_INVALID_ARGUMENT);
     printf("c-flow: permission table and name rules\n");
   }

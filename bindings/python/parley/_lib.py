@@ -39,7 +39,7 @@ TRANSPORT_OPEN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_void_p)
 TRANSPORT_SEND = ctypes.CFUNCTYPE(None, c_void_p, c_size, c_void_p)
 TRANSPORT_CLOSE = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 
-TRANSPORT_CALLBACKS_VERSION = 1
+TRANSPORT_CALLBACKS_VERSION = 2
 TRANSPORT_STATE_OPEN = 1
 TRANSPORT_STATE_CLOSED = 2
 
@@ -54,7 +54,7 @@ class parley_transport_callbacks(ctypes.Structure):
     ]
 
 
-CLIENT_OPTIONS_VERSION = 1
+CLIENT_OPTIONS_VERSION = 2
 
 
 class parley_client_options(ctypes.Structure):

@@ -46,5 +46,5 @@ def check_channel_name(name):
 
 def check_user_name(name):
     """None when `name` is a valid user name; else raises
-    InvalidArgumentError (reason "invalid_name") saying what is wrong."""
+    InvalidArgumentError (reason "invalid_user") saying what is wrong."""
     check(_lib.lib().user_name_check(enc(name)))

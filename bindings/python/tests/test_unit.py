@@ -135,14 +135,14 @@ class RolesAndNames(unittest.TestCase):
     def test_name_checks(self):
         self.assertIsNone(parley.check_channel_name("general"))
         self.assertIsNone(parley.check_user_name("alice"))
-        for check, name in ((parley.check_channel_name, "gen eral"),
-                            (parley.check_channel_name, ""),
-                            (parley.check_channel_name, "x" * 300),
-                            (parley.check_user_name, "bad user"),
-                            (parley.check_user_name, "")):
+        for check, name, reason in ((parley.check_channel_name, "gen eral", "invalid_name"),
+                                    (parley.check_channel_name, "", "invalid_name"),
+                                    (parley.check_channel_name, "x" * 300, "invalid_name"),
+                                    (parley.check_user_name, "bad user", "invalid_user"),
+                                    (parley.check_user_name, "", "invalid_user")):
             with self.assertRaises(parley.InvalidArgumentError, msg=repr(name)) as cm:
                 check(name)
-            self.assertEqual(cm.exception.reason, "invalid_name")
+            self.assertEqual(cm.exception.reason, reason)
             self.assertEqual(cm.exception.code, -1)
             self.assertTrue(cm.exception.message)
         with self.assertRaises(parley.InvalidArgumentError) as cm:
