@@ -6,6 +6,8 @@
 
 #include <libwebsockets.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -13,11 +15,6 @@
 #include "dialect.hpp"
 
 namespace parley::loadgen {
-
-struct Loop::Timer {
-  lws_sorted_usec_list_t sul;  // first member: the callback casts back to Timer
-  Loop* loop = nullptr;
-};
 
 namespace {
 
@@ -33,12 +30,6 @@ const lws_protocols kProtocols[] = {
     {"parley-bench", callback, 0, 65536, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
-
-void tick_callback(lws_sorted_usec_list_t* sul) {
-  // Timer's first member is the sul, so the two share an address.
-  auto* timer = reinterpret_cast<Loop::Timer*>(sul);  // NOLINT
-  timer->loop->on_tick();
-}
 
 }  // namespace
 
@@ -73,8 +64,7 @@ long raise_fd_limit(long needed) {
 
 Loop::Loop(Dialect& dialect, Target target, std::size_t max_connections, int source_addresses,
            Sink& sink)
-    : dialect_(dialect), target_(std::move(target)), sink_(sink), timer_(new Timer) {
-  timer_->loop = this;
+    : dialect_(dialect), target_(std::move(target)), sink_(sink) {
   if (source_addresses > 1) {
     for (int i = 1; i <= source_addresses; ++i) sources_.push_back("127.0.0." + std::to_string(i));
   }
@@ -91,13 +81,28 @@ Loop::Loop(Dialect& dialect, Target target, std::size_t max_connections, int sou
   info.connect_timeout_secs = 30;
   context_ = lws_create_context(&info);
   conns_.reserve(max_connections);
+  if (context_ == nullptr) return;
+  // The tick is a timerfd that libwebsockets polls with the sockets: its
+  // own timers (lws_sul) wake the loop up to a millisecond early and make it
+  // spin until they are due, which would bill a paced publisher a busy core.
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  lws_sock_file_fd_type fd;
+  fd.filefd = timer_fd_;
+  lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
+  timer_wsi_ = timer_fd_ < 0 || vhost == nullptr
+                   ? nullptr
+                   : lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, fd,
+                                                kProtocols[0].name, nullptr);
+  if (timer_wsi_ == nullptr) {
+    std::fprintf(stderr, "parley-bench: cannot add a timer to the libwebsockets loop\n");
+    lws_context_destroy(context_);
+    context_ = nullptr;
+  }
 }
 
 Loop::~Loop() {
-  if (context_ != nullptr) {
-    lws_sul_cancel(&timer_->sul);
-    lws_context_destroy(context_);
-  }
+  // Closes the timerfd too, with the wsi that adopted it.
+  if (context_ != nullptr) lws_context_destroy(context_);
 }
 
 Conn& Loop::connect(std::string user) {
@@ -139,18 +144,20 @@ void Loop::send(Conn& c, std::string frame) {
   }
 }
 
-void Loop::on_tick() {
-  if (tick_) tick_();
-  lws_sul_schedule(context_, 0, &timer_->sul, tick_callback, tick_us_);
+void Loop::arm_timer(long interval_us) {
+  itimerspec spec{};
+  spec.it_interval.tv_sec = interval_us / 1000000;
+  spec.it_interval.tv_nsec = (interval_us % 1000000) * 1000;
+  spec.it_value = spec.it_interval;
+  timerfd_settime(timer_fd_, 0, &spec, nullptr);
 }
 
 bool Loop::run(const std::function<bool()>& done, double timeout_s,
                const std::function<void()>& tick, long tick_us) {
   if (context_ == nullptr) return false;
   tick_ = tick;
-  tick_us_ = tick_us;
   // The timer also bounds how long one lws_service call may wait.
-  lws_sul_schedule(context_, 0, &timer_->sul, tick_callback, tick_us_);
+  arm_timer(tick_us);
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::microseconds(static_cast<long long>(timeout_s * 1e6));
   bool finished = done();
@@ -158,7 +165,7 @@ bool Loop::run(const std::function<bool()>& done, double timeout_s,
     if (lws_service(context_, 0) < 0) break;
     finished = done();
   }
-  lws_sul_cancel(&timer_->sul);
+  arm_timer(0);
   tick_ = nullptr;
   return finished;
 }
@@ -182,8 +189,17 @@ void Loop::close_all() {
 }
 
 int Loop::on_event(lws* wsi, int reason_int, void* in, std::size_t len) {
-  auto* c = static_cast<Conn*>(lws_get_opaque_user_data(wsi));
   auto reason = static_cast<lws_callback_reasons>(reason_int);
+  if (wsi == timer_wsi_) {
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) {
+      std::uint64_t expirations = 0;
+      if (read(timer_fd_, &expirations, sizeof expirations) > 0 && tick_) tick_();
+    } else if (reason == LWS_CALLBACK_RAW_CLOSE_FILE) {
+      timer_wsi_ = nullptr;
+    }
+    return 0;
+  }
+  auto* c = static_cast<Conn*>(lws_get_opaque_user_data(wsi));
   if (c == nullptr) return 0;
   switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {

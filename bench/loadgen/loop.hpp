@@ -107,20 +107,20 @@ class Loop {
   // Closes every connection and services until they are gone (at most 10 s).
   void close_all();
 
-  // For the libwebsockets callbacks (loop.cpp).
-  struct Timer;
+  // For the libwebsockets callback (loop.cpp).
   int on_event(lws* wsi, int reason, void* in, std::size_t len);
-  void on_tick();
 
  private:
   Dialect& dialect_;
   Target target_;
   Sink& sink_;
   std::vector<std::string> sources_;  // local addresses to bind, empty: any
+  void arm_timer(long interval_us);  // 0 disarms
+
   lws_context* context_ = nullptr;
-  std::unique_ptr<Timer> timer_;
+  int timer_fd_ = -1;         // a timerfd: the loop's tick
+  lws* timer_wsi_ = nullptr;  // timer_fd_ as libwebsockets polls it
   std::function<void()> tick_;
-  long tick_us_ = 5000;
   std::vector<std::unique_ptr<Conn>> conns_;
 };
 

@@ -79,7 +79,7 @@ class PubSub final : public Sink {
     for (Conn* s : subs_) loop_.dialect().subscribe(loop_, *s, topic_);
     if (!loop_.run([&] { return subscribed_ == all || errors_ > 0; }, timeout_s) ||
         errors_ > 0) {
-      return fail(fmt::format("{} of {} subscribers subscribed", subscribed_ - 1, subs_.size()));
+      return fail(fmt::format("{} of {} connections subscribed", subscribed_, all));
     }
     return true;
   }
@@ -116,7 +116,7 @@ class PubSub final : public Sink {
     }
   }
   void on_closed(Conn& c) override {
-    if (closed_++ == 0) std::fprintf(stderr, "parley-bench: %s: closed\n", c.user.c_str());
+    if (closed_++ == 0 && !finished_) std::fprintf(stderr, "parley-bench: %s: closed\n", c.user.c_str());
   }
   void on_drained(Conn& c) override {
     if (&c == pub_ && on_progress_) on_progress_();
@@ -148,6 +148,13 @@ class PubSub final : public Sink {
   Clock::time_point last_delivery_{};
   std::vector<double>* latencies_ = nullptr;  // when set, each delivery's latency in ms
   std::function<void()> on_progress_;
+  bool finished_ = false;  // measured: closes are expected now
+
+  void close_all() {
+    finished_ = true;
+    on_progress_ = nullptr;
+    loop_.close_all();
+  }
 
  private:
   bool fail(const std::string& why) {
@@ -207,7 +214,7 @@ int run_fanout(Dialect& dialect, const Options& o) {
   report.field("generator_cpu_pct", self_pct);
   report.field("server_cpu_pct", server_pct);
   report.print();
-  ps.loop_.close_all();
+  ps.close_all();
   return in_order ? 0 : 1;
 }
 
@@ -265,7 +272,7 @@ int run_latency(Dialect& dialect, const Options& o) {
   report.field("generator_cpu_pct", self_pct);
   report.field("server_cpu_pct", server_pct);
   report.print();
-  ps.loop_.close_all();
+  ps.close_all();
   return in_order ? 0 : 1;
 }
 
