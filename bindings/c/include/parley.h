@@ -158,6 +158,21 @@ PARLEY_API int parley_user_name_check(const char *name);
 #define PARLEY_PRESENCE_MODE_AWAY 1
 #define PARLEY_PRESENCE_MODE_INVISIBLE 2
 
+/* The names of these constants, as the events' JSON and the protocol spell
+ * them, and back: `set` says which group. */
+#define PARLEY_NAMES_STATE 1         /* PARLEY_STATE_*: "disconnected" ... "ready" */
+#define PARLEY_NAMES_CHANNEL_KIND 2  /* PARLEY_CHANNEL_*: "public", "private", ... */
+#define PARLEY_NAMES_ROLE 3          /* PARLEY_ROLE_*: "owner" ... "read_only" */
+#define PARLEY_NAMES_PERMISSION 4    /* PARLEY_PERMISSION_*: "post" ... "change_roles" */
+#define PARLEY_NAMES_NOTIFY 5        /* PARLEY_NOTIFY_*: "all", "mentions", "none" */
+#define PARLEY_NAMES_PRESENCE_MODE 6 /* PARLEY_PRESENCE_MODE_*: "online", "away", "invisible" */
+/* The name of constant `value` of group `set`; static. NULL for a value or a
+ * set that does not exist. */
+PARLEY_API const char *parley_name(int set, int value);
+/* *out: the constant of group `set` named `name`. PARLEY_E_INVALID_ARGUMENT
+ * (reason "unknown_name") for a name the group does not have. */
+PARLEY_API int parley_parse(int *out, int set, const char *name);
+
 /* ---- Events ---------------------------------------------------------------- */
 
 /* parley_event.kind: one per event of the C++ API (parley::Event). */

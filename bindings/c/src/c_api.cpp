@@ -254,6 +254,12 @@ static_assert(static_cast<int>(ChannelKind::public_channel) == PARLEY_CHANNEL_PU
               static_cast<int>(ChannelKind::broadcast) == PARLEY_CHANNEL_BROADCAST);
 static_assert(static_cast<int>(Role::owner) == PARLEY_ROLE_OWNER &&
               static_cast<int>(Role::read_only) == PARLEY_ROLE_READ_ONLY);
+static_assert(static_cast<int>(LifecycleState::disconnected) == PARLEY_STATE_DISCONNECTED &&
+              static_cast<int>(LifecycleState::ready) == PARLEY_STATE_READY);
+static_assert(static_cast<int>(NotificationLevel::all) == PARLEY_NOTIFY_ALL &&
+              static_cast<int>(NotificationLevel::none) == PARLEY_NOTIFY_NONE);
+static_assert(static_cast<int>(PresenceMode::online) == PARLEY_PRESENCE_MODE_ONLINE &&
+              static_cast<int>(PresenceMode::invisible) == PARLEY_PRESENCE_MODE_INVISIBLE);
 static_assert(static_cast<int>(Permission::post) == PARLEY_PERMISSION_POST &&
               static_cast<int>(Permission::edit_meta) == PARLEY_PERMISSION_EDIT_META &&
               static_cast<int>(Permission::change_roles) == PARLEY_PERMISSION_CHANGE_ROLES);
@@ -310,6 +316,67 @@ int parley_role_outranks(int* out, int a, int b) {
     }
     *out = outranks(static_cast<Role>(a), static_cast<Role>(b)) ? 1 : 0;
     return PARLEY_OK;
+  });
+}
+
+namespace {
+
+// The name of `value` in group `set` (PARLEY_NAMES_*), or null; *count: how
+// many values the group has (0 for an unknown group).
+const char* constant_name(int set, int value, int* count) {
+  auto in = [&](int n) {
+    *count = n;
+    return value >= 0 && value < n;
+  };
+  switch (set) {
+    case PARLEY_NAMES_STATE:
+      return in(PARLEY_STATE_READY + 1) ? to_string(static_cast<LifecycleState>(value)) : nullptr;
+    case PARLEY_NAMES_CHANNEL_KIND:
+      return in(PARLEY_CHANNEL_BROADCAST + 1) ? to_string(static_cast<ChannelKind>(value))
+                                              : nullptr;
+    case PARLEY_NAMES_ROLE:
+      return in(PARLEY_ROLE_READ_ONLY + 1) ? to_string(static_cast<Role>(value)) : nullptr;
+    case PARLEY_NAMES_PERMISSION:
+      return in(PARLEY_PERMISSION_CHANGE_ROLES + 1) ? to_string(static_cast<Permission>(value))
+                                                    : nullptr;
+    case PARLEY_NAMES_NOTIFY:
+      return in(PARLEY_NOTIFY_NONE + 1) ? to_string(static_cast<NotificationLevel>(value))
+                                        : nullptr;
+    case PARLEY_NAMES_PRESENCE_MODE:
+      return in(PARLEY_PRESENCE_MODE_INVISIBLE + 1) ? to_string(static_cast<PresenceMode>(value))
+                                                     : nullptr;
+    default:
+      *count = 0;
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+const char* parley_name(int set, int value) {
+  int count = 0;
+  return constant_name(set, value, &count);
+}
+
+int parley_parse(int* out, int set, const char* name) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out);
+    *out = -1;
+    PARLEY_CHECK(name);
+    int count = 0;
+    constant_name(set, 0, &count);
+    if (count == 0) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT, "unknown set of names", "invalid_argument");
+    }
+    for (int v = 0; v < count; ++v) {
+      if (std::strcmp(constant_name(set, v, &count), name) == 0) {
+        *out = v;
+        return PARLEY_OK;
+      }
+    }
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "unknown name \"%.64s\"", name);
+    return set_error(PARLEY_E_INVALID_ARGUMENT, buf, "unknown_name");
   });
 }
 

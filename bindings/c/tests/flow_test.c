@@ -875,7 +875,25 @@ int main(int argc, char **argv) {
     CHECK(parley_user_name_check("-alice") == PARLEY_E_INVALID_ARGUMENT);
     CHECK(strcmp(parley_error_last_reason(), "invalid_user") == 0);
     CHECK(parley_user_name_check(NULL) == PARLEY_E_INVALID_ARGUMENT);
-    printf("c-flow: permission table and name rules\n");
+    /* Names of the constants, and back. */
+    CHECK(strcmp(parley_name(PARLEY_NAMES_ROLE, PARLEY_ROLE_READ_ONLY), "read_only") == 0);
+    CHECK(strcmp(parley_name(PARLEY_NAMES_STATE, PARLEY_STATE_READY), "ready") == 0);
+    CHECK(strcmp(parley_name(PARLEY_NAMES_CHANNEL_KIND, PARLEY_CHANNEL_BROADCAST),
+                 "broadcast") == 0);
+    CHECK(strcmp(parley_name(PARLEY_NAMES_PERMISSION, PARLEY_PERMISSION_EDIT_META),
+                 "edit_meta") == 0);
+    CHECK(strcmp(parley_name(PARLEY_NAMES_NOTIFY, PARLEY_NOTIFY_MENTIONS), "mentions") == 0);
+    CHECK(strcmp(parley_name(PARLEY_NAMES_PRESENCE_MODE, PARLEY_PRESENCE_MODE_AWAY), "away") == 0);
+    CHECK(parley_name(PARLEY_NAMES_ROLE, 5) == NULL && parley_name(99, 0) == NULL);
+    CHECK(parley_name(PARLEY_NAMES_ROLE, -1) == NULL);
+    CHECK_OK(parley_parse(&yes, PARLEY_NAMES_PERMISSION, "change_roles"));
+    CHECK(yes == PARLEY_PERMISSION_CHANGE_ROLES);
+    CHECK_OK(parley_parse(&yes, PARLEY_NAMES_CHANNEL_KIND, "private"));
+    CHECK(yes == PARLEY_CHANNEL_PRIVATE);
+    CHECK(parley_parse(&yes, PARLEY_NAMES_ROLE, "king") == PARLEY_E_INVALID_ARGUMENT && yes == -1);
+    CHECK(strcmp(parley_error_last_reason(), "unknown_name") == 0);
+    CHECK(parley_parse(&yes, 0, "ready") == PARLEY_E_INVALID_ARGUMENT);
+    printf("c-flow: permission table, name rules, names of constants\n");
   }
 
   memset(&alice, 0, sizeof alice);
