@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loop.hpp"
 
@@ -34,9 +35,10 @@ class Dialect {
   // Makes `c` able to publish to `topic` (Parley: creates the channel);
   // Sink::on_subscribed follows, possibly from inside this call.
   virtual void prepare_publisher(Loop& loop, Conn& c, const std::string& topic) = 0;
-  // Queues one publish of `payload` to `topic`.
+  // Queues one frame that publishes each of `payloads` to `topic`, in order
+  // (as a client library that buffers its writes would send them).
   virtual void publish(Loop& loop, Conn& c, const std::string& topic,
-                       std::string_view payload) = 0;
+                       const std::vector<std::string>& payloads) = 0;
   // Bytes of a WebSocket message from the server; `message_end` on its last piece.
   virtual void on_data(Loop& loop, Conn& c, std::string_view data, bool message_end) = 0;
 };

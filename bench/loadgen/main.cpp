@@ -12,12 +12,14 @@
 //   --sources N               local addresses 127.0.0.1..N [1 per 25,000 connections]
 //   --timeout S               the longest one phase may take [120]
 //   fanout:   --subscribers 100 --messages 20000 --size 200 --window 1000
+//             --batch N (messages per frame; default: as many as fit in 16 KiB)
 //   latency:  --latency-subscribers 10 --rate 1000 --seconds 10 (--size too)
 //   capacity: --connections 10000 --connect-window 256 --idle-seconds 5
 //
 // Everything it opens is a client connection to --url; it never listens.
 // Exit status: 0 when every scenario run completed with its checks passed,
 // 1 when one did not, 2 on a usage error.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
   o.messages = args.num("messages", o.messages);
   o.size = args.num("size", o.size);
   o.window = args.num("window", o.window);
+  o.batch = args.num("batch", 0);
+  if (o.batch <= 0) o.batch = std::max(1L, 16384 / (o.size + 160));
   o.latency_subscribers = static_cast<int>(args.num("latency-subscribers", 10));
   o.rate = args.num("rate", o.rate);
   o.seconds = static_cast<double>(args.num("seconds", 10));

@@ -74,13 +74,15 @@ class MqttDialect final : public Dialect {
     loop.sink().on_subscribed(c);  // anyone connected may publish
   }
 
-  void publish(Loop& loop, Conn& c, const std::string& topic, std::string_view payload) override {
-    // QoS 0: no packet identifier (section 3.3.2.2).
-    std::size_t remaining = 2 + topic.size() + payload.size();
-    std::string f = Loop::frame(remaining + 5);
-    put_header(f, kPublish << 4, remaining);
-    put_string(f, topic);
-    f += payload;
+  void publish(Loop& loop, Conn& c, const std::string& topic,
+               const std::vector<std::string>& payloads) override {
+    std::string f = Loop::frame(payloads.size() * (payloads.front().size() + topic.size() + 7));
+    for (const std::string& payload : payloads) {
+      // QoS 0: no packet identifier (section 3.3.2.2).
+      put_header(f, kPublish << 4, 2 + topic.size() + payload.size());
+      put_string(f, topic);
+      f += payload;
+    }
     loop.send(c, std::move(f));
   }
 

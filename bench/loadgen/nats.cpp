@@ -30,15 +30,18 @@ class NatsDialect final : public Dialect {
     loop.sink().on_subscribed(c);
   }
 
-  void publish(Loop& loop, Conn& c, const std::string& topic, std::string_view payload) override {
-    std::string f = Loop::frame(topic.size() + payload.size() + 32);
-    f += "PUB ";
-    f += topic;
-    f += ' ';
-    f += std::to_string(payload.size());
-    f += "\r\n";
-    f += payload;
-    f += "\r\n";
+  void publish(Loop& loop, Conn& c, const std::string& topic,
+               const std::vector<std::string>& payloads) override {
+    std::string f = Loop::frame(payloads.size() * (payloads.front().size() + topic.size() + 20));
+    for (const std::string& payload : payloads) {
+      f += "PUB ";
+      f += topic;
+      f += ' ';
+      f += std::to_string(payload.size());
+      f += "\r\n";
+      f += payload;
+      f += "\r\n";
+    }
     loop.send(c, std::move(f));
   }
 

@@ -60,19 +60,17 @@ class ParleyDialect final : public Dialect {
     request(loop, c, "create", topic);
   }
 
-  void publish(Loop& loop, Conn& c, const std::string& topic, std::string_view payload) override {
-    std::string f = Loop::frame(payload.size() + topic.size() + 110);
-    f += R"({"type":"send","rid":)";
-    f += std::to_string(c.next_id);
-    f += R"(,"channel":")";
-    f += topic;
-    f += R"(","id":")";
-    f += run_prefix_;
-    f += hex16(message_counter_++);
-    f += R"(","text":")";
-    f += payload;
-    f += R"("})";
-    ++c.next_id;
+  // Several sends go out as one frame holding a JSON array (docs/protocol.md, "Frames").
+  void publish(Loop& loop, Conn& c, const std::string& topic,
+               const std::vector<std::string>& payloads) override {
+    std::string f =
+        Loop::frame(payloads.size() * (payloads.front().size() + topic.size() + 110) + 2);
+    if (payloads.size() > 1) f += '[';
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+      if (i > 0) f += ',';
+      append_send(f, c, topic, payloads[i]);
+    }
+    if (payloads.size() > 1) f += ']';
     loop.send(c, std::move(f));
   }
 
@@ -91,6 +89,20 @@ class ParleyDialect final : public Dialect {
   }
 
  private:
+  void append_send(std::string& f, Conn& c, const std::string& topic, std::string_view payload) {
+    f += R"({"type":"send","rid":)";
+    f += std::to_string(c.next_id);
+    f += R"(,"channel":")";
+    f += topic;
+    f += R"(","id":")";
+    f += run_prefix_;
+    f += hex16(message_counter_++);
+    f += R"(","text":")";
+    f += payload;
+    f += R"("})";
+    ++c.next_id;
+  }
+
   static std::string hex16(std::uint64_t v) {
     static constexpr char kHex[] = "0123456789abcdef";
     std::string out(16, '0');

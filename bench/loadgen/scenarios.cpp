@@ -84,9 +84,13 @@ class PubSub final : public Sink {
     return true;
   }
 
-  void publish_next(std::size_t size) {
-    loop_.dialect().publish(loop_, *pub_, topic_, make_payload(sent_, now_ns(), size));
-    ++sent_;
+  // Publishes the next `count` payloads in one frame.
+  void publish_next(std::uint64_t count, std::size_t size) {
+    batch_.clear();
+    std::int64_t now = now_ns();
+    for (std::uint64_t i = 0; i < count; ++i) batch_.push_back(make_payload(sent_ + i, now, size));
+    loop_.dialect().publish(loop_, *pub_, topic_, batch_);
+    sent_ += count;
   }
 
   void on_ready(Conn&) override { ++ready_; }
@@ -157,6 +161,8 @@ class PubSub final : public Sink {
   }
 
  private:
+  std::vector<std::string> batch_;
+
   bool fail(const std::string& why) {
     std::fprintf(stderr, "parley-bench: setup failed: %s\n", why.c_str());
     return false;
@@ -172,13 +178,15 @@ int run_fanout(Dialect& dialect, const Options& o) {
   auto messages = static_cast<std::uint64_t>(o.messages);
   auto window = static_cast<std::uint64_t>(o.window);
   std::uint64_t expected = messages * subs;
-  // Publishes while fewer than `window` messages per subscriber are on their
-  // way, keeping at most two frames queued in the generator itself.
+  // Keeps one frame of up to `batch` messages queued in the generator while
+  // fewer than `window` messages per subscriber are on their way.
+  auto batch = static_cast<std::uint64_t>(o.batch);
   ps.on_progress_ = [&] {
-    while (ps.sent_ < messages && ps.pub_->out.size() < 2 &&
-           ps.sent_ * subs - ps.delivered_ < window * subs) {
-      ps.publish_next(static_cast<std::size_t>(o.size));
-    }
+    if (!ps.pub_->out.empty() || ps.sent_ == messages) return;
+    std::uint64_t in_flight = (ps.sent_ * subs - ps.delivered_ + subs - 1) / subs;
+    if (in_flight >= window) return;
+    ps.publish_next(std::min({window - in_flight, messages - ps.sent_, batch}),
+                    static_cast<std::size_t>(o.size));
   };
   double self0 = self_cpu_s();
   double server0 = process_cpu_s(o.server_pid);
@@ -196,8 +204,9 @@ int run_fanout(Dialect& dialect, const Options& o) {
   double rate = wall > 0 ? static_cast<double>(ps.delivered_) / wall : 0;
 
   Report report("loadgen-fanout");
-  report.note(fmt::format("{}: 1 publisher, {} subscribers, {} messages of {} bytes, window {}",
-                          o.label, o.subscribers, o.messages, o.size, o.window));
+  report.note(fmt::format("{}: 1 publisher, {} subscribers, {} messages of {} bytes, "
+                          "window {}, up to {} messages per frame",
+                          o.label, o.subscribers, o.messages, o.size, o.window, o.batch));
   report.info("deliveries per second", rate, "/s", 0);
   report.info("messages published per second", wall > 0 ? messages / wall : 0, "/s", 0);
   report.info("time until all delivered", wall, "s", 2);
@@ -233,7 +242,7 @@ int run_latency(Dialect& dialect, const Options& o) {
   auto pace = [&] {
     auto due = static_cast<std::uint64_t>(seconds_since(start) * static_cast<double>(o.rate));
     due = std::min(due, total);
-    while (ps.sent_ < due) ps.publish_next(static_cast<std::size_t>(o.size));
+    if (ps.sent_ < due) ps.publish_next(due - ps.sent_, static_cast<std::size_t>(o.size));
   };
   bool complete = ps.loop_.run(
       [&] { return ps.delivered_ == total * subs || ps.closed_ > 0 || ps.errors_ > 0; },

@@ -19,11 +19,13 @@ struct Options {
   double timeout_s = 120; // the longest any one phase may take
 
   // Fan-out: one publisher, `subscribers` in one topic, `messages` of `size`
-  // bytes, at most `window` messages per subscriber published and not yet delivered.
+  // bytes, at most `window` messages per subscriber published and not yet
+  // delivered, and at most `batch` messages per frame the publisher writes.
   int subscribers = 100;
   long messages = 20000;
   long size = 200;
   long window = 1000;
+  long batch = 0;  // 0: as many as fit in 16 KiB
 
   // Latency: `latency_subscribers`, `rate` messages per second for `seconds`.
   int latency_subscribers = 10;
