@@ -16,8 +16,8 @@
 #
 # Uses the programs of $PARLEY_BUILD_DIR (default: build/, scripts/build.sh
 # default), building parley-bench and parley-server there if needed. Each
-# round runs every scenario against parley, nats, mosquitto in that order (A B C
-# A B C ...). The output: each run's table and JSON line, then medians with
+# round starts the three servers afresh and runs every scenario against
+# parley, nats, mosquitto in that order (A B C A B C ...). The output: each run's table and JSON line, then medians with
 # min-max and the ratios, and as the last line one JSON object of the medians:
 #   {"fanout_per_s":{...},"p99_ms":{...},"kb_per_conn":{...}}
 # Exit status: 0 when every run completed its checks, 1 otherwise, 2 on usage.
@@ -71,12 +71,7 @@ bin="$build/bin"
 work="$(mktemp -d "${TMPDIR:-/tmp}/parley-compare-XXXXXX")"
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_servers
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -95,21 +90,9 @@ wait_port() {
   return 1
 }
 
-# parley-server: its own key and data directory, port 0, no rate limit (the
-# default, 30 sends per 10 s per user, is for people, not for a publisher).
 "$bin/parley-server" keygen --out "$work/server.key" 2>/dev/null
-"$bin/parley-server" --listen 127.0.0.1:0 --data "$work/parley" --key "$work/server.key" \
-  --rate-limit off >"$work/parley.out" 2>"$work/parley.log" &
-pids+=($!)
-parley_pid=$!
-for _ in $(seq 100); do
-  grep -q '^listening on' "$work/parley.out" && break
-  sleep 0.1
-done
-parley_port="$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/parley.out")"
-[ -n "$parley_port" ] || { echo "compare.sh: parley-server did not start" >&2; exit 1; }
 
-# The namespace is new, so fixed ports are free.
+# The namespace is new, so fixed ports are free for NATS and mosquitto.
 cat >"$work/nats.conf" <<EOF
 listen: "127.0.0.1:14222"
 websocket {
@@ -117,10 +100,6 @@ websocket {
   no_tls: true
 }
 EOF
-nats-server -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
-pids+=($!)
-nats_pid=$!
-
 # mosquitto 2.0 built with Debian's libwebsockets (no external poll support)
 # refuses to start with only a WebSocket listener: the plain MQTT one is there
 # for that reason and is not used.
@@ -135,15 +114,45 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-mosquitto_pid=$!
-wait_port 18080
-wait_port 18083
 
-echo "parley-server $parley_pid on :$parley_port, nats-server $nats_pid ($(nats-server --version)),"
-echo "mosquitto $mosquitto_pid ($(mosquitto -h 2>/dev/null | head -1 || true)); $(nproc) cores,"
-echo "load average $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds"
+# Starts the three servers afresh (round $1), so that each round's memory
+# figures start from servers that have not held connections before.
+start_servers() {
+  # parley-server: a fresh data directory, port 0, no rate limit (the default,
+  # 30 sends per 10 s per user, is for people, not for a publisher).
+  rm -rf "$work/parley" "$work/parley.out"
+  "$bin/parley-server" --listen 127.0.0.1:0 --data "$work/parley" --key "$work/server.key" \
+    --rate-limit off >"$work/parley.out" 2>>"$work/parley.log" &
+  parley_pid=$!
+  pids+=("$parley_pid")
+  nats-server -c "$work/nats.conf" >>"$work/nats.log" 2>&1 &
+  nats_pid=$!
+  pids+=("$nats_pid")
+  mosquitto -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 &
+  mosquitto_pid=$!
+  pids+=("$mosquitto_pid")
+  for _ in $(seq 100); do
+    grep -q '^listening on' "$work/parley.out" && break
+    sleep 0.1
+  done
+  parley_port="$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/parley.out")"
+  [ -n "$parley_port" ] || { echo "compare.sh: parley-server did not start" >&2; exit 1; }
+  wait_port 18080
+  wait_port 18083
+  echo "round $1: parley-server $parley_pid on :$parley_port, nats-server $nats_pid," \
+    "mosquitto $mosquitto_pid"
+}
+
+# Stops them by PID and waits for them; their PIDs leave the cleanup list
+# (a PID the system may give to another process must not be killed later).
+stop_servers() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+
+echo "$(nats-server --version); $(mosquitto -h 2>/dev/null | head -1 || true)"
+echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds"
 
 results="$work/results.jsonl"
 : >"$results"
@@ -158,6 +167,7 @@ run() {  # round target scenario -- generator arguments
   grep '^{"bench"' "$out" | sed "s/^{/{\"round\":$round,/" >>"$results" || true
 }
 for round in $(seq "$rounds"); do
+  start_servers "$round"
   for target in parley nats mosquitto; do
     case "$target" in
       parley) conn=(--proto parley --url "ws://127.0.0.1:$parley_port/" --key "$work/server.key"
@@ -167,11 +177,13 @@ for round in $(seq "$rounds"); do
     esac
     echo
     echo "##### round $round: $target"
-    run "$round" "$target" fanout -- "${conn[@]}" --messages "$messages"
-    run "$round" "$target" latency -- "${conn[@]}" --seconds "$seconds"
+    # Capacity first: the server's RSS before it is that of a fresh server.
     run "$round" "$target" capacity -- "${conn[@]}" --connections "$connections"
     sleep 3  # let the server finish closing the idle connections
+    run "$round" "$target" fanout -- "${conn[@]}" --messages "$messages"
+    run "$round" "$target" latency -- "${conn[@]}" --seconds "$seconds"
   done
+  stop_servers
 done
 
 echo
