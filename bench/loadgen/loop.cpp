@@ -178,14 +178,13 @@ void Loop::close_all() {
       lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     }
   }
+  std::size_t first_open = 0;  // every connection before it is gone
   run(
-      [this] {
-        for (auto& c : conns_) {
-          if (c->wsi != nullptr) return false;
-        }
-        return true;
+      [this, &first_open] {
+        while (first_open < conns_.size() && conns_[first_open]->wsi == nullptr) ++first_open;
+        return first_open == conns_.size();
       },
-      10);
+      10, {}, 20000);
 }
 
 int Loop::on_event(lws* wsi, int reason_int, void* in, std::size_t len) {
