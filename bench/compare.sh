@@ -2,7 +2,7 @@
 # Side by side: parley-server, NATS and mosquitto driven by the same load
 # generator (build/bin/parley-bench, bench/loadgen/), scenario by scenario:
 # fan-out throughput, end-to-end latency, idle connection capacity
-# (docs/benchmarks.md, section 6).
+# (docs/benchmarks.md, section 7).
 #
 #   bench/compare.sh [--rounds 3] [--connections 10000] [--messages 20000] [--seconds 10]
 #
@@ -17,8 +17,9 @@
 # Uses the programs of $PARLEY_BUILD_DIR (default: build/, scripts/build.sh
 # default), building parley-bench and parley-server there if needed. Each
 # round starts the three servers afresh and runs every scenario against
-# parley, nats, mosquitto in that order (A B C A B C ...). The output: each run's table and JSON line, then medians with
-# min-max and the ratios, and as the last line one JSON object of the medians:
+# parley, nats, mosquitto in that order (A B C A B C ...). The output: each
+# run's table and JSON line, then medians with min-max and the ratios, and as
+# the last line one JSON object of the medians:
 #   {"fanout_per_s":{...},"p99_ms":{...},"kb_per_conn":{...}}
 # Exit status: 0 when every run completed its checks, 1 otherwise, 2 on usage.
 set -euo pipefail
@@ -55,7 +56,10 @@ if [ "$inside" -eq 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
       >/dev/null
   fi
-  [ -d "$build" ] || { echo "compare.sh: no build in $build (scripts/build.sh default)" >&2; exit 2; }
+  if [ ! -d "$build" ]; then
+    echo "compare.sh: no build in $build (scripts/build.sh default)" >&2
+    exit 2
+  fi
   cmake --build "$build" -j2 --target parley-bench parley-server >/dev/null
   ns="parley-bench-$$"
   ip netns add "$ns"

@@ -33,7 +33,7 @@ struct Conn {
   std::size_t index = 0;  // position in Loop::conns()
   std::string user;       // Parley user name, MQTT client id, NATS client name
   ConnState state = ConnState::connecting;
-  lws* wsi = nullptr;  // null once the socket is gone
+  lws* wsi = nullptr;           // null once the socket is gone
   std::deque<std::string> out;  // frames to write, each starting with LWS_PRE spare bytes
   std::string in;               // bytes received and not yet parsed
   std::uint64_t next_id = 1;    // request ids (Parley rid, MQTT packet id, NATS sid)
@@ -115,7 +115,7 @@ class Loop {
   Target target_;
   Sink& sink_;
   std::vector<std::string> sources_;  // local addresses to bind, empty: any
-  void arm_timer(long interval_us);  // 0 disarms
+  void arm_timer(long interval_us);   // 0 disarms
 
   lws_context* context_ = nullptr;
   int timer_fd_ = -1;         // a timerfd: the loop's tick

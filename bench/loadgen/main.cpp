@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
   Options o;
   std::string url = args.str("url");
   if (url.empty()) return usage("--url is required");
-  if (!parse_ws_url(url, o.target)) return usage(("--url \"" + url + "\": not ws://HOST:PORT/").c_str());
+  if (!parse_ws_url(url, o.target))
+    return usage(("--url \"" + url + "\": not ws://HOST:PORT/").c_str());
   std::string proto = args.str("proto", "parley");
   o.label = args.str("label", proto);
   o.server_pid = args.num("server-pid", 0);

@@ -141,8 +141,8 @@ class MqttDialect final : public Dialect {
         return;
       case kPublish: {
         if (body.size() < 2) return;
-        std::size_t topic_len = (static_cast<unsigned char>(body[0]) << 8) |
-                                static_cast<unsigned char>(body[1]);
+        std::size_t topic_len =
+            (static_cast<unsigned char>(body[0]) << 8) | static_cast<unsigned char>(body[1]);
         std::size_t skip = 2 + topic_len + (((first >> 1) & 3) != 0 ? 2 : 0);
         if (skip <= body.size()) sink.on_payload(c, body.substr(skip));
         return;

@@ -141,9 +141,8 @@ class ParleyDialect final : public Dialect {
         sink.on_ready(c);
       } else if (type == "error") {
         std::size_t code = frame.find(kCodeKey, pos);
-        sink.on_error(c, code == std::string_view::npos
-                             ? std::string_view("error")
-                             : value_at(frame, code + kCodeKey.size()));
+        sink.on_error(c, code == std::string_view::npos ? std::string_view("error")
+                                                        : value_at(frame, code + kCodeKey.size()));
       }
     }
   }

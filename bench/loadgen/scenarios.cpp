@@ -77,8 +77,7 @@ class PubSub final : public Sink {
       return fail("the publisher could not prepare the topic");
     }
     for (Conn* s : subs_) loop_.dialect().subscribe(loop_, *s, topic_);
-    if (!loop_.run([&] { return subscribed_ == all || errors_ > 0; }, timeout_s) ||
-        errors_ > 0) {
+    if (!loop_.run([&] { return subscribed_ == all || errors_ > 0; }, timeout_s) || errors_ > 0) {
       return fail(fmt::format("{} of {} connections subscribed", subscribed_, all));
     }
     return true;
@@ -109,7 +108,8 @@ class PubSub final : public Sink {
     ++c.received;
     ++delivered_;
     last_delivery_ = Clock::now();
-    if (latencies_ != nullptr) latencies_->push_back(static_cast<double>(now - stamp.sent_ns) / 1e6);
+    if (latencies_ != nullptr)
+      latencies_->push_back(static_cast<double>(now - stamp.sent_ns) / 1e6);
     if (on_progress_) on_progress_();
   }
   void on_accepted(Conn&) override { ++accepted_; }
@@ -120,7 +120,8 @@ class PubSub final : public Sink {
     }
   }
   void on_closed(Conn& c) override {
-    if (closed_++ == 0 && !finished_) std::fprintf(stderr, "parley-bench: %s: closed\n", c.user.c_str());
+    if (closed_++ == 0 && !finished_)
+      std::fprintf(stderr, "parley-bench: %s: closed\n", c.user.c_str());
   }
   void on_drained(Conn& c) override {
     if (&c == pub_ && on_progress_) on_progress_();
@@ -193,9 +194,9 @@ int run_fanout(Dialect& dialect, const Options& o) {
   auto start = Clock::now();
   ps.last_delivery_ = start;
   ps.on_progress_();
-  bool complete = ps.loop_.run(
-      [&] { return ps.delivered_ == expected || ps.closed_ > 0 || ps.errors_ > 0; }, o.timeout_s,
-      ps.on_progress_);
+  bool complete =
+      ps.loop_.run([&] { return ps.delivered_ == expected || ps.closed_ > 0 || ps.errors_ > 0; },
+                   o.timeout_s, ps.on_progress_);
   complete = complete && ps.delivered_ == expected;
   double wall = std::chrono::duration<double>(ps.last_delivery_ - start).count();
   double self_pct = cpu_percent(self0, self_cpu_s(), seconds_since(start));
@@ -204,9 +205,10 @@ int run_fanout(Dialect& dialect, const Options& o) {
   double rate = wall > 0 ? static_cast<double>(ps.delivered_) / wall : 0;
 
   Report report("loadgen-fanout");
-  report.note(fmt::format("{}: 1 publisher, {} subscribers, {} messages of {} bytes, "
-                          "window {}, up to {} messages per frame",
-                          o.label, o.subscribers, o.messages, o.size, o.window, o.batch));
+  report.note(
+      fmt::format("{}: 1 publisher, {} subscribers, {} messages of {} bytes, "
+                  "window {}, up to {} messages per frame",
+                  o.label, o.subscribers, o.messages, o.size, o.window, o.batch));
   report.info("deliveries per second", rate, "/s", 0);
   report.info("messages published per second", wall > 0 ? messages / wall : 0, "/s", 0);
   report.info("time until all delivered", wall, "s", 2);
@@ -353,9 +355,10 @@ int run_capacity(Dialect& dialect, const Options& o) {
   double connect_rate = connect_s > 0 ? static_cast<double>(sink.ready) / connect_s : 0;
 
   Report report("loadgen-capacity");
-  report.note(fmt::format("{}: {} idle authenticated connections from {} local address(es), "
-                          "at most {} in the handshake at once",
-                          o.label, o.connections, sources, o.connect_window));
+  report.note(
+      fmt::format("{}: {} idle authenticated connections from {} local address(es), "
+                  "at most {} in the handshake at once",
+                  o.label, o.connections, sources, o.connect_window));
   report.info("connections ready", static_cast<double>(sink.ready), "", 0);
   report.info("connections failed", static_cast<double>(sink.failed), "", 0);
   report.info("still open after the idle period", static_cast<double>(still_open), "", 0);

@@ -12,11 +12,11 @@
 namespace parley::loadgen {
 
 struct Options {
-  std::string label;      // the target's name in the output ("parley", "nats", "mosquitto")
-  Target target;          // where the server listens
-  long server_pid = 0;    // the server's process, for its CPU and RSS (0: not measured)
-  int sources = 0;        // local addresses 127.0.0.1..N (0: as many as the count needs)
-  double timeout_s = 120; // the longest any one phase may take
+  std::string label;       // the target's name in the output ("parley", "nats", "mosquitto")
+  Target target;           // where the server listens
+  long server_pid = 0;     // the server's process, for its CPU and RSS (0: not measured)
+  int sources = 0;         // local addresses 127.0.0.1..N (0: as many as the count needs)
+  double timeout_s = 120;  // the longest any one phase may take
 
   // Fan-out: one publisher, `subscribers` in one topic, `messages` of `size`
   // bytes, at most `window` messages per subscriber published and not yet
