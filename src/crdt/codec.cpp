@@ -3,7 +3,9 @@
 // snapshots (the whole item sequence in document order). All are varint
 // streams behind a 4-byte tag; decoding checks every length and index.
 #include <algorithm>
+#include <cassert>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "crdt/document.hpp"
@@ -300,13 +302,28 @@ Status Document::decode_update(std::string_view bytes, Update* out) {
 // ---- snapshots ------------------------------------------------------------
 
 // Layout: tag, agents (varint count; each: id, characters), pieces in
-// document order (varint count; each: varint len << 6 | right kind << 4 |
-// left kind << 2 | follows << 1 | deleted, then agent and seq unless the
-// piece follows the previous one in its agent's sequence, then explicit
-// origins as agent + seq), content (varint byte count, UTF-8 of the text).
-// Left kinds: 0 the agent's previous character, 1 the last character of the
-// previous piece, 2 none, 3 explicit. Right kinds: 0 the first character of
-// the next piece, 1 none, 2 explicit, 3 that of the previous piece.
+// document order (varint count; each: varint len << 6 | right kind << 3 |
+// left kind << 1 | deleted, then the fields the kinds ask for), content
+// (varint byte count, UTF-8 of the visible text).
+//
+// Left kinds: 0 continues the piece d back (varint d): the id follows that
+// piece's and the left origin is the character before; 1 the last character
+// of the previous piece; 2 none; 3 a character d pieces back (varint d,
+// varint offset). Kinds 1-3 then give the id: varint agent, zigzag seq minus
+// the end of the previous piece when it is the same agent's.
+// Right kinds: 0 the first character of the next piece; 1 none; 2 a character
+// d pieces ahead (varint d, varint offset); 3 the right origin of the piece
+// continued (left kind 0) or else of the previous piece; 4 an id (agent, seq).
+//
+// Pieces split where the text was edited between characters typed in one go,
+// so the origins of most pieces point at neighbours: a few bytes a piece.
+namespace {
+
+enum : uint64_t { kLeftContinues, kLeftPrevious, kLeftNone, kLeftBack };
+enum : uint64_t { kRightNext, kRightNone, kRightAhead, kRightSame, kRightId };
+
+}  // namespace
+
 std::string Document::encode_snapshot() const {
   struct Piece {
     OptId id;
@@ -327,6 +344,21 @@ std::string Document::encode_snapshot() const {
       lv += take;
     }
   });
+  // Which piece holds an lv, and which piece ends where an id starts.
+  std::vector<std::pair<Lv, uint32_t>> by_lv;
+  std::unordered_map<uint64_t, uint32_t> by_end;
+  by_lv.reserve(pieces.size());
+  by_end.reserve(pieces.size());
+  for (uint32_t i = 0; i < pieces.size(); ++i) {
+    const Piece& p = pieces[i];
+    by_lv.emplace_back(p.lv, i);
+    by_end.emplace(uint64_t{p.id.agent} << 32 | (p.id.seq + p.len), i);
+  }
+  std::sort(by_lv.begin(), by_lv.end());
+  auto piece_of = [&](Lv lv) {
+    auto it = std::upper_bound(by_lv.begin(), by_lv.end(), std::pair<Lv, uint32_t>(lv, UINT32_MAX));
+    return (--it)->second;
+  };
 
   std::string out(kSnapshotTag);
   put_varint(out, agents_.size());
@@ -335,32 +367,58 @@ std::string Document::encode_snapshot() const {
     put_varint(out, a.next_seq);
   }
   put_varint(out, pieces.size());
-  for (size_t i = 0; i < pieces.size(); ++i) {
+  for (uint32_t i = 0; i < pieces.size(); ++i) {
     const Piece& p = pieces[i];
     const Piece* prev = i > 0 ? &pieces[i - 1] : nullptr;
-    const Piece* next = i + 1 < pieces.size() ? &pieces[i + 1] : nullptr;
-    bool follows = prev != nullptr && prev->id.agent == p.id.agent &&
-                   prev->id.seq + prev->len == p.id.seq;
-    OptId left = id_of(p.origin_left);
-    uint64_t left_kind = p.origin_left == kNoLv                                   ? 2
-                         : prev != nullptr && p.origin_left == prev->lv + prev->len - 1 ? 1
-                         : left.agent == p.id.agent && left.seq + 1 == p.id.seq   ? 0
-                                                                                   : 3;
-    uint64_t right_kind = p.origin_right == kNoLv                                   ? 1
-                          : next != nullptr && p.origin_right == next->lv            ? 0
-                          : prev != nullptr && p.origin_right == prev->origin_right ? 3
-                                                                                     : 2;
-    put_varint(out, uint64_t{p.len} << 6 | right_kind << 4 | left_kind << 2 |
-                        uint64_t{follows} << 1 | p.deleted);
-    if (!follows) {
+    uint64_t left_kind = kLeftBack;
+    uint32_t head = UINT32_MAX;  // the piece continued
+    uint32_t left_piece = 0;
+    if (p.origin_left == kNoLv) {
+      left_kind = kLeftNone;
+    } else {
+      OptId left = id_of(p.origin_left);
+      auto it = by_end.find(uint64_t{p.id.agent} << 32 | p.id.seq);
+      if (left.agent == p.id.agent && left.seq + 1 == p.id.seq && it != by_end.end() &&
+          it->second < i) {
+        left_kind = kLeftContinues;
+        head = it->second;
+      } else if (prev != nullptr && p.origin_left == prev->lv + prev->len - 1) {
+        left_kind = kLeftPrevious;
+      } else {
+        // A left origin precedes its character in the document (characters
+        // are placed after it), so it is in an earlier piece.
+        left_piece = piece_of(p.origin_left);
+        assert(left_piece < i);
+      }
+    }
+    const Piece* same = head != UINT32_MAX ? &pieces[head] : prev;
+    uint64_t right_kind = kRightId;
+    uint32_t right_piece = 0;
+    if (p.origin_right == kNoLv) {
+      right_kind = kRightNone;
+    } else if (i + 1 < pieces.size() && p.origin_right == pieces[i + 1].lv) {
+      right_kind = kRightNext;
+    } else if (same != nullptr && p.origin_right == same->origin_right) {
+      right_kind = kRightSame;
+    } else if ((right_piece = piece_of(p.origin_right)) > i) {
+      right_kind = kRightAhead;
+    }
+    put_varint(out, uint64_t{p.len} << 6 | right_kind << 3 | left_kind << 1 | p.deleted);
+    if (left_kind == kLeftContinues) {
+      put_varint(out, i - head);
+    } else {
+      if (left_kind == kLeftBack) {
+        put_varint(out, i - left_piece);
+        put_varint(out, p.origin_left - pieces[left_piece].lv);
+      }
       put_varint(out, p.id.agent);
-      put_varint(out, p.id.seq);
+      bool after_prev = prev != nullptr && prev->id.agent == p.id.agent;
+      put_svarint(out, int64_t{p.id.seq} - (after_prev ? int64_t{prev->id.seq} + prev->len : 0));
     }
-    if (left_kind == 3) {
-      put_varint(out, left.agent);
-      put_varint(out, left.seq);
-    }
-    if (right_kind == 2) {
+    if (right_kind == kRightAhead) {
+      put_varint(out, right_piece - i);
+      put_varint(out, p.origin_right - pieces[right_piece].lv);
+    } else if (right_kind == kRightId) {
       OptId right = id_of(p.origin_right);
       put_varint(out, right.agent);
       put_varint(out, right.seq);
@@ -373,112 +431,130 @@ std::string Document::encode_snapshot() const {
 
 Result<Document> Document::load_snapshot(std::string_view bytes, AgentId agent) {
   ByteReader in(bytes, "crdt snapshot");
-  Document doc(agent);
-  uint64_t n = 0;
-  if (!read_tag(in, kSnapshotTag) ||
-      !in.bounded(in.remaining() / 2, "agent count", &n)) {
-    return in.error();
-  }
-  std::vector<uint32_t> local(n);  // wire agent -> agent index
-  std::vector<Lv> base(n);
-  uint64_t total = 0;
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t id = 0;
-    uint32_t count = 0;
-    if (!in.varint(&id) || !in.u32(&count, "character count")) return in.error();
-    local[i] = doc.agent_index(id);
-    if (doc.agents_[local[i]].next_seq != 0) {
-      in.fail("agent " + std::to_string(id) + " listed twice");
-      return in.error();
-    }
-    base[i] = static_cast<Lv>(total);
-    total += count;
-    if (total > kMaxChars) {
-      in.fail("snapshot of more than " + std::to_string(kMaxChars) + " characters");
-      return in.error();
-    }
-    if (count > 0) doc.add_chars(local[i], base[i], count);
-  }
-  auto read_lv = [&](Lv* lv) {
-    uint64_t wire = 0;
-    uint32_t seq = 0;
-    if (n == 0 || !in.bounded(n - 1, "agent index", &wire) || !in.u32(&seq, "seq")) return false;
-    if (seq >= doc.agents_[local[wire]].next_seq) return in.fail("seq " + std::to_string(seq));
-    *lv = base[wire] + seq;
-    return true;
-  };
-
-  // A piece's right origin "the next piece" is known once that piece is read.
-  constexpr Lv kNextPiece = kNoLv - 1;
   auto bad = [&in](std::string what) {
     in.fail(std::move(what));
     return in.error();
   };
+  Document doc(agent);
+  uint64_t n = 0;
+  if (!read_tag(in, kSnapshotTag) || !in.bounded(in.remaining() / 2, "agent count", &n)) {
+    return in.error();
+  }
+  std::vector<uint32_t> local(n);  // wire agent -> agent index
+  std::vector<uint32_t> count(n);
+  std::vector<Lv> base(n);  // wire agent's characters are lvs base .. base + count - 1
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t id = 0;
+    if (!in.varint(&id) || !in.u32(&count[i], "character count")) return in.error();
+    local[i] = doc.agent_index(id);
+    if (doc.agents_[local[i]].next_seq != 0) return bad("agent " + std::to_string(id) + " twice");
+    base[i] = static_cast<Lv>(total);
+    total += count[i];
+    if (total > kMaxChars) return bad("more than " + std::to_string(kMaxChars) + " characters");
+    if (count[i] > 0) doc.add_chars(local[i], base[i], count[i]);
+  }
+
+  // Origins that name later pieces are resolved once every piece is read.
+  struct Later {
+    uint32_t piece;   // whose right origin
+    uint32_t target;  // kRightAhead: the piece named; kRightSame: the piece copied
+    uint32_t offset;
+    bool same;
+  };
+  std::vector<Later> later;
+  struct Decoded {
+    uint32_t wire;
+    uint32_t seq;
+  };
   uint64_t pieces = 0;
   if (!in.bounded(in.remaining(), "piece count", &pieces)) return in.error();
   std::vector<ItemRun> runs;
+  std::vector<Decoded> ids;
   runs.reserve(pieces);
+  ids.reserve(pieces);
   uint64_t visible = 0;
-  uint64_t wire = 0;  // the agent of the previous piece
-  for (uint64_t i = 0; i < pieces; ++i) {
+  for (uint32_t i = 0; i < pieces; ++i) {
     uint64_t header = 0;
     if (!in.varint(&header)) return in.error();
     uint64_t len = header >> 6;
-    uint64_t left_kind = (header >> 2) & 3;
-    uint64_t right_kind = (header >> 4) & 3;
-    ItemRun* prev = runs.empty() ? nullptr : &runs.back();
-    uint64_t lv = 0;
-    if ((header & 2) != 0) {  // follows the previous piece
-      if (prev == nullptr) return bad("first piece follows another");
-      lv = uint64_t{prev->lv} + prev->len;
+    uint64_t right_kind = (header >> 3) & 7;
+    uint64_t left_kind = (header >> 1) & 3;
+    uint64_t d = 0;
+    uint64_t offset = 0;
+    Decoded id{0, 0};
+    ItemRun r{0, 0, (header & 1) != 0u, kNoLv, kNoLv};
+    uint32_t same = i - 1;  // the piece whose right origin kRightSame copies
+    if (left_kind == kLeftContinues) {
+      if (!in.bounded(i, "piece distance", &d)) return in.error();
+      if (d == 0) return bad("piece continues itself");
+      same = i - static_cast<uint32_t>(d);
+      id = Decoded{ids[same].wire, ids[same].seq + runs[same].len};
     } else {
-      uint32_t seq = 0;
-      if (n == 0 || !in.bounded(n - 1, "agent index", &wire) || !in.u32(&seq, "seq")) {
+      if (left_kind == kLeftPrevious && i == 0) return bad("first piece after a previous one");
+      if (left_kind == kLeftBack) {
+        if (!in.bounded(i, "piece distance", &d) || !in.varint(&offset)) return in.error();
+        if (d == 0 || offset >= runs[i - d].len) return bad("left origin out of its piece");
+        r.origin_left = runs[i - d].lv + static_cast<Lv>(offset);
+      }
+      int64_t delta = 0;
+      if (n == 0 || !in.bounded(n - 1, "agent index", &d) || !in.svarint(&delta)) {
         return in.error();
       }
-      lv = uint64_t{base[wire]} + seq;
+      id.wire = static_cast<uint32_t>(d);
+      int64_t seq = delta;
+      if (i > 0 && ids[i - 1].wire == id.wire) seq += int64_t{ids[i - 1].seq} + runs[i - 1].len;
+      if (seq < 0 || seq > UINT32_MAX) return bad("seq " + std::to_string(seq));
+      id.seq = static_cast<uint32_t>(seq);
     }
-    uint64_t agent_end = uint64_t{base[wire]} + doc.agents_[local[wire]].next_seq;
-    if (len == 0 || len > kMaxRunLen || lv + len > agent_end) {
+    if (len == 0 || len > kMaxRunLen || uint64_t{id.seq} + len > count[id.wire]) {
       return bad("piece length " + std::to_string(len));
     }
-    if (prev != nullptr && prev->origin_right == kNextPiece) prev->origin_right = Lv(lv);
-    ItemRun r{Lv(lv), static_cast<uint32_t>(len), (header & 1) != 0u, kNoLv, kNoLv};
-    if (left_kind == 0) {
-      if (lv == base[wire]) return bad("left origin before the agent's first character");
-      r.origin_left = r.lv - 1;
-    } else if (left_kind == 1) {
-      if (prev == nullptr) return bad("left origin in a missing previous piece");
-      r.origin_left = prev->lv + prev->len - 1;
-    } else if (left_kind == 3 && !read_lv(&r.origin_left)) {
-      return in.error();
-    }
-    if (right_kind == 0) {
-      r.origin_right = kNextPiece;
-    } else if (right_kind == 2 && !read_lv(&r.origin_right)) {
-      return in.error();
-    } else if (right_kind == 3) {
-      if (prev == nullptr || prev->origin_right == r.lv) return bad("right origin");
-      r.origin_right = prev->origin_right;
+    r.lv = base[id.wire] + id.seq;
+    r.len = static_cast<uint32_t>(len);
+    if (left_kind == kLeftContinues) r.origin_left = r.lv - 1;
+    if (left_kind == kLeftPrevious) r.origin_left = runs[i - 1].lv + runs[i - 1].len - 1;
+
+    if (right_kind == kRightNext) {
+      later.push_back(Later{i, i + 1, 0, false});
+    } else if (right_kind == kRightAhead) {
+      if (!in.varint(&d) || !in.varint(&offset)) return in.error();
+      if (d == 0 || d >= pieces - i || offset > UINT32_MAX) return bad("right origin ahead");
+      later.push_back(Later{i, i + static_cast<uint32_t>(d), static_cast<uint32_t>(offset), false});
+    } else if (right_kind == kRightSame) {
+      if (i == 0) return bad("right origin of a missing piece");
+      later.push_back(Later{i, same, 0, true});
+    } else if (right_kind == kRightId) {
+      uint32_t seq = 0;
+      if (n == 0 || !in.bounded(n - 1, "agent index", &d) || !in.u32(&seq, "seq")) {
+        return in.error();
+      }
+      if (seq >= count[d]) return bad("right origin seq " + std::to_string(seq));
+      r.origin_right = base[d] + seq;
+    } else if (right_kind != kRightNone) {
+      return bad("right origin kind " + std::to_string(right_kind));
     }
     if (!r.deleted) visible += len;
     runs.push_back(r);
+    ids.push_back(id);
   }
-  if (!runs.empty() && runs.back().origin_right == kNextPiece) {
-    return Status(StatusCode::corrupt, "crdt snapshot: last piece has a next piece");
+  // Pieces ahead first, then copies, which only copy from earlier pieces.
+  for (const Later& l : later) {
+    if (l.same) continue;
+    if (l.target >= runs.size() || l.offset >= runs[l.target].len) return bad("right origin");
+    runs[l.piece].origin_right = runs[l.target].lv + l.offset;
+  }
+  for (const Later& l : later) {
+    if (l.same) runs[l.piece].origin_right = runs[l.target].origin_right;
   }
 
   std::string_view utf8;
   std::u32string text;
   if (!in.bounded(in.remaining(), "content length", &n) || !in.bytes(n, &utf8)) return in.error();
   if (!decode_utf8(utf8, text) || text.size() != visible) {
-    in.fail("content is not " + std::to_string(visible) + " utf-8 code points");
-    return in.error();
+    return bad("content is not " + std::to_string(visible) + " utf-8 code points");
   }
-  if (!in.at_end()) {
-    in.fail("trailing bytes");
-    return in.error();
-  }
+  if (!in.at_end()) return bad("trailing bytes");
   doc.seq_.begin_load(static_cast<Lv>(total));
   size_t at = 0;
   for (const ItemRun& r : runs) {
@@ -488,8 +564,8 @@ Result<Document> Document::load_snapshot(std::string_view bytes, AgentId agent) 
       at += r.len;
     }
     if (!doc.seq_.load_run(r, piece)) {
-      return Status(StatusCode::corrupt, "crdt snapshot: piece at " + std::to_string(r.lv) +
-                                             " overlaps another");
+      return Status(StatusCode::corrupt,
+                    "crdt snapshot: piece at " + std::to_string(r.lv) + " overlaps another");
     }
   }
   if (!doc.seq_.finish_load()) {

@@ -159,6 +159,13 @@ void Document::record(UndoAction action) {
   }
   undo_.push_back(UndoStep{std::move(action)});
   group_open_ = undo_group_depth_ > 0;
+  while (undo_.size() > undo_limit_) undo_.pop_front();
+}
+
+void Document::set_undo_limit(size_t steps) {
+  undo_limit_ = std::max<size_t>(steps, 1);
+  while (undo_.size() > undo_limit_) undo_.pop_front();
+  while (redo_.size() > undo_limit_) redo_.pop_front();
 }
 
 void Document::begin_undo_group() {
@@ -209,7 +216,7 @@ Document::UndoAction Document::invert(const UndoAction& action) {
   return done;
 }
 
-bool Document::replay(std::vector<UndoStep>* from, std::vector<UndoStep>* to) {
+bool Document::replay(std::deque<UndoStep>* from, std::deque<UndoStep>* to) {
   if (from->empty()) return false;
   UndoStep step = std::move(from->back());
   from->pop_back();

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
@@ -74,6 +75,8 @@ class Document {
   // Edits between begin and end (nested pairs count once) undo as one step.
   void begin_undo_group();
   void end_undo_group();
+  // The undo history keeps the latest `steps` steps (default 1,000).
+  void set_undo_limit(size_t steps);
 
   StateVector state_vector() const;
   // This replica's own edits since the previous call: what to broadcast.
@@ -169,7 +172,7 @@ class Document {
   Status insert_chars(size_t pos, std::u32string_view text);
   void record(UndoAction action);
   UndoAction invert(const UndoAction& action);
-  bool replay(std::vector<UndoStep>* from, std::vector<UndoStep>* to);
+  bool replay(std::deque<UndoStep>* from, std::deque<UndoStep>* to);
 
   bool try_integrate(RemoteRun& run);
   bool try_delete(RemoteDelete& del);
@@ -194,10 +197,11 @@ class Document {
   std::vector<RemoteRun> pending_runs_;
   std::vector<RemoteDelete> pending_deletes_;
 
-  std::vector<UndoStep> undo_;
+  std::deque<UndoStep> undo_;
   // Deleted character -> the character an undo inserted in its place.
   std::unordered_map<Lv, Lv> restored_;
-  std::vector<UndoStep> redo_;
+  std::deque<UndoStep> redo_;
+  size_t undo_limit_ = 1000;
   int undo_group_depth_ = 0;
   bool group_open_ = false;  // the group's step is undo_.back()
   bool replaying_ = false;   // undo/redo in progress: do not record
