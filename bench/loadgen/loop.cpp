@@ -95,6 +95,7 @@ Loop::Loop(Dialect& dialect, Target target, std::size_t max_connections, int sou
                                                 kProtocols[0].name, nullptr);
   if (timer_wsi_ == nullptr) {
     std::fprintf(stderr, "parley-bench: cannot add a timer to the libwebsockets loop\n");
+    if (timer_fd_ >= 0) close(timer_fd_);
     lws_context_destroy(context_);
     context_ = nullptr;
   }

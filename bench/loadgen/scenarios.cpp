@@ -55,30 +55,30 @@ void add_cpu_rows(Report& report, const char* phase, double self_pct, double ser
 class PubSub final : public Sink {
  public:
   PubSub(Dialect& dialect, const Options& o, int subscribers)
-      : loop_(dialect, o.target, static_cast<std::size_t>(subscribers) + 1, 1, *this),
-        topic_(fresh_topic(dialect.name())) {
-    if (!loop_.ok()) return;
-    pub_ = &loop_.connect(fmt::format("bench-pub-{}", getpid()));
+      : loop(dialect, o.target, static_cast<std::size_t>(subscribers) + 1, 1, *this),
+        topic(fresh_topic(dialect.name())) {
+    if (!loop.ok()) return;
+    pub = &loop.connect(fmt::format("bench-pub-{}", getpid()));
     for (int i = 0; i < subscribers; ++i) {
-      subs_.push_back(&loop_.connect(fmt::format("bench-sub-{}", i)));
+      subs.push_back(&loop.connect(fmt::format("bench-sub-{}", i)));
     }
   }
 
   // Waits until every connection is ready and subscribed; false (with a
   // message on stderr) if one failed or `timeout_s` passed.
   bool setup(double timeout_s) {
-    if (!loop_.ok()) return fail("cannot create the libwebsockets context");
-    std::size_t all = subs_.size() + 1;
-    if (!loop_.run([&] { return ready_ == all || errors_ > 0; }, timeout_s) || errors_ > 0) {
-      return fail(fmt::format("{} of {} connections ready", ready_, all));
+    if (!loop.ok()) return fail("cannot create the libwebsockets context");
+    std::size_t all = subs.size() + 1;
+    if (!loop.run([&] { return ready == all || errors > 0; }, timeout_s) || errors > 0) {
+      return fail(fmt::format("{} of {} connections ready", ready, all));
     }
-    loop_.dialect().prepare_publisher(loop_, *pub_, topic_);
-    if (!loop_.run([&] { return subscribed_ == 1 || errors_ > 0; }, timeout_s) || errors_ > 0) {
+    loop.dialect().prepare_publisher(loop, *pub, topic);
+    if (!loop.run([&] { return subscribed == 1 || errors > 0; }, timeout_s) || errors > 0) {
       return fail("the publisher could not prepare the topic");
     }
-    for (Conn* s : subs_) loop_.dialect().subscribe(loop_, *s, topic_);
-    if (!loop_.run([&] { return subscribed_ == all || errors_ > 0; }, timeout_s) || errors_ > 0) {
-      return fail(fmt::format("{} of {} connections subscribed", subscribed_, all));
+    for (Conn* s : subs) loop.dialect().subscribe(loop, *s, topic);
+    if (!loop.run([&] { return subscribed == all || errors > 0; }, timeout_s) || errors > 0) {
+      return fail(fmt::format("{} of {} connections subscribed", subscribed, all));
     }
     return true;
   }
@@ -87,78 +87,77 @@ class PubSub final : public Sink {
   void publish_next(std::uint64_t count, std::size_t size) {
     batch_.clear();
     std::int64_t now = now_ns();
-    for (std::uint64_t i = 0; i < count; ++i) batch_.push_back(make_payload(sent_ + i, now, size));
-    loop_.dialect().publish(loop_, *pub_, topic_, batch_);
-    sent_ += count;
+    for (std::uint64_t i = 0; i < count; ++i) batch_.push_back(make_payload(sent + i, now, size));
+    loop.dialect().publish(loop, *pub, topic, batch_);
+    sent += count;
   }
 
-  void on_ready(Conn&) override { ++ready_; }
+  void on_ready(Conn&) override { ++ready; }
   void on_subscribed(Conn& c) override {
     if (!c.subscribed) {
       c.subscribed = true;
-      ++subscribed_;
+      ++subscribed;
     }
   }
   void on_payload(Conn& c, std::string_view payload) override {
     PayloadStamp stamp;
-    if (&c == pub_ || !parse_payload(payload, stamp)) return;
+    if (&c == pub || !parse_payload(payload, stamp)) return;
     std::int64_t now = now_ns();
     if (stamp.index != c.next_index) ++c.out_of_order;
     c.next_index = stamp.index + 1;
     ++c.received;
-    ++delivered_;
-    last_delivery_ = Clock::now();
-    if (latencies_ != nullptr)
-      latencies_->push_back(static_cast<double>(now - stamp.sent_ns) / 1e6);
-    if (on_progress_) on_progress_();
+    ++delivered;
+    last_delivery = Clock::now();
+    if (latencies != nullptr) latencies->push_back(static_cast<double>(now - stamp.sent_ns) / 1e6);
+    if (on_progress) on_progress();
   }
-  void on_accepted(Conn&) override { ++accepted_; }
+  void on_accepted(Conn&) override { ++accepted; }
   void on_error(Conn& c, std::string_view what) override {
-    if (errors_++ == 0) {
+    if (errors++ == 0) {
       std::fprintf(stderr, "parley-bench: %s: %.*s\n", c.user.c_str(),
                    static_cast<int>(what.size()), what.data());
     }
   }
   void on_closed(Conn& c) override {
-    if (closed_++ == 0 && !finished_)
+    if (closed++ == 0 && !finished)
       std::fprintf(stderr, "parley-bench: %s: closed\n", c.user.c_str());
   }
   void on_drained(Conn& c) override {
-    if (&c == pub_ && on_progress_) on_progress_();
+    if (&c == pub && on_progress) on_progress();
   }
 
   // Whether every subscriber received messages 0..count-1, each once, in order.
   bool all_in_order(std::uint64_t count) const {
-    return std::all_of(subs_.begin(), subs_.end(), [count](const Conn* s) {
+    return std::all_of(subs.begin(), subs.end(), [count](const Conn* s) {
       return s->received == count && s->out_of_order == 0 && s->next_index == count;
     });
   }
   std::uint64_t out_of_order() const {
     std::uint64_t n = 0;
-    for (const Conn* s : subs_) n += s->out_of_order;
+    for (const Conn* s : subs) n += s->out_of_order;
     return n;
   }
 
-  Loop loop_;
-  std::string topic_;
-  Conn* pub_ = nullptr;
-  std::vector<Conn*> subs_;
-  std::size_t ready_ = 0;
-  std::size_t subscribed_ = 0;
-  std::uint64_t sent_ = 0;
-  std::uint64_t delivered_ = 0;
-  std::uint64_t accepted_ = 0;
-  std::uint64_t errors_ = 0;
-  std::uint64_t closed_ = 0;
-  Clock::time_point last_delivery_{};
-  std::vector<double>* latencies_ = nullptr;  // when set, each delivery's latency in ms
-  std::function<void()> on_progress_;
-  bool finished_ = false;  // measured: closes are expected now
+  Loop loop;
+  std::string topic;
+  Conn* pub = nullptr;
+  std::vector<Conn*> subs;
+  std::size_t ready = 0;
+  std::size_t subscribed = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t accepted = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t closed = 0;
+  Clock::time_point last_delivery{};
+  std::vector<double>* latencies = nullptr;  // when set, each delivery's latency in ms
+  std::function<void()> on_progress;
+  bool finished = false;  // measured: closes are expected now
 
   void close_all() {
-    finished_ = true;
-    on_progress_ = nullptr;
-    loop_.close_all();
+    finished = true;
+    on_progress = nullptr;
+    loop.close_all();
   }
 
  private:
@@ -182,27 +181,27 @@ int run_fanout(Dialect& dialect, const Options& o) {
   // Keeps one frame of up to `batch` messages queued in the generator while
   // fewer than `window` messages per subscriber are on their way.
   auto batch = static_cast<std::uint64_t>(o.batch);
-  ps.on_progress_ = [&] {
-    if (!ps.pub_->out.empty() || ps.sent_ == messages) return;
-    std::uint64_t in_flight = (ps.sent_ * subs - ps.delivered_ + subs - 1) / subs;
+  ps.on_progress = [&] {
+    if (!ps.pub->out.empty() || ps.sent == messages) return;
+    std::uint64_t in_flight = (ps.sent * subs - ps.delivered + subs - 1) / subs;
     if (in_flight >= window) return;
-    ps.publish_next(std::min({window - in_flight, messages - ps.sent_, batch}),
+    ps.publish_next(std::min({window - in_flight, messages - ps.sent, batch}),
                     static_cast<std::size_t>(o.size));
   };
   double self0 = self_cpu_s();
   double server0 = process_cpu_s(o.server_pid);
   auto start = Clock::now();
-  ps.last_delivery_ = start;
-  ps.on_progress_();
+  ps.last_delivery = start;
+  ps.on_progress();
   bool complete =
-      ps.loop_.run([&] { return ps.delivered_ == expected || ps.closed_ > 0 || ps.errors_ > 0; },
-                   o.timeout_s, ps.on_progress_);
-  complete = complete && ps.delivered_ == expected;
-  double wall = std::chrono::duration<double>(ps.last_delivery_ - start).count();
+      ps.loop.run([&] { return ps.delivered == expected || ps.closed > 0 || ps.errors > 0; },
+                  o.timeout_s, ps.on_progress);
+  complete = complete && ps.delivered == expected;
+  double wall = std::chrono::duration<double>(ps.last_delivery - start).count();
   double self_pct = cpu_percent(self0, self_cpu_s(), seconds_since(start));
   double server_pct = cpu_percent(server0, process_cpu_s(o.server_pid), seconds_since(start));
   bool in_order = complete && ps.all_in_order(messages);
-  double rate = wall > 0 ? static_cast<double>(ps.delivered_) / wall : 0;
+  double rate = wall > 0 ? static_cast<double>(ps.delivered) / wall : 0;
 
   Report report("loadgen-fanout");
   report.note(
@@ -212,13 +211,13 @@ int run_fanout(Dialect& dialect, const Options& o) {
   report.info("deliveries per second", rate, "/s", 0);
   report.info("messages published per second", wall > 0 ? messages / wall : 0, "/s", 0);
   report.info("time until all delivered", wall, "s", 2);
-  report.info("deliveries", static_cast<double>(ps.delivered_), "", 0);
+  report.info("deliveries", static_cast<double>(ps.delivered), "", 0);
   report.info("every subscriber got every message in order (1 yes)", in_order ? 1 : 0, "", 0);
   add_cpu_rows(report, "fan-out", self_pct, server_pct);
   report.field("target", o.label);
   report.field("deliveries_per_s", rate);
   report.field("seconds", wall);
-  report.field("deliveries", static_cast<double>(ps.delivered_));
+  report.field("deliveries", static_cast<double>(ps.delivered));
   report.field("expected", static_cast<double>(expected));
   report.field("out_of_order", static_cast<double>(ps.out_of_order()));
   report.field("in_order", in_order ? 1 : 0);
@@ -236,7 +235,7 @@ int run_latency(Dialect& dialect, const Options& o) {
   auto total = static_cast<std::uint64_t>(static_cast<double>(o.rate) * o.seconds);
   std::vector<double> latencies;
   latencies.reserve(total * subs);
-  ps.latencies_ = &latencies;
+  ps.latencies = &latencies;
   double self0 = self_cpu_s();
   double server0 = process_cpu_s(o.server_pid);
   auto start = Clock::now();
@@ -244,12 +243,12 @@ int run_latency(Dialect& dialect, const Options& o) {
   auto pace = [&] {
     auto due = static_cast<std::uint64_t>(seconds_since(start) * static_cast<double>(o.rate));
     due = std::min(due, total);
-    if (ps.sent_ < due) ps.publish_next(due - ps.sent_, static_cast<std::size_t>(o.size));
+    if (ps.sent < due) ps.publish_next(due - ps.sent, static_cast<std::size_t>(o.size));
   };
-  bool complete = ps.loop_.run(
-      [&] { return ps.delivered_ == total * subs || ps.closed_ > 0 || ps.errors_ > 0; },
-      o.seconds + o.timeout_s, pace, 1000);
-  complete = complete && ps.delivered_ == total * subs;
+  bool complete =
+      ps.loop.run([&] { return ps.delivered == total * subs || ps.closed > 0 || ps.errors > 0; },
+                  o.seconds + o.timeout_s, pace, 1000);
+  complete = complete && ps.delivered == total * subs;
   double wall = seconds_since(start);
   double self_pct = cpu_percent(self0, self_cpu_s(), wall);
   double server_pct = cpu_percent(server0, process_cpu_s(o.server_pid), wall);
