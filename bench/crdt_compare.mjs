@@ -66,7 +66,13 @@ const engines = {
       return doc;
     },
     // Concurrent replay: per transaction, the update since the state before it.
-    replica: () => new Y.Doc(),
+    // Client ids in agent order, as Parley's agent ids: friendsforever has a few
+    // concurrent insertions at one place, and its endContent orders them so.
+    replica(agent) {
+      const doc = new Y.Doc();
+      doc.clientID = agent + 1;
+      return doc;
+    },
     before: (doc) => Y.encodeStateVector(doc),
     edit(doc, patches) {
       const text = doc.getText('text');
@@ -130,7 +136,7 @@ function sequential(engine, name, trace) {
   return { replay, load, bytes: bytes.length, memory };
 }
 
-function concurrent(engine, name, trace) {
+function concurrent(engineName, engine, name, trace) {
   const agents = 1 + Math.max(...trace.txns.map((t) => t.agent));
   return timeRuns(() => {
     const replicas = [];
@@ -163,7 +169,7 @@ function concurrent(engine, name, trace) {
       updates.forEach((u, t) => {
         if (!seen[r][t]) engine.merge(doc, u);
       });
-      check(engine.text(doc), trace.endContent, `${name} replica ${r}`);
+      check(engine.text(doc), trace.endContent, `${engineName} ${name} replica ${r}`);
       if (doc.free) doc.free();
     });
   });
@@ -192,7 +198,7 @@ for (const name of ['automerge-paper', 'seph-blog1']) {
 for (const name of ['clownschool', 'friendsforever']) {
   const trace = load(`concurrent/${name}`);
   for (const [engineName, engine] of Object.entries(engines)) {
-    const ms = concurrent(engine, name, trace);
+    const ms = concurrent(engineName, engine, name, trace);
     result[`${engineName.replace(/-/g, '_')}_${name}_merge_ms`] = ms;
     console.log(`  ${engineName.padEnd(14)} concurrent/${name.padEnd(15)} replay and merge ` +
       `${ms.toFixed(1).padStart(8)} ms`);

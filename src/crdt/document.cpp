@@ -106,17 +106,24 @@ Status Document::insert_chars(size_t pos, std::u32string_view text) {
   Lv lv = seq_.next_lv();
   seq_.insert_local(pos, text);
   add_chars(self_, lv, static_cast<uint32_t>(text.size()));
-  record(UndoAction{true, {LvRange{lv, static_cast<uint32_t>(text.size())}}, {}});
+  record(true, lv, static_cast<uint32_t>(text.size()), {});
   return Status();
 }
 
 Status Document::remove(size_t pos, size_t count) {
   if (pos > size() || count > size() - pos) return out_of_range("remove to", pos + count, size());
   if (count == 0) return Status();
-  UndoAction action{false, {}, {}};
-  seq_.delete_local(pos, count, &action.ranges, &action.text);
-  unsent_deletes_.insert(unsent_deletes_.end(), action.ranges.begin(), action.ranges.end());
-  record(std::move(action));
+  deleted_.clear();
+  deleted_text_.clear();
+  seq_.delete_local(pos, count, &deleted_, &deleted_text_);
+  unsent_deletes_.insert(unsent_deletes_.end(), deleted_.begin(), deleted_.end());
+  size_t at = 0;
+  begin_undo_group();  // one step, whatever the number of ranges
+  for (const LvRange& r : deleted_) {
+    record(false, r.lv, r.len, std::u32string_view(deleted_text_).substr(at, r.len));
+    at += r.len;
+  }
+  end_undo_group();
   return Status();
 }
 
@@ -150,22 +157,38 @@ Status Document::remove_utf16(size_t offset, size_t count) {
 
 // ---- undo -----------------------------------------------------------------
 
-void Document::record(UndoAction action) {
+void Document::record(bool inserted, Lv lv, uint32_t len, std::u32string_view text) {
   if (replaying_) return;
-  redo_.clear();
-  if (undo_group_depth_ > 0 && group_open_) {
-    undo_.back().push_back(std::move(action));
-    return;
-  }
-  undo_.push_back(UndoStep{std::move(action)});
+  redo_.actions.clear();
+  redo_.steps = 0;
+  bool first = undo_group_depth_ == 0 || !group_open_;
   group_open_ = undo_group_depth_ > 0;
-  while (undo_.size() > undo_limit_) undo_.pop_front();
+  push_action(&undo_, UndoAction{lv, len, inserted, false, std::u32string(text)}, &first);
+  trim(&undo_);
+}
+
+// Appends action to log; the first action pushed for a step (*first) starts it.
+void Document::push_action(UndoLog* log, UndoAction action, bool* first) {
+  action.step_start = *first;
+  if (*first) ++log->steps;
+  *first = false;
+  log->actions.push_back(std::move(action));
+}
+
+// Drops the oldest steps beyond the limit.
+void Document::trim(UndoLog* log) const {
+  while (log->steps > undo_limit_) {
+    do {
+      log->actions.pop_front();
+    } while (!log->actions.empty() && !log->actions.front().step_start);
+    --log->steps;
+  }
 }
 
 void Document::set_undo_limit(size_t steps) {
   undo_limit_ = std::max<size_t>(steps, 1);
-  while (undo_.size() > undo_limit_) undo_.pop_front();
-  while (redo_.size() > undo_limit_) redo_.pop_front();
+  trim(&undo_);
+  trim(&redo_);
 }
 
 void Document::begin_undo_group() {
@@ -177,55 +200,54 @@ void Document::end_undo_group() {
   if (--undo_group_depth_ == 0) group_open_ = false;
 }
 
-// Performs the opposite of action as a new local edit and returns what it did.
-Document::UndoAction Document::invert(const UndoAction& action) {
-  UndoAction done{!action.inserted, {}, {}};
+// Performs the opposite of action as a local edit and records it in `to`.
+void Document::invert(const UndoAction& action, UndoLog* to, bool* first) {
   if (action.inserted) {
     // Characters since deleted and brought back by an undo are now others.
     std::vector<LvRange> now;
-    for (const LvRange& r : action.ranges) {
-      for (Lv lv = r.lv; lv < r.lv + r.len; ++lv) {
-        Lv at = lv;
-        for (auto it = restored_.find(at); it != restored_.end(); it = restored_.find(at)) {
-          at = it->second;
-        }
-        if (!now.empty() && now.back().lv + now.back().len == at) {
-          ++now.back().len;
-        } else {
-          now.push_back(LvRange{at, 1});
-        }
+    for (Lv lv = action.lv; lv < action.lv + action.len; ++lv) {
+      Lv at = lv;
+      for (auto it = restored_.find(at); it != restored_.end(); it = restored_.find(at)) {
+        at = it->second;
+      }
+      if (!now.empty() && now.back().lv + now.back().len == at) {
+        ++now.back().len;
+      } else {
+        now.push_back(LvRange{at, 1});
       }
     }
-    for (const LvRange& r : now) seq_.delete_lvs(r.lv, r.len, &done.ranges);
-    for (const LvRange& r : done.ranges) {
-      for (uint32_t i = 0; i < r.len; ++i) done.text.push_back(seq_.char_at(r.lv + i));
+    std::vector<LvRange> done;
+    for (const LvRange& r : now) seq_.delete_lvs(r.lv, r.len, &done);
+    for (const LvRange& r : done) {
+      std::u32string text;
+      for (uint32_t i = 0; i < r.len; ++i) text.push_back(seq_.char_at(r.lv + i));
+      push_action(to, UndoAction{r.lv, r.len, false, false, std::move(text)}, first);
     }
-    unsent_deletes_.insert(unsent_deletes_.end(), done.ranges.begin(), done.ranges.end());
+    unsent_deletes_.insert(unsent_deletes_.end(), done.begin(), done.end());
   } else if (!action.text.empty() && check_room(action.text.size())) {
-    // Where the first deleted character was, as seen now.
-    size_t pos = seq_.visible_before(action.ranges.front().lv);
+    // Right where the deleted characters are.
     Lv lv = seq_.next_lv();
-    seq_.insert_local(pos, action.text);
-    add_chars(self_, lv, static_cast<uint32_t>(action.text.size()));
-    done.ranges.push_back(LvRange{lv, static_cast<uint32_t>(action.text.size())});
-    Lv next = lv;
-    for (const LvRange& r : action.ranges) {
-      for (uint32_t i = 0; i < r.len; ++i) restored_[r.lv + i] = next++;
-    }
+    seq_.insert_before(action.lv, action.text);
+    add_chars(self_, lv, action.len);
+    for (uint32_t i = 0; i < action.len; ++i) restored_[action.lv + i] = lv + i;
+    push_action(to, UndoAction{lv, action.len, true, false, {}}, first);
   }
-  return done;
 }
 
-bool Document::replay(std::deque<UndoStep>* from, std::deque<UndoStep>* to) {
-  if (from->empty()) return false;
-  UndoStep step = std::move(from->back());
-  from->pop_back();
-  UndoStep inverse;
+// Undoes the last step of `from`, recording the opposite as a step of `to`.
+bool Document::replay(UndoLog* from, UndoLog* to) {
+  if (from->steps == 0) return false;
   replaying_ = true;
-  for (auto it = step.rbegin(); it != step.rend(); ++it) inverse.push_back(invert(*it));
+  bool first = true;
+  for (bool done = false; !done;) {
+    UndoAction action = std::move(from->actions.back());
+    from->actions.pop_back();
+    done = action.step_start;
+    invert(action, to, &first);
+  }
   replaying_ = false;
-  std::reverse(inverse.begin(), inverse.end());
-  to->push_back(std::move(inverse));
+  --from->steps;
+  trim(to);
   group_open_ = false;
   return true;
 }
@@ -331,12 +353,9 @@ Document::Stats Document::stats() const {
                    agents_.capacity() * sizeof(AgentState) +
                    unsent_deletes_.capacity() * sizeof(LvRange);
   for (const AgentState& a : agents_) s.memory_bytes += a.spans.capacity() * sizeof(AgentSpan);
-  for (const auto& steps : {&undo_, &redo_}) {
-    for (const UndoStep& step : *steps) {
-      for (const UndoAction& act : step) {
-        s.memory_bytes += sizeof(act) + act.ranges.capacity() * sizeof(LvRange) +
-                          act.text.capacity() * sizeof(char32_t);
-      }
+  for (const UndoLog* log : {&undo_, &redo_}) {
+    for (const UndoAction& a : log->actions) {
+      s.memory_bytes += sizeof(a) + (a.text.size() > 3 ? a.text.capacity() * sizeof(char32_t) : 0);
     }
   }
   return s;

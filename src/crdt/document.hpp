@@ -70,8 +70,8 @@ class Document {
   // again where it was. Return false when there is nothing to undo or redo.
   bool undo();
   bool redo();
-  bool can_undo() const { return !undo_.empty(); }
-  bool can_redo() const { return !redo_.empty(); }
+  bool can_undo() const { return undo_.steps > 0; }
+  bool can_redo() const { return redo_.steps > 0; }
   // Edits between begin and end (nested pairs count once) undo as one step.
   void begin_undo_group();
   void end_undo_group();
@@ -155,12 +155,19 @@ class Document {
     std::vector<RemoteRun> runs;
     std::vector<RemoteDelete> deletes;
   };
+  // Undo history: a flat list of actions; an action with step_start begins
+  // a step (steps are undone whole, last action first).
   struct UndoAction {
-    bool inserted;  // else deleted
-    std::vector<LvRange> ranges;
-    std::u32string text;  // of a deletion
+    Lv lv;  // the characters lv .. lv + len - 1
+    uint32_t len;
+    bool inserted;  // else deleted, and text holds them
+    bool step_start;
+    std::u32string text;
   };
-  using UndoStep = std::vector<UndoAction>;
+  struct UndoLog {
+    std::deque<UndoAction> actions;
+    size_t steps = 0;
+  };
 
   uint32_t agent_index(AgentId id);
   void add_chars(uint32_t agent, Lv lv, uint32_t len);
@@ -170,16 +177,17 @@ class Document {
   Status check_room(size_t n) const;
 
   Status insert_chars(size_t pos, std::u32string_view text);
-  void record(UndoAction action);
-  UndoAction invert(const UndoAction& action);
-  bool replay(std::deque<UndoStep>* from, std::deque<UndoStep>* to);
+  void record(bool inserted, Lv lv, uint32_t len, std::u32string_view text);
+  void push_action(UndoLog* log, UndoAction action, bool* first);
+  void trim(UndoLog* log) const;
+  void invert(const UndoAction& action, UndoLog* to, bool* first);
+  bool replay(UndoLog* from, UndoLog* to);
 
   bool try_integrate(RemoteRun& run);
   bool try_delete(RemoteDelete& del);
   void drain_pending();
 
   // codec.cpp
-  void encode_runs(std::vector<LvRange> ranges, std::string* out) const;
   std::vector<RemoteDelete> delete_set() const;
   std::string encode_parts(std::vector<LvRange> ranges,
                            const std::vector<RemoteDelete>& deletes) const;
@@ -197,15 +205,17 @@ class Document {
   std::vector<RemoteRun> pending_runs_;
   std::vector<RemoteDelete> pending_deletes_;
 
-  std::deque<UndoStep> undo_;
+  UndoLog undo_;
+  UndoLog redo_;
+  size_t undo_limit_ = 1000;  // steps
   // Deleted character -> the character an undo inserted in its place.
   std::unordered_map<Lv, Lv> restored_;
-  std::deque<UndoStep> redo_;
-  size_t undo_limit_ = 1000;
   int undo_group_depth_ = 0;
-  bool group_open_ = false;  // the group's step is undo_.back()
+  bool group_open_ = false;  // the group's step has begun
   bool replaying_ = false;   // undo/redo in progress: do not record
 
+  std::vector<LvRange> deleted_;  // scratch of remove()
+  std::u32string deleted_text_;
   std::u32string scratch_;
 };
 

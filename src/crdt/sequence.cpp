@@ -53,10 +53,15 @@ bool Sequence::is_deleted(Lv lv) const {
   return run_of(lv, &off).deleted != 0;
 }
 
-Sequence::Cursor Sequence::find_visible(size_t pos, uint32_t* offset) const {
+Sequence::Cursor Sequence::find_visible(size_t pos, uint32_t* offset) {
   assert(pos < visible_);
-  uint32_t li = 0;
-  while (pos >= vis_[li]) pos -= vis_[li++];
+  uint32_t li = hint_leaf_;
+  size_t start = hint_start_;
+  while (pos < start) start -= vis_[--li];
+  while (pos - start >= vis_[li]) start += vis_[li++];
+  hint_leaf_ = li;
+  hint_start_ = start;
+  pos -= start;
   const Leaf& leaf = leaf_at(li);
   for (uint32_t i = 0;; ++i) {
     const ItemRun& r = leaf.runs[i];
@@ -67,6 +72,14 @@ Sequence::Cursor Sequence::find_visible(size_t pos, uint32_t* offset) const {
     }
     pos -= r.len;
   }
+}
+
+void Sequence::add_visible(uint32_t leaf, int64_t n, int64_t astral) {
+  vis_[leaf] = static_cast<uint32_t>(vis_[leaf] + n);
+  vis_astral_[leaf] = static_cast<uint32_t>(vis_astral_[leaf] + astral);
+  visible_ = static_cast<size_t>(static_cast<int64_t>(visible_) + n);
+  astral_ = static_cast<size_t>(static_cast<int64_t>(astral_) + astral);
+  if (leaf < hint_leaf_) hint_start_ = static_cast<size_t>(static_cast<int64_t>(hint_start_) + n);
 }
 
 bool Sequence::normalize(Cursor* c) const {
@@ -122,10 +135,7 @@ void Sequence::mark_deleted(Cursor c) {
   assert(!r.deleted);
   r.deleted = 1;
   uint32_t astral = vis_astral_[c.leaf] != 0 ? count_astral(r.lv, r.len) : 0;
-  vis_[c.leaf] -= r.len;
-  vis_astral_[c.leaf] -= astral;
-  visible_ -= r.len;
-  astral_ -= astral;
+  add_visible(c.leaf, -int64_t{r.len}, -int64_t{astral});
 }
 
 void Sequence::insert_run(Cursor at, const ItemRun& r, std::u32string_view text) {
@@ -138,13 +148,7 @@ void Sequence::insert_run(Cursor at, const ItemRun& r, std::u32string_view text)
   leaf_of_.resize(leaf_of_.size() + r.len, id);
   Leaf& leaf = leaf_at(at.leaf);
   leaf.runs.insert(leaf.runs.begin() + at.idx, r);
-  if (!r.deleted) {
-    uint32_t astral = count_astral(r.lv, r.len);
-    vis_[at.leaf] += r.len;
-    vis_astral_[at.leaf] += astral;
-    visible_ += r.len;
-    astral_ += astral;
-  }
+  if (!r.deleted) add_visible(at.leaf, r.len, count_astral(r.lv, r.len));
   touched_.push_back(id);
   try_merge(at);
   rebalance();
@@ -170,15 +174,30 @@ void Sequence::insert_local(size_t pos, std::u32string_view text) {
       r.len = r.len + n;
       content_.append(text);
       leaf_of_.resize(leaf_of_.size() + n, order_[c.leaf]);
-      uint32_t astral = count_astral(lv, n);
-      vis_[c.leaf] += n;
-      vis_astral_[c.leaf] += astral;
-      visible_ += n;
-      astral_ += astral;
+      add_visible(c.leaf, n, count_astral(lv, n));
       return;
     }
   }
   insert_run(at, ItemRun{lv, n, 0, left, lv_at(at)}, text);
+}
+
+void Sequence::insert_before(Lv before, std::u32string_view text) {
+  if (text.empty()) return;
+  uint32_t off = 0;
+  Cursor c = locate(before, &off);
+  if (off > 0) {
+    split_run(c, off);
+    ++c.idx;
+  }
+  Lv left = kNoLv;
+  if (c.idx > 0) {
+    const ItemRun& prev = leaf_at(c.leaf).runs[c.idx - 1];
+    left = prev.lv + prev.len - 1;
+  } else if (c.leaf > 0) {
+    const ItemRun& prev = leaf_at(c.leaf - 1).runs.back();
+    left = prev.lv + prev.len - 1;
+  }
+  insert_run(c, ItemRun{next_lv(), static_cast<uint32_t>(text.size()), 0, left, before}, text);
 }
 
 void Sequence::delete_local(size_t pos, size_t n, std::vector<LvRange>* ranges,
@@ -423,6 +442,7 @@ void Sequence::split_leaf(uint32_t oi) {
   vis_astral_.insert(vis_astral_.begin() + oi + 1, astral);
   leaves_.push_back(std::move(moved));
   for (uint32_t i = oi + 1; i < order_.size(); ++i) leaves_[order_[i]]->order = i;
+  if (oi < hint_leaf_) ++hint_leaf_;  // the characters before it stay the same
 }
 
 void Sequence::begin_load(Lv lv_count) {

@@ -61,6 +61,9 @@ class Sequence {
   // Inserts text at visible position pos (<= size()) as new characters
   // next_lv() .., after the visible character before pos.
   void insert_local(size_t pos, std::u32string_view text);
+  // Inserts text as new characters right before character `before` (visible
+  // or not), after whatever precedes it: how undo puts deleted text back.
+  void insert_before(Lv before, std::u32string_view text);
   // Deletes the visible characters [pos, pos + n) (pos + n <= size()); adds
   // what it deleted, in document order, to ranges and text.
   void delete_local(size_t pos, size_t n, std::vector<LvRange>* ranges, std::u32string* text);
@@ -122,7 +125,8 @@ class Sequence {
   ItemRun& run(Cursor c) { return leaf_at(c.leaf).runs[c.idx]; }
 
   Cursor locate(Lv lv, uint32_t* offset) const;
-  Cursor find_visible(size_t pos, uint32_t* offset) const;
+  // Moves the search hint: edits tend to stay near the previous one.
+  Cursor find_visible(size_t pos, uint32_t* offset);
   // Moves c past leaf ends; false at the end of the document.
   bool normalize(Cursor* c) const;
   Lv lv_at(Cursor c) const;
@@ -131,6 +135,8 @@ class Sequence {
   bool try_merge(Cursor c);
   void mark_deleted(Cursor c);
   void insert_run(Cursor at, const ItemRun& r, std::u32string_view text);
+  // Adds n visible characters (astral of them outside the BMP) to a leaf.
+  void add_visible(uint32_t leaf, int64_t n, int64_t astral);
   void rebalance();
   void split_leaf(uint32_t order_index);
 
@@ -143,6 +149,10 @@ class Sequence {
   std::vector<uint32_t> touched_;              // leaf ids that may need splitting
   size_t visible_ = 0;
   size_t astral_ = 0;
+  // Where find_visible last stopped: a leaf and the visible characters
+  // before it, kept exact by add_visible and split_leaf.
+  uint32_t hint_leaf_ = 0;
+  size_t hint_start_ = 0;
 };
 
 }  // namespace parley::crdt

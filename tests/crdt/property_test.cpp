@@ -121,6 +121,66 @@ TEST_CASE("crdt property: concurrent runs at one place never interleave") {
   }
 }
 
+TEST_CASE("crdt property: runs typed backwards at one place never interleave") {
+  for (uint32_t seed = 1; seed <= 30; ++seed) {
+    CAPTURE(seed);
+    std::mt19937 rng(seed);
+    Document base(1);
+    REQUIRE(base.insert(0, "<<>>").ok());
+    std::vector<Document> docs;
+    std::vector<std::string> typed;
+    for (size_t i = 0; i < 3; ++i) {
+      auto d = Document::load_snapshot(base.encode_snapshot(), 10 + rng() % 1000 * 4 + i);
+      REQUIRE(d.ok());
+      docs.push_back(std::move(*d));
+      std::string word(3 + rng() % 5, static_cast<char>('a' + i));
+      for (size_t k = 0; k < word.size(); ++k) word[k] = static_cast<char>(word[k] + k % 2 * 8);
+      typed.push_back(word);
+      for (size_t k = word.size(); k-- > 0;) {  // last character first, each at position 2
+        REQUIRE(docs[i].insert(2, word.substr(k, 1)).ok());
+      }
+    }
+    std::vector<std::string> updates;
+    for (Document& d : docs) updates.push_back(d.take_update());
+    for (Document& d : docs) {
+      for (const std::string& u : updates) REQUIRE(d.apply_update(u).ok());
+    }
+    std::string text = docs[0].text();
+    for (Document& d : docs) CHECK(d.text() == text);
+    for (const std::string& w : typed) CHECK(text.find(w) != std::string::npos);
+  }
+}
+
+TEST_CASE("crdt property: undoing every step restores each earlier text") {
+  for (uint32_t seed = 1; seed <= 100; ++seed) {
+    CAPTURE(seed);
+    std::mt19937 rng(seed);
+    Document doc(1);
+    std::vector<std::string> texts{doc.text()};
+    for (uint32_t i = 0; i < 2 + seed % 60; ++i) {
+      size_t before = doc.size();
+      if (rng() % 3 == 0 && doc.size() > 0) {
+        size_t pos = rng() % doc.size();
+        REQUIRE(doc.remove(pos, 1 + rng() % std::min<size_t>(doc.size() - pos, 4)).ok());
+      } else {
+        REQUIRE(doc.insert(rng() % (doc.size() + 1), kWords[rng() % std::size(kWords)]).ok());
+      }
+      REQUIRE(doc.size() != before);
+      texts.push_back(doc.text());
+    }
+    for (size_t i = texts.size() - 1; i > 0; --i) {
+      REQUIRE(doc.undo());
+      REQUIRE(doc.text() == texts[i - 1]);
+    }
+    CHECK(!doc.undo());
+    for (size_t i = 1; i < texts.size(); ++i) {
+      REQUIRE(doc.redo());
+      REQUIRE(doc.text() == texts[i]);
+    }
+    CHECK(!doc.redo());
+  }
+}
+
 TEST_CASE("crdt property: encodings round-trip") {
   std::mt19937 rng(7);
   Document a(1);
