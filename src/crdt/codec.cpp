@@ -185,10 +185,12 @@ std::string Document::encode_parts(std::vector<LvRange> ranges,
 std::string Document::take_update() {
   std::vector<LvRange> ranges;
   const AgentState& self = agents_[self_];
-  for (const AgentSpan& s : self.spans) {
-    if (s.seq + s.len <= sent_seq_) continue;
-    uint32_t skip = sent_seq_ > s.seq ? sent_seq_ - s.seq : 0;
-    ranges.push_back(LvRange{s.lv + skip, s.len - skip});
+  auto unsent = std::partition_point(self.spans.begin(), self.spans.end(), [&](const AgentSpan& s) {
+    return s.seq + s.len <= sent_seq_;
+  });
+  for (auto it = unsent; it != self.spans.end(); ++it) {
+    uint32_t skip = sent_seq_ > it->seq ? sent_seq_ - it->seq : 0;
+    ranges.push_back(LvRange{it->lv + skip, it->len - skip});
   }
   std::vector<RemoteDelete> deletes;
   for (const LvRange& r : unsent_deletes_) {
@@ -309,8 +311,9 @@ Status Document::decode_update(std::string_view bytes, Update* out) {
 // Left kinds: 0 continues the piece d back (varint d): the id follows that
 // piece's and the left origin is the character before; 1 the last character
 // of the previous piece; 2 none; 3 a character d pieces back (varint d,
-// varint offset). Kinds 1-3 then give the id: varint agent, zigzag seq minus
-// the end of the previous piece when it is the same agent's.
+// varint offset). Kinds 1-3 then give the id: for the previous piece's agent
+// one varint, zigzag(seq - end of the previous piece) << 1; for another,
+// varint agent << 1 | 1 and varint seq.
 // Right kinds: 0 the first character of the next piece; 1 none; 2 a character
 // d pieces ahead (varint d, varint offset); 3 the right origin of the piece
 // continued (left kind 0) or else of the previous piece; 4 an id (agent, seq).
@@ -411,9 +414,14 @@ std::string Document::encode_snapshot() const {
         put_varint(out, i - left_piece);
         put_varint(out, p.origin_left - pieces[left_piece].lv);
       }
-      put_varint(out, p.id.agent);
-      bool after_prev = prev != nullptr && prev->id.agent == p.id.agent;
-      put_svarint(out, int64_t{p.id.seq} - (after_prev ? int64_t{prev->id.seq} + prev->len : 0));
+      if (prev != nullptr && prev->id.agent == p.id.agent) {
+        int64_t delta = int64_t{p.id.seq} - prev->id.seq - prev->len;
+        put_varint(out, ((static_cast<uint64_t>(delta) << 1) ^ static_cast<uint64_t>(delta >> 63))
+                            << 1);
+      } else {
+        put_varint(out, uint64_t{p.id.agent} << 1 | 1);
+        put_varint(out, p.id.seq);
+      }
     }
     if (right_kind == kRightAhead) {
       put_varint(out, right_piece - i);
@@ -497,15 +505,20 @@ Result<Document> Document::load_snapshot(std::string_view bytes, AgentId agent) 
         if (d == 0 || offset >= runs[i - d].len) return bad("left origin out of its piece");
         r.origin_left = runs[i - d].lv + static_cast<Lv>(offset);
       }
-      int64_t delta = 0;
-      if (n == 0 || !in.bounded(n - 1, "agent index", &d) || !in.svarint(&delta)) {
-        return in.error();
+      uint64_t v = 0;
+      if (!in.varint(&v)) return in.error();
+      if ((v & 1) != 0) {  // another agent than the previous piece's: index, seq
+        if ((v >> 1) >= n) return bad("agent index " + std::to_string(v >> 1));
+        id.wire = static_cast<uint32_t>(v >> 1);
+        if (!in.u32(&id.seq, "seq")) return in.error();
+      } else {  // the previous piece's agent: zigzag seq delta from its end
+        if (i == 0) return bad("first piece names no agent");
+        v >>= 1;
+        int64_t delta = static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+        int64_t seq = delta + int64_t{ids[i - 1].seq} + runs[i - 1].len;
+        if (seq < 0 || seq > UINT32_MAX) return bad("seq " + std::to_string(seq));
+        id = Decoded{ids[i - 1].wire, static_cast<uint32_t>(seq)};
       }
-      id.wire = static_cast<uint32_t>(d);
-      int64_t seq = delta;
-      if (i > 0 && ids[i - 1].wire == id.wire) seq += int64_t{ids[i - 1].seq} + runs[i - 1].len;
-      if (seq < 0 || seq > UINT32_MAX) return bad("seq " + std::to_string(seq));
-      id.seq = static_cast<uint32_t>(seq);
     }
     if (len == 0 || len > kMaxRunLen || uint64_t{id.seq} + len > count[id.wire]) {
       return bad("piece length " + std::to_string(len));
