@@ -114,8 +114,8 @@ void concurrent(bench::Report& report, const std::string& name, int runs) {
       if (doc.text() != trace.end_content) die(name + ": a replica differs from endContent");
     }
   });
-  report.note(fmt::format("concurrent/{}: {} transactions by {} agents", name,
-                          trace.txns.size(), trace.agents));
+  report.note(fmt::format("concurrent/{}: {} transactions by {} agents", name, trace.txns.size(),
+                          trace.agents));
   report.info("concurrent/" + name + " replay and merge", merge.median, "ms");
   report.field(name + "_merge_ms", merge.median);
 }

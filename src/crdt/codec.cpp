@@ -129,8 +129,8 @@ std::string Document::encode_parts(std::vector<LvRange> ranges,
       const ItemRun& r = seq_.run_of(lv, &off);
       const LvSpan& s = span_of(lv);
       uint32_t take = std::min({end - lv, r.len - off, s.lv + s.len - lv});
-      Piece p{OptId{s.agent, s.seq + (lv - s.lv)}, take, r.deleted != 0, lv,
-              off == 0 ? r.origin_left : lv - 1, r.origin_right};
+      Piece p{OptId{s.agent, s.seq + (lv - s.lv)}, take,          r.deleted != 0, lv,
+              off == 0 ? r.origin_left : lv - 1,   r.origin_right};
       Piece* last = pieces.empty() ? nullptr : &pieces.back();
       if (last != nullptr && last->id.agent == p.id.agent && last->id.seq + last->len == p.id.seq &&
           last->lv + last->len == lv && p.origin_left == lv - 1 &&
@@ -150,9 +150,9 @@ std::string Document::encode_parts(std::vector<LvRange> ranges,
   for (const Piece& p : pieces) {
     OptId left = id_of(p.origin_left);
     OptId right = id_of(p.origin_right);
-    uint64_t left_kind = left.none()                                               ? 0
+    uint64_t left_kind = left.none()                                            ? 0
                          : left.agent == p.id.agent && left.seq + 1 == p.id.seq ? 1
-                                                                                  : 2;
+                                                                                : 2;
     uint64_t right_kind = right.none() ? 0 : 1;
     put_varint(body, uint64_t{p.len} << 4 | right_kind << 3 | left_kind << 1 | p.deleted);
     put_varint(body, table(p.id.agent));

@@ -307,9 +307,9 @@ bool Document::try_delete(RemoteDelete& del) {
   while (del.len > 0 && del.seq < a.next_seq) {
     Lv lv = 0;
     lv_of(OptId{del.agent, del.seq}, &lv);
-    const AgentSpan& span = *--std::upper_bound(
-        a.spans.begin(), a.spans.end(), del.seq,
-        [](uint32_t seq, const AgentSpan& s) { return seq < s.seq; });
+    const AgentSpan& span =
+        *--std::upper_bound(a.spans.begin(), a.spans.end(), del.seq,
+                            [](uint32_t seq, const AgentSpan& s) { return seq < s.seq; });
     uint32_t take = std::min(del.len, span.seq + span.len - del.seq);
     seq_.delete_lvs(lv, take, nullptr);
     del.seq += take;
@@ -348,8 +348,7 @@ Document::Stats Document::stats() const {
   s.total_chars = seq_.next_lv();
   s.runs = seq_.run_count();
   s.agents = agents_.size();
-  s.memory_bytes = sizeof(*this) + seq_.memory_bytes() +
-                   lv_spans_.capacity() * sizeof(LvSpan) +
+  s.memory_bytes = sizeof(*this) + seq_.memory_bytes() + lv_spans_.capacity() * sizeof(LvSpan) +
                    agents_.capacity() * sizeof(AgentState) +
                    unsent_deletes_.capacity() * sizeof(LvRange);
   for (const AgentState& a : agents_) s.memory_bytes += a.spans.capacity() * sizeof(AgentSpan);

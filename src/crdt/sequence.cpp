@@ -309,8 +309,8 @@ void Sequence::integrate(Lv origin_left, Lv origin_right, uint32_t len, std::u32
     if (!scanning) dest = i;
     const Region& o = region[i];
     int64_t o_left = o.origin_left == origin_left ? 0
-                     : o.origin_left == kNoLv    ? -1
-                                                 : region_pos(o.origin_left);
+                     : o.origin_left == kNoLv     ? -1
+                                                  : region_pos(o.origin_left);
     if (o_left < 0) break;  // o's left origin is before ours: we go first
     if (o_left > 0) continue;
     int64_t o_right = o.origin_right == origin_right ? right_pos
@@ -404,8 +404,8 @@ size_t Sequence::run_count() const {
 
 size_t Sequence::memory_bytes() const {
   size_t n = sizeof(*this) + content_.capacity() * sizeof(char32_t) +
-             (leaf_of_.capacity() + order_.capacity() + vis_.capacity() +
-              vis_astral_.capacity()) * sizeof(uint32_t) +
+             (leaf_of_.capacity() + order_.capacity() + vis_.capacity() + vis_astral_.capacity()) *
+                 sizeof(uint32_t) +
              leaves_.capacity() * sizeof(leaves_[0]);
   for (const auto& leaf : leaves_) n += sizeof(Leaf) + leaf->runs.capacity() * sizeof(ItemRun);
   return n;

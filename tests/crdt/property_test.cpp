@@ -43,8 +43,8 @@ TEST_CASE("crdt property: replicas converge under random delivery with duplicate
     const size_t n = 2 + seed % 4;
     std::vector<Document> docs;
     for (size_t i = 0; i < n; ++i) docs.emplace_back(AgentId(100 + i * 7919 % 13));
-    std::vector<std::string> sent;                 // every update made so far
-    std::vector<std::vector<size_t>> inbox(n);     // indexes into sent, per replica
+    std::vector<std::string> sent;              // every update made so far
+    std::vector<std::vector<size_t>> inbox(n);  // indexes into sent, per replica
     for (int round = 0; round < 30; ++round) {
       for (size_t i = 0; i < n; ++i) {
         int edits = static_cast<int>(rng() % 4);
@@ -198,8 +198,8 @@ TEST_CASE("crdt property: encodings round-trip") {
     CHECK(loaded->text() == d->text());
     CHECK(loaded->state_vector() == d->state_vector());
     CHECK(loaded->encode_snapshot() == d->encode_snapshot());
-    auto sv = parley::crdt::decode_state_vector(parley::crdt::encode_state_vector(
-        d->state_vector()));
+    auto sv =
+        parley::crdt::decode_state_vector(parley::crdt::encode_state_vector(d->state_vector()));
     REQUIRE(sv.ok());
     CHECK(*sv == d->state_vector());
     Document copy(50);
