@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "crdt/document.hpp"
 
@@ -177,4 +179,37 @@ TEST_CASE("crdt: tombstone budget and rebase") {
   REQUIRE(r1.insert(4, "!").ok());
   REQUIRE(r2.apply_update(r1.take_update()).ok());
   CHECK(r2.text() == "kept!");
+}
+
+TEST_CASE("crdt: documents on different threads share nothing") {
+  // One document per thread, as the threading contract allows; run under TSan.
+  // Results are checked on the main thread (doctest's REQUIRE throws).
+  constexpr int kThreads = 4;
+  std::vector<std::string> updates(kThreads);
+  std::vector<int> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t, &updates, &failures] {
+      auto i = static_cast<size_t>(t);
+      Document doc(static_cast<parley::crdt::AgentId>(t + 1));
+      for (int k = 0; k < 500; ++k) {
+        failures[i] += doc.insert(doc.size() / 2, "ab").ok() ? 0 : 1;
+        if (k % 3 == 0) failures[i] += doc.remove(doc.size() / 3, 1).ok() ? 0 : 1;
+        if (k % 50 == 0) doc.undo();
+      }
+      auto copy = Document::load_snapshot(doc.encode_snapshot(), 100 + i);
+      failures[i] += copy.ok() && copy->text() == doc.text() ? 0 : 1;
+      updates[i] = doc.take_update();
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  Document a(50);
+  Document b(51);
+  for (int t = 0; t < kThreads; ++t) {
+    CHECK(failures[static_cast<size_t>(t)] == 0);
+    REQUIRE(a.apply_update(updates[static_cast<size_t>(t)]).ok());
+  }
+  for (int t = kThreads; t-- > 0;) REQUIRE(b.apply_update(updates[static_cast<size_t>(t)]).ok());
+  CHECK(a.text() == b.text());
+  CHECK(a.size() > 0);
 }
