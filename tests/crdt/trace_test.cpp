@@ -57,3 +57,18 @@ void check_concurrent(const std::string& name) {
 TEST_CASE("trace clownschool_flat") { check_sequential("clownschool_flat"); }
 TEST_CASE("trace concurrent/clownschool") { check_concurrent("concurrent/clownschool"); }
 TEST_CASE("trace concurrent/friendsforever") { check_concurrent("concurrent/friendsforever"); }
+
+TEST_CASE("trace concurrent/clownschool catch-up from a snapshot") {
+  if (skip_traces()) return;
+  test::Trace trace = load("concurrent/clownschool");
+  auto replicas = test::replay_concurrent(trace);
+  REQUIRE(replicas.ok());
+  auto loaded = Document::load_snapshot((*replicas)[0].encode_snapshot(), 99);
+  REQUIRE(loaded.ok());
+  // A loaded document numbers characters agent by agent, not causally: the
+  // newcomer's pending queue has to sort the update out.
+  Document newcomer(100);
+  REQUIRE(newcomer.apply_update(loaded->encode_update({})).ok());
+  CHECK(newcomer.pending() == 0);
+  CHECK(newcomer.text() == trace.end_content);
+}
