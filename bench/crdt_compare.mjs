@@ -1,11 +1,11 @@
 // Replays the editing traces through Yjs and diamond-types-node, as
 // bench/crdt_bench.cpp replays them through Parley's engine: the sequential
-// traces as local edits (time, encoded size, load time from the encoding,
-// heap growth) and the concurrent ones with a replica per agent, forked and
+// traces as local edits (time, encoded size, load time from the encoding) and
+// the concurrent ones with a replica per agent, forked and
 // merged as their `parents` say. Run by bench/crdt_compare.sh, which installs
 // the two packages into bench/.node/.
 //
-//   node --expose-gc bench/crdt_compare.mjs TRACES_DIR [runs]
+//   node bench/crdt_compare.mjs TRACES_DIR [runs]
 //
 // Prints a table and, last, one JSON line. The traces have no characters
 // outside the BMP, so Yjs's UTF-16 positions equal their code point positions
@@ -33,10 +33,6 @@ const timeRuns = (fn) => {
     ms.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
   return median(ms);
-};
-const heap = () => {
-  global.gc?.();
-  return process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
 };
 const check = (got, want, what) => {
   if (got !== want) throw new Error(`${what}: text differs from endContent`);
@@ -129,11 +125,7 @@ function sequential(engine, name, trace) {
   check(engine.text(loaded), trace.endContent, `${name} loaded`);
   if (doc.free) doc.free();
   if (loaded.free) loaded.free();
-  const base = heap();
-  doc = engine.replay(trace);
-  const memory = heap() - base;
-  if (doc.free) doc.free();
-  return { replay, load, bytes: bytes.length, memory };
+  return { replay, load, bytes: bytes.length };
 }
 
 function concurrent(engineName, engine, name, trace) {
@@ -187,11 +179,10 @@ for (const name of ['automerge-paper', 'seph-blog1']) {
     result[`${key}_replay_ms`] = r.replay;
     result[`${key}_load_ms`] = r.load;
     result[`${key}_bytes`] = r.bytes;
-    result[`${key}_memory_bytes`] = r.memory;
     console.log(
       `  ${engineName.padEnd(14)} ${name.padEnd(16)} replay ${r.replay.toFixed(1).padStart(8)} ms` +
         `  encoded ${(r.bytes / 1000).toFixed(1).padStart(7)} KB` +
-        `  load ${r.load.toFixed(2).padStart(8)} ms  heap +${(r.memory / 1e6).toFixed(1)} MB`,
+        `  load ${r.load.toFixed(2).padStart(8)} ms`,
     );
   }
 }
@@ -204,4 +195,4 @@ for (const name of ['clownschool', 'friendsforever']) {
       `${ms.toFixed(1).padStart(8)} ms`);
   }
 }
-console.log(JSON.stringify({ bench: 'crdt-node', yjs: Y.Doc ? '13.6' : '?', ...result }));
+console.log(JSON.stringify({ bench: 'crdt-node', ...result }));

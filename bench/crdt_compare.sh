@@ -46,7 +46,7 @@ echo "== yjs $(node -p "require('$node_dir/node_modules/yjs/package.json').versi
   "diamond-types-node $(node -p \
   "require('$node_dir/node_modules/diamond-types-node/package.json').version")," \
   "node $(node --version) =="
-node_out="$(node --expose-gc "$root/bench/crdt_compare.mjs" "$traces" "$runs")"
+node_out="$(node "$root/bench/crdt_compare.mjs" "$traces" "$runs")"
 echo "$node_out"
 
 # Ratios: the other engine's figure over Parley's (> 1: Parley is faster or smaller).

@@ -48,11 +48,6 @@ const ItemRun& Sequence::run_of(Lv lv, uint32_t* offset) const {
   return leaf_at(c.leaf).runs[c.idx];
 }
 
-bool Sequence::is_deleted(Lv lv) const {
-  uint32_t off = 0;
-  return run_of(lv, &off).deleted != 0;
-}
-
 Sequence::Cursor Sequence::find_visible(size_t pos, uint32_t* offset) {
   assert(pos < visible_);
   uint32_t li = hint_leaf_;
@@ -331,16 +326,6 @@ void Sequence::integrate(Lv origin_left, Lv origin_right, uint32_t len, std::u32
   Cursor at = dest < region.size() ? region[dest].at : end;
   ItemRun r{next_lv(), len, text.empty() ? 1u : 0u, origin_left, origin_right};
   insert_run(at, r, text);
-}
-
-size_t Sequence::visible_before(Lv lv) const {
-  uint32_t off = 0;
-  Cursor c = locate(lv, &off);
-  size_t n = 0;
-  for (uint32_t i = 0; i < c.leaf; ++i) n += vis_[i];
-  const Leaf& leaf = leaf_at(c.leaf);
-  for (uint32_t i = 0; i < c.idx; ++i) n += leaf.runs[i].deleted ? 0 : leaf.runs[i].len;
-  return n + (leaf.runs[c.idx].deleted ? 0 : off);
 }
 
 std::string Sequence::text() const {

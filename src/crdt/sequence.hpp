@@ -77,10 +77,7 @@ class Sequence {
   // Marks [lv, lv + n) deleted; adds the ranges that were visible to newly.
   void delete_lvs(Lv lv, uint32_t n, std::vector<LvRange>* newly);
 
-  bool is_deleted(Lv lv) const;
   char32_t char_at(Lv lv) const { return content_[lv]; }
-  // Visible characters before lv (whether or not lv itself is visible).
-  size_t visible_before(Lv lv) const;
   // The run holding lv (origins of lv: see ItemRun) and lv's offset in it.
   const ItemRun& run_of(Lv lv, uint32_t* offset) const;
 
@@ -102,7 +99,7 @@ class Sequence {
 
   // Snapshot loading: start empty with lv_count characters, then append the
   // runs in document order (text: the content of a visible run). Returns
-  // false if a run overlaps an earlier one or leaves [0, lv_count); finish()
+  // false if a run overlaps an earlier one or leaves [0, lv_count); finish_load()
   // checks that every character was given.
   void begin_load(Lv lv_count);
   bool load_run(const ItemRun& run, std::u32string_view text);
