@@ -39,6 +39,22 @@ Timing time_runs(int runs, Fn&& fn) {
   return Timing{bench::median(ms), *std::min_element(ms.begin(), ms.end())};
 }
 
+// Size of bytes after `gzip -9`: what a compressing transport or store would
+// keep (diamond-types compresses its text block with LZ4 itself).
+size_t gzip_size(const std::string& bytes) {
+  bench::ScratchDir dir("crdt");
+  std::string path = dir.str("snapshot");
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr || std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) return 0;
+  std::fclose(f);
+  std::FILE* pipe = popen(("gzip -9 -c '" + path + "' | wc -c").c_str(), "r");
+  if (pipe == nullptr) return 0;
+  unsigned long n = 0;
+  if (std::fscanf(pipe, "%lu", &n) != 1) n = 0;
+  pclose(pipe);
+  return n;
+}
+
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "parley-bench-crdt: %s\n", what.c_str());
   std::exit(1);
@@ -91,7 +107,9 @@ void sequential(bench::Report& report, const std::string& name, int runs, bool g
     report.info(name + " replay", replay.median, "ms");
     report.info(name + " load from snapshot", load_time.median, "ms", 2);
   }
+  size_t gzipped = gzip_size(snapshot);
   report.info(name + " snapshot size", static_cast<double>(snapshot.size()) / 1000.0, "KB");
+  report.info(name + " snapshot size, gzip -9", static_cast<double>(gzipped) / 1000.0, "KB");
   report.info(name + " encode snapshot", snap_time.median, "ms", 2);
   report.info(name + " full update size", static_cast<double>(update_bytes) / 1000.0, "KB");
   report.info(name + " memory", static_cast<double>(stats.memory_bytes) / 1e6, "MB", 2);
@@ -101,6 +119,7 @@ void sequential(bench::Report& report, const std::string& name, int runs, bool g
   report.field(key + "_replay_min_ms", replay.min);
   report.field(key + "_load_ms", load_time.median);
   report.field(key + "_snapshot_bytes", static_cast<double>(snapshot.size()));
+  report.field(key + "_snapshot_gzip_bytes", static_cast<double>(gzipped));
   report.field(key + "_update_bytes", static_cast<double>(update_bytes));
   report.field(key + "_memory_bytes", static_cast<double>(stats.memory_bytes));
 }

@@ -12,7 +12,7 @@
 // (checked).
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -125,7 +125,7 @@ function sequential(engine, name, trace) {
   check(engine.text(loaded), trace.endContent, `${name} loaded`);
   if (doc.free) doc.free();
   if (loaded.free) loaded.free();
-  return { replay, load, bytes: bytes.length };
+  return { replay, load, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
 }
 
 function concurrent(engineName, engine, name, trace) {
@@ -179,9 +179,11 @@ for (const name of ['automerge-paper', 'seph-blog1']) {
     result[`${key}_replay_ms`] = r.replay;
     result[`${key}_load_ms`] = r.load;
     result[`${key}_bytes`] = r.bytes;
+    result[`${key}_gzip_bytes`] = r.gzip;
     console.log(
       `  ${engineName.padEnd(14)} ${name.padEnd(16)} replay ${r.replay.toFixed(1).padStart(8)} ms` +
         `  encoded ${(r.bytes / 1000).toFixed(1).padStart(7)} KB` +
+        ` (gzip -9 ${(r.gzip / 1000).toFixed(1).padStart(6)} KB)` +
         `  load ${r.load.toFixed(2).padStart(8)} ms`,
     );
   }

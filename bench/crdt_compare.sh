@@ -60,6 +60,8 @@ for (const t of ["automerge_paper", "seph_blog1"]) {
     rows.push([`${t} replay`, e, n[`${e}_${t}_replay_ms`], p[`${t}_replay_ms`], "ms"]);
     rows.push([`${t} encoded size`, e, n[`${e}_${t}_bytes`] / 1000,
                p[`${t}_snapshot_bytes`] / 1000, "KB"]);
+    rows.push([`${t} gzip -9 size`, e, n[`${e}_${t}_gzip_bytes`] / 1000,
+               p[`${t}_snapshot_gzip_bytes`] / 1000, "KB"]);
     rows.push([`${t} load`, e, n[`${e}_${t}_load_ms`], p[`${t}_load_ms`], "ms"]);
   }
 }
@@ -74,7 +76,7 @@ for (const [what, e, other, parley, unit] of rows) {
   const ratio = other / parley;
   console.log(`  ${what.padEnd(30)} ${e.padEnd(14)} ${other.toFixed(1).padStart(9)} ${unit}` +
               ` vs ${parley.toFixed(1).padStart(8)} ${unit}  x${ratio.toFixed(2)}`);
-  out[`${what.replace(/[ \/-]/g, "_")}_${e}_ratio`] = Number(ratio.toFixed(3));
+  out[`${what.replace(/[ \/-]+/g, "_")}_${e}_ratio`] = Number(ratio.toFixed(3));
 }
 const goals = [
   ["automerge-paper >= 20x faster than yjs", out.automerge_paper_replay_yjs_ratio >= 20],
