@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "crdt/document.hpp"
+#include "crdt/lz.hpp"
 #include "crdt/utf.hpp"
 #include "crdt/varint.hpp"
 
@@ -306,7 +307,8 @@ Status Document::decode_update(std::string_view bytes, Update* out) {
 // Layout: tag, agents (varint count; each: id, characters), pieces in
 // document order (varint count; each: varint len << 6 | right kind << 3 |
 // left kind << 1 | deleted, then the fields the kinds ask for), content
-// (varint byte count, UTF-8 of the visible text).
+// (varint byte count of the visible text in UTF-8, varint packed size, then
+// the text compressed by lz_compress, or stored as is when packed size is 0).
 //
 // Left kinds: 0 continues the piece d back (varint d): the id follows that
 // piece's and the left origin is the character before; 1 the last character
@@ -432,8 +434,15 @@ std::string Document::encode_snapshot() const {
       put_varint(out, right.seq);
     }
   }
+  // The text, LZ-compressed when that is smaller (packed size 0: stored).
   std::string text = seq_.text();
+  std::string packed = lz_compress(text);
   put_varint(out, text.size());
+  if (packed.size() < text.size()) {
+    put_varint(out, packed.size());
+    return out + packed;
+  }
+  put_varint(out, 0);
   return out + text;
 }
 
@@ -562,8 +571,18 @@ Result<Document> Document::load_snapshot(std::string_view bytes, AgentId agent) 
   }
 
   std::string_view utf8;
+  std::string unpacked;
+  uint64_t packed = 0;
+  if (!in.bounded(visible * 4, "text size", &n) ||
+      !in.bounded(in.remaining(), "packed size", &packed) ||
+      !in.bytes(packed == 0 ? n : packed, &utf8)) {
+    return in.error();
+  }
+  if (packed != 0) {
+    if (!lz_decompress(utf8, n, &unpacked)) return bad("compressed text is corrupt");
+    utf8 = unpacked;
+  }
   std::u32string text;
-  if (!in.bounded(in.remaining(), "content length", &n) || !in.bytes(n, &utf8)) return in.error();
   if (!decode_utf8(utf8, text) || text.size() != visible) {
     return bad("content is not " + std::to_string(visible) + " utf-8 code points");
   }
