@@ -242,7 +242,10 @@ Status Hub::load() {
     state.stored = std::move(p);
     state.shown = presence_view(user, state, false);
     state.own = presence_view(user, state, true);
-    if (state.stored.text_until != 0) expiring_text_.insert({state.stored.text_until, user});
+    if (state.stored.text_until != 0) {
+      expiring_text_.insert({state.stored.text_until, user});
+      want_tick();
+    }
   }
   auto pairs = store_.direct_pairs();
   if (!pairs) return pairs.status();

@@ -68,12 +68,21 @@ class Hub {
     std::size_t max_members = 100;                  // smaller channels get per-member events
     std::chrono::milliseconds count_interval{1000}; // between online_count updates of a channel
   };
-  // How often the server loop must call tick().
+  // Presence changes are coalesced for this long before tick() publishes them.
   static constexpr std::chrono::milliseconds kPresenceTick{100};
+  // The longest the server loop waits between two ticks.
+  static constexpr std::chrono::milliseconds kMaxTickWait{10000};
   void set_presence_config(const PresenceConfig& config) { presence_config_ = config; }
   // Runs presence's timers (grace periods, idleness, status text expiry) and
   // publishes the changes coalesced since the last tick.
   void tick();
+  // How long the server loop may wait before the next tick(): until the
+  // earliest timer is due, within kPresenceTick..kMaxTickWait. An idle server
+  // with many connections then wakes rarely (each wake polls every socket).
+  std::chrono::milliseconds next_tick_delay() const;
+  // Called when something wants a tick within kPresenceTick (a change to
+  // publish, a new timer): the server brings its tick forward.
+  void set_tick_hook(std::function<void()> hook) { tick_hook_ = std::move(hook); }
 
   void on_open(Session& session);
   // One complete text frame from the client.
@@ -252,6 +261,7 @@ class Hub {
     wire::PresenceEvent own;     // as last published to the user's own connections
     SteadyTime session_start{};  // when the user's presence session began
     bool queued = false;         // in presence_changed_
+    SteadyTime away_check_at{};  // its entry in away_checks_ (epoch: none)
   };
   struct SessionPresence {
     SteadyTime last_active{};
@@ -295,7 +305,16 @@ class Hub {
   std::set<std::string> counts_changed_;  // large channels whose online count may have moved
   std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> counts_sent_;
   SteadyTime next_count_at_{};
-  SteadyTime next_idle_scan_at_{};
+  // Online users by the time they go idle (away) unless active again: at most
+  // one entry per user, re-checked when due, so idleness costs nothing per
+  // tick however many users are connected.
+  std::set<std::pair<SteadyTime, std::string>> away_checks_;
+  std::function<void()> tick_hook_;
+  void want_tick() {
+    if (tick_hook_) tick_hook_();
+  }
+  // Schedules `user`'s next away check if they show online and have none.
+  void schedule_away_check(const std::string& user, PresenceState& state);
 
   // hub_admin.cpp
   // The active server-wide ban of `user` (its until), if any.

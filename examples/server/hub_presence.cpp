@@ -25,7 +25,6 @@ constexpr const char* kAway = "away";
 constexpr const char* kOffline = "offline";
 constexpr const char* kInvisible = "invisible";
 // Idleness is checked this often, not every tick.
-constexpr auto kIdleScanInterval = std::chrono::seconds(1);
 
 bool same(const wire::PresenceEvent& a, const wire::PresenceEvent& b) {
   return a.user == b.user && a.status == b.status && a.last_seen == b.last_seen &&
@@ -52,6 +51,39 @@ void Hub::presence_changed(const std::string& user) {
   if (state.queued) return;
   state.queued = true;
   presence_changed_.push_back(user);
+  want_tick();
+}
+
+void Hub::schedule_away_check(const std::string& user, PresenceState& state) {
+  if (state.own.status != kOnline || state.away_check_at != SteadyTime{}) return;
+  auto sessions = sessions_of_user_.find(user);
+  if (sessions == sessions_of_user_.end()) return;
+  SteadyTime latest{};
+  for (Session* s : sessions->second) {
+    auto it = session_presence_.find(s);
+    if (it != session_presence_.end()) latest = std::max(latest, it->second.last_active);
+  }
+  if (latest == SteadyTime{}) return;
+  state.away_check_at = latest + presence_config_.away_after;
+  away_checks_.insert({state.away_check_at, user});
+}
+
+std::chrono::milliseconds Hub::next_tick_delay() const {
+  using std::chrono::milliseconds;
+  if (!presence_changed_.empty()) return kPresenceTick;
+  auto now = std::chrono::steady_clock::now();
+  SteadyTime due = now + kMaxTickWait;
+  for (const auto& [user, since] : closing_users_) {
+    due = std::min(due, since + presence_config_.grace);
+  }
+  if (!away_checks_.empty()) due = std::min(due, away_checks_.begin()->first);
+  if (!counts_changed_.empty()) due = std::min(due, next_count_at_);
+  if (!expiring_text_.empty()) {
+    std::int64_t wall = expiring_text_.begin()->first - now_ms();
+    due = std::min(due, now + milliseconds(std::max<std::int64_t>(wall, 0)));
+  }
+  auto wait = std::chrono::duration_cast<milliseconds>(due - now);
+  return std::clamp(wait, milliseconds(kPresenceTick), milliseconds(kMaxTickWait));
 }
 
 wire::PresenceEvent Hub::presence_view(const std::string& user, const PresenceState& state,
@@ -179,6 +211,7 @@ bool Hub::publish_presence(const std::string& user) {
       }
     }
   }
+  schedule_away_check(user, state);
   return sent;
 }
 
@@ -215,13 +248,15 @@ void Hub::tick() {
         std::chrono::duration<double>(now - presence_config_.grace - state.session_start).count());
     presence_changed(user);
   }
-  // Connected users who went idle (or whose text expired) since the last scan.
-  if (now >= next_idle_scan_at_) {
-    next_idle_scan_at_ = now + kIdleScanInterval;
-    for (const auto& [user, sessions] : sessions_of_user_) {
-      auto it = presence_.find(user);
-      if (it != presence_.end() && it->second.own.status == kOnline) presence_changed(user);
-    }
+  // Online users whose away check is due: published again, which shows them
+  // away if they were idle all along, and schedules the next check otherwise.
+  while (!away_checks_.empty() && away_checks_.begin()->first <= now) {
+    std::string user = away_checks_.begin()->second;
+    away_checks_.erase(away_checks_.begin());
+    auto it = presence_.find(user);
+    if (it == presence_.end()) continue;
+    it->second.away_check_at = SteadyTime{};
+    presence_changed(user);
   }
   std::int64_t wall = now_ms();
   while (!expiring_text_.empty() && expiring_text_.begin()->first <= wall) {
@@ -312,6 +347,7 @@ void Hub::presence_closed(Session& session) {
   }
   --metrics_.presence_online_users;
   closing_users_[user] = std::chrono::steady_clock::now();
+  want_tick();
   PresenceState& state = presence_of(user);
   if (state.stored.status != kInvisible) {
     // Written now rather than when the grace period ends, so that a stop of
@@ -339,6 +375,7 @@ void Hub::presence_membership(const std::string& channel_name, Channel& channel,
   if (visible) channel.online += added ? 1 : std::uint64_t(-1);
   if (!small_channel(channel)) {
     counts_changed_.insert(channel_name);
+    want_tick();
     return;
   }
   if (!added) return;
@@ -428,7 +465,10 @@ void Hub::handle(Session& session, const wire::SetPresence& request) {
     state.stored = before;
     return error(session, request.rid, code::kInternal, "the server could not store this");
   }
-  if (p.text_until != 0) expiring_text_.insert({p.text_until, user});
+  if (p.text_until != 0) {
+    expiring_text_.insert({p.text_until, user});
+    want_tick();
+  }
   note_activity(session);  // setting one's status is activity too
   if (p.status == kInvisible && before.status != kInvisible) {
     // Hidden at once, not at the next tick: until then a watcher's snapshot

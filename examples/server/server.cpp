@@ -145,6 +145,8 @@ class Server::Impl {
   void begin_shutdown();
   static void on_shutdown_deadline(lws_sorted_usec_list_t* sul);
   static void on_presence_tick(lws_sorted_usec_list_t* sul);
+  // (Re)arms the presence tick `delay` from now.
+  void schedule_tick(std::chrono::milliseconds delay);
 
   std::unique_ptr<ServerStore> store_;
   Metrics metrics_;
@@ -162,6 +164,7 @@ class Server::Impl {
     lws_sorted_usec_list_t sul;  // first member: the callback casts back
     Impl* impl;
   } deadline_{}, presence_tick_{};
+  std::chrono::steady_clock::time_point tick_at_{};  // when presence_tick_ is due
 };
 
 // ---- set-up and teardown ------------------------------------------------------
@@ -199,6 +202,13 @@ Status Server::Impl::open() {
   }
   store_ = std::move(*store);
   hub_ = std::make_unique<Hub>(*store_, metrics_, options.public_key, options.max_frame);
+  hub_->set_tick_hook([this] {
+    // A change to publish or a new timer: tick within kPresenceTick.
+    if (presence_tick_.impl == nullptr || shutting_down_) return;
+    if (tick_at_ > std::chrono::steady_clock::now() + Hub::kPresenceTick) {
+      schedule_tick(Hub::kPresenceTick);
+    }
+  });
   if (Status s = hub_->load(); !s.ok()) return s;
   WordFilter filter;
   if (!options.filter_file.empty()) {
@@ -263,8 +273,7 @@ void Server::Impl::run() {
   if (ran.exchange(true)) return;
   deadline_.impl = this;
   presence_tick_.impl = this;
-  lws_sul_schedule(context_, 0, &presence_tick_.sul, &Impl::on_presence_tick,
-                   std::chrono::duration_cast<std::chrono::microseconds>(Hub::kPresenceTick).count());
+  schedule_tick(Hub::kPresenceTick);
   while (!loop_done_) {
     if (lws_service(context_, 0) < 0) {
       log("error", "event loop failed; stopping");
@@ -576,8 +585,13 @@ void Server::Impl::on_presence_tick(lws_sorted_usec_list_t* sul) {
   if (impl->shutting_down_) return;
   impl->hub_->tick();
   impl->flush_loopbacks();
-  lws_sul_schedule(impl->context_, 0, &impl->presence_tick_.sul, &Impl::on_presence_tick,
-                   std::chrono::duration_cast<std::chrono::microseconds>(Hub::kPresenceTick).count());
+  impl->schedule_tick(impl->hub_->next_tick_delay());
+}
+
+void Server::Impl::schedule_tick(std::chrono::milliseconds delay) {
+  tick_at_ = std::chrono::steady_clock::now() + delay;
+  lws_sul_schedule(context_, 0, &presence_tick_.sul, &Impl::on_presence_tick,
+                   std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
 }
 
 // ---- Server ---------------------------------------------------------------------
