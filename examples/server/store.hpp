@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "checkpointer.hpp"
 #include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
@@ -403,6 +404,8 @@ class ServerStore {
   store::Statement raise_receipt_;
   store::Statement receipt_;
   store::Statement receipts_;
+  // Last: stopped before the statements and the connection above go.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace parley::server
