@@ -317,11 +317,6 @@ Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path, 
     return Status(s.code(), fmt::format("database \"{}\": {}", path, s.message()));
   }
   if (Status s = store->prepare_statements(); !s.ok()) return s;
-  if (path != ":memory:" && !path.empty()) {
-    auto checkpointer = Checkpointer::start(path, store->db_.handle());
-    if (!checkpointer) return checkpointer.status();
-    store->checkpointer_ = std::move(*checkpointer);
-  }
   return store;
 }
 

@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "checkpointer.hpp"
 #include "parley/roles.hpp"
 #include "parley/status.hpp"
 #include "parley/types.hpp"
@@ -404,8 +403,6 @@ class ServerStore {
   store::Statement raise_receipt_;
   store::Statement receipt_;
   store::Statement receipts_;
-  // Last: stopped before the statements and the connection above go.
-  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace parley::server

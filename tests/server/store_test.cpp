@@ -3,12 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <array>
-#include <chrono>
 #include <fstream>
-#include <thread>
 #include <utility>
 
-#include "checkpointer.hpp"
 #include "server_fixture.hpp"
 #include "store.hpp"
 #include "store/sqlite.hpp"
@@ -457,46 +454,4 @@ TEST_CASE("store: a retry counts its rounds; a resend only answers it") {
   REQUIRE(store->remove_device("alice", "a", 7).ok());  // the same id again: one row
   CHECK(*store->count_removed_devices("alice") == 2);
   CHECK(*store->count_removed_devices("bob") == 0);
-}
-
-TEST_CASE("store: the WAL is checkpointed off the writing thread, and the data stays") {
-  TempDir dir;
-  std::string path = (dir.path / "wal.db").string();
-  auto db = store::Database::open(path);
-  REQUIRE(db.ok());
-  REQUIRE(db->exec("PRAGMA journal_mode = WAL; CREATE TABLE t (x BLOB)").ok());
-  auto checkpointer = Checkpointer::start(path, db->handle(), /*threshold_pages=*/8);
-  REQUIRE_MESSAGE(checkpointer.ok(), checkpointer.status().to_string());
-  // The writer's own automatic checkpoint is off: without the thread the
-  // log would only grow. 200 commits of a page or more each, far past the
-  // threshold.
-  for (int i = 0; i < 200; ++i) {
-    REQUIRE(db->exec("INSERT INTO t VALUES (zeroblob(3000))").ok());
-  }
-  // Copied back by the thread (perhaps already during the inserts); the
-  // writer's next commit then starts the log over.
-  bool restarted = false;
-  for (int i = 0; i < 300 && !restarted; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(db->exec("INSERT INTO t VALUES (zeroblob(10))").ok());
-    restarted = (*checkpointer)->wal_pages() < 50;
-  }
-  CHECK((*checkpointer)->runs() > 0);
-  CHECK(restarted);
-  checkpointer->reset();  // the writer gets its automatic checkpoint back
-  auto count = db->prepare("SELECT count(*) FROM t");
-  REQUIRE(count.ok());
-  auto row = count->step();
-  REQUIRE((row.ok() && *row));
-  CHECK(count->column_int(0) >= 201);
-}
-
-TEST_CASE("store: the checkpointer refuses a path it cannot open, with the path in the message") {
-  TempDir dir;
-  auto db = store::Database::open((dir.path / "a.db").string());
-  REQUIRE(db.ok());
-  auto checkpointer =
-      Checkpointer::start((dir.path / "missing" / "b.db").string(), db->handle());
-  REQUIRE_FALSE(checkpointer.ok());
-  CHECK(checkpointer.status().message().find("missing") != std::string::npos);
 }
