@@ -58,7 +58,11 @@ struct ConnectionData {
   HttpResponse* http;  // the response whose body is still to be written
 };
 
-constexpr std::size_t kRxBufferSize = 4096;
+// libwebsockets gives every connection a receive buffer of this size for its
+// whole life; larger messages arrive in pieces that FrameAssembler joins. Small,
+// because most connections are idle most of the time (4096 cost 3 KB more per
+// connection: docs/benchmarks.md section 8).
+constexpr std::size_t kRxBufferSize = 1024;
 constexpr int kAuthTimeoutSeconds = 30;
 constexpr lws_usec_t kShutdownGrace = 3 * LWS_US_PER_SEC;
 

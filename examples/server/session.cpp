@@ -18,7 +18,7 @@ bool Session::enqueue(Encoded item) {
     close(1008, "slow_consumer", /*drop_queue=*/true);
     return false;
   }
-  bool was_empty = queue_.empty();
+  bool was_empty = !has_output();
   queued_bytes_ += item->size();
   queue_.push_back(std::move(item));
   if (was_empty) request_flush();
@@ -26,13 +26,13 @@ bool Session::enqueue(Encoded item) {
 }
 
 bool Session::next_frame(std::string* frame, std::size_t headroom) {
-  if (queue_.empty()) return false;
+  if (!has_output()) return false;
   // How many objects fit: one alone is sent as is, several as a JSON array.
   std::size_t count = 1;
-  std::size_t size = queue_.front()->size();
-  while (count < queue_.size()) {
-    std::size_t packed = size + queue_[count]->size() + 1;  // a comma
-    if (packed + 2 > max_frame_) break;                     // the brackets
+  std::size_t size = queue_[head_]->size();
+  while (head_ + count < queue_.size()) {
+    std::size_t packed = size + queue_[head_ + count]->size() + 1;  // a comma
+    if (packed + 2 > max_frame_) break;                             // the brackets
     size = packed;
     ++count;
   }
@@ -40,22 +40,31 @@ bool Session::next_frame(std::string* frame, std::size_t headroom) {
   frame->reserve(headroom + size + 2);
   if (count > 1) frame->push_back('[');
   for (std::size_t i = 0; i < count; ++i) {
+    Encoded& item = queue_[head_++];
     if (i > 0) frame->push_back(',');
-    frame->append(*queue_.front());
-    queued_bytes_ -= queue_.front()->size();
-    queue_.pop_front();
+    frame->append(*item);
+    queued_bytes_ -= item->size();
+    item.reset();  // the shared encoding may go as soon as every session has it
   }
   if (count > 1) frame->push_back(']');
-  if (queue_.empty()) queue_.shrink_to_fit();
+  if (!has_output()) {
+    release_queue();
+  } else if (head_ > 1024 && head_ * 2 > queue_.size()) {
+    // Sent items at the front: reclaim their slots now and then.
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
   return true;
 }
 
+void Session::release_queue() {
+  std::vector<Encoded>().swap(queue_);
+  head_ = 0;
+  queued_bytes_ = 0;
+}
+
 void Session::close(int code, std::string reason, bool drop_queue) {
-  if (drop_queue) {
-    queue_.clear();
-    queue_.shrink_to_fit();
-    queued_bytes_ = 0;
-  }
+  if (drop_queue) release_queue();
   if (closing_) return;
   closing_ = true;
   close_code_ = code;
