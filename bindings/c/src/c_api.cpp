@@ -115,6 +115,20 @@ int string_out(char** out, const std::string& s) {
   return PARLEY_OK;
 }
 
+// A cache query without arguments whose answer goes out as JSON: the client's
+// `query` (a Result), written by `to_json`.
+template <typename Query, typename ToJson>
+int json_query(char** out_json, parley_client* client, Query query, ToJson to_json) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_json);
+    *out_json = nullptr;
+    PARLEY_ENTER_WAIT(client);
+    auto r = ((*client->rep).*query)();
+    if (!r) return fail(r.status());
+    return string_out(out_json, to_json(*r));
+  });
+}
+
 int not_found(const std::string& what) {
   return set_error(PARLEY_E_NOT_FOUND, what + " not known", "unknown");
 }
@@ -573,36 +587,15 @@ int parley_client_next_event(parley_event** out, parley_client* client, int time
 }
 
 int parley_channel_list(char** out_json, parley_client* client) {
-  return guard([&]() -> int {
-    PARLEY_CHECK(out_json);
-    *out_json = nullptr;
-    PARLEY_ENTER_WAIT(client);
-    auto r = client->rep->channels();
-    if (!r) return fail(r.status());
-    return string_out(out_json, channels_json(*r));
-  });
+  return json_query(out_json, client, &Client::channels, channels_json);
 }
 
 int parley_client_outbox(char** out_json, parley_client* client) {
-  return guard([&]() -> int {
-    PARLEY_CHECK(out_json);
-    *out_json = nullptr;
-    PARLEY_ENTER_WAIT(client);
-    auto r = client->rep->outbox();
-    if (!r) return fail(r.status());
-    return string_out(out_json, outbox_json(*r));
-  });
+  return json_query(out_json, client, &Client::outbox, outbox_json);
 }
 
 int parley_client_cache_usage(char** out_json, parley_client* client) {
-  return guard([&]() -> int {
-    PARLEY_CHECK(out_json);
-    *out_json = nullptr;
-    PARLEY_ENTER_WAIT(client);
-    auto r = client->rep->cache_usage();
-    if (!r) return fail(r.status());
-    return string_out(out_json, cache_usage_json(*r));
-  });
+  return json_query(out_json, client, &Client::cache_usage, cache_usage_json);
 }
 
 // ---- Channels ------------------------------------------------------------------

@@ -977,6 +977,18 @@ int main(int argc, char **argv) {
   parley_event_free(ev);
   printf("c-flow: message seq %llu sent, received, in history\n", (unsigned long long)seq);
 
+  /* The cache's own figures: the outbox is empty once acknowledged, and the
+   * cache holds the channel's events. */
+  CHECK_OK(parley_client_outbox(&s, alice.client));
+  CHECK(strcmp(s, "[]") == 0);
+  parley_string_free(s);
+  s = NULL;
+  CHECK_OK(parley_client_cache_usage(&s, bob.client));
+  CHECK(strstr(s, "\"file_bytes\":") != NULL && strstr(s, "\"events\":0,") == NULL);
+  parley_string_free(s);
+  s = NULL;
+  CHECK(parley_client_outbox(NULL, alice.client) == PARLEY_E_INVALID_ARGUMENT);
+
   /* Analytics: the send above was reported, as documented JSON; calls into
    * the client from inside the callback were refused. */
   {
