@@ -652,26 +652,34 @@ PARLEY_MEMBER_REQUEST(parley_channel_unban, unban)
 PARLEY_MEMBER_REQUEST(parley_channel_unmute, unmute)
 PARLEY_MEMBER_REQUEST(parley_channel_transfer, transfer_ownership)
 
-int parley_channel_ban(uint64_t* out_request, parley_client* client, const char* channel,
-                       const char* user, int64_t duration_s) {
+namespace {
+
+// ban and mute: a member request with a duration (0: no expiry).
+int timed_member_request(uint64_t* out_request, parley_client* client, const char* channel,
+                         const char* user, int64_t duration_s,
+                         RequestId (Client::*call)(const std::string&, const std::string&,
+                                                   std::chrono::seconds)) {
   if (out_request != nullptr) *out_request = 0;
   if (channel == nullptr) return bad_arg("channel");
   if (user == nullptr) return bad_arg("user");
-  if (duration_s < 0) return set_error(PARLEY_E_INVALID_ARGUMENT, "negative duration", "invalid_duration");
+  if (duration_s < 0) {
+    return set_error(PARLEY_E_INVALID_ARGUMENT, "negative duration", "invalid_duration");
+  }
   return request(out_request, client, [&](Client& c) {
-    return c.ban(channel, user, std::chrono::seconds(duration_s));
+    return (c.*call)(channel, user, std::chrono::seconds(duration_s));
   });
+}
+
+}  // namespace
+
+int parley_channel_ban(uint64_t* out_request, parley_client* client, const char* channel,
+                       const char* user, int64_t duration_s) {
+  return timed_member_request(out_request, client, channel, user, duration_s, &Client::ban);
 }
 
 int parley_channel_mute(uint64_t* out_request, parley_client* client, const char* channel,
                         const char* user, int64_t duration_s) {
-  if (out_request != nullptr) *out_request = 0;
-  if (channel == nullptr) return bad_arg("channel");
-  if (user == nullptr) return bad_arg("user");
-  if (duration_s < 0) return set_error(PARLEY_E_INVALID_ARGUMENT, "negative duration", "invalid_duration");
-  return request(out_request, client, [&](Client& c) {
-    return c.mute(channel, user, std::chrono::seconds(duration_s));
-  });
+  return timed_member_request(out_request, client, channel, user, duration_s, &Client::mute);
 }
 
 int parley_channel_set_role(uint64_t* out_request, parley_client* client, const char* channel,

@@ -955,6 +955,16 @@ int main(int argc, char **argv) {
   ev = wait_done(&alice, PARLEY_EVENT_CHANNEL_INFO_LOADED, req, PARLEY_OK);
   CHECK(strstr(ev->json, "{\"user\":\"bob\",\"role\":\"member\"") != NULL);
   parley_event_free(ev);
+  /* Moderation with a duration: mute bob for a minute, then unmute. */
+  CHECK(parley_channel_mute(&req, alice.client, "c-general", "bob", -1) ==
+        PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_duration") == 0 && req == 0);
+  CHECK(parley_channel_ban(&req, alice.client, "c-general", NULL, 0) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK_OK(parley_channel_mute(&req, alice.client, "c-general", "bob", 60));
+  CHECK(req != 0);
+  parley_event_free(wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  CHECK_OK(parley_channel_unmute(&req, alice.client, "c-general", "bob"));
+  parley_event_free(wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
   CHECK_OK(parley_channel_set_role(&req, alice.client, "c-general", "bob", PARLEY_ROLE_MODERATOR));
   parley_event_free(wait_done(&alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
   parley_event_free(wait_event(&bob, PARLEY_EVENT_MESSAGE_RECEIVED, 0, "\"role\":\"moderator\"", 20));
