@@ -107,6 +107,22 @@ std::vector<const std::string*> strings_of(const wire::ClientMessage& message) {
             const wire::FrankingOpening& o = *m.e2e;
             out.insert(out.end(), {&o.sender, &o.device, &o.id, &o.key, &o.commit, &o.tag});
           }
+        } else if constexpr (std::is_same_v<T, wire::DocCreate>) {
+          out = {&m.channel, &m.title};
+          add(out, m.kind);
+        } else if constexpr (std::is_same_v<T, wire::DocOpen>) {
+          out = {&m.channel, &m.title, &m.sv};
+        } else if constexpr (std::is_same_v<T, wire::DocUpdate>) {
+          out = {&m.channel, &m.title, &m.update};
+          if (m.mentions) {
+            for (const auto& user : *m.mentions) out.push_back(&user);
+          }
+        } else if constexpr (std::is_same_v<T, wire::DocAwareness>) {
+          out = {&m.channel, &m.title};
+          add(out, m.name);
+          add(out, m.color);
+        } else if constexpr (std::is_same_v<T, wire::DocClose>) {
+          out = {&m.channel, &m.title};
         } else if constexpr (std::is_same_v<T, wire::Admin>) {
           out = {&m.action};
           add(out, m.channel);

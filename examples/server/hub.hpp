@@ -144,6 +144,12 @@ class Hub {
   void handle(Session& session, const wire::E2eRetry& request);
   void handle(Session& session, const wire::E2eResend& request);
   void handle(Session& session, const wire::E2eAck& request);
+  void handle(Session& session, const wire::DocCreate& request);
+  void handle(Session& session, const wire::DocOpen& request);
+  void handle(Session& session, const wire::DocClose& request);
+  void handle(Session& session, const wire::DocUpdate& request);
+  void handle(Session& session, const wire::DocAwareness& request);
+  void handle(Session& session, const wire::DocList& request);
 
   // hub_keys.cpp (docs/protocol.md, "End-to-end encryption")
   // Why `session` may not send `e2e` to `channel` (a direct channel), or

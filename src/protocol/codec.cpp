@@ -87,6 +87,7 @@ template <class Ar>
 void serialize(Ar& ar, NotificationEvent& m) {
   ar(make_nvp("channel", m.channel), make_nvp("seq", m.seq), make_nvp("kind", m.kind),
      make_nvp("sender", m.sender));
+  optional_field(ar, "title", m.title);
 }
 template <class Ar>
 void serialize(Ar& ar, UnreadEvent& m) {
@@ -340,6 +341,8 @@ void serialize(Ar& ar, ChannelEvent& m) {
   optional_field(ar, "meta", m.meta);
   optional_field(ar, "mentions", m.mentions);
   optional_field(ar, "e2e", m.e2e);
+  optional_field(ar, "title", m.title);
+  optional_field(ar, "doc_kind", m.doc_kind);
 }
 template <class Ar>
 void serialize(Ar& ar, ChannelState& m) {
@@ -433,6 +436,77 @@ void serialize(Ar& ar, AdminResult& m) {
   optional_field(ar, "seq", m.seq);
 }
 
+// ---- collaborative documents ---------------------------------------------------
+
+template <class Ar>
+void serialize(Ar& ar, DocCreate& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("title", m.title));
+  optional_field(ar, "kind", m.kind);
+}
+template <class Ar>
+void serialize(Ar& ar, DocOpen& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("title", m.title),
+     make_nvp("sv", m.sv));
+}
+template <class Ar>
+void serialize(Ar& ar, DocClose& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("title", m.title));
+}
+template <class Ar>
+void serialize(Ar& ar, DocUpdate& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("title", m.title),
+     make_nvp("update", m.update));
+  optional_field(ar, "mentions", m.mentions);
+}
+template <class Ar>
+void serialize(Ar& ar, DocAwareness& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("title", m.title));
+  optional_field(ar, "cursor", m.cursor);
+  optional_field(ar, "anchor", m.anchor);
+  optional_field(ar, "name", m.name);
+  optional_field(ar, "color", m.color);
+}
+template <class Ar>
+void serialize(Ar& ar, DocList& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel));
+}
+template <class Ar>
+void serialize(Ar& ar, DocState& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("title", m.title),
+     make_nvp("kind", m.kind), make_nvp("update", m.update), make_nvp("sv", m.sv),
+     make_nvp("version", m.version));
+}
+template <class Ar>
+void serialize(Ar& ar, DocAck& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("title", m.title),
+     make_nvp("version", m.version));
+}
+template <class Ar>
+void serialize(Ar& ar, DocUpdateEvent& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("title", m.title), make_nvp("update", m.update),
+     make_nvp("user", m.user), make_nvp("device", m.device), make_nvp("version", m.version));
+}
+template <class Ar>
+void serialize(Ar& ar, DocAwarenessEvent& m) {
+  ar(make_nvp("channel", m.channel), make_nvp("title", m.title), make_nvp("user", m.user),
+     make_nvp("device", m.device));
+  optional_field(ar, "cursor", m.cursor);
+  optional_field(ar, "anchor", m.anchor);
+  optional_field(ar, "name", m.name);
+  optional_field(ar, "color", m.color);
+  optional_field(ar, "gone", m.gone);
+}
+template <class Ar>
+void serialize(Ar& ar, DocInfo& m) {
+  ar(make_nvp("title", m.title), make_nvp("kind", m.kind), make_nvp("creator", m.creator),
+     make_nvp("created", m.created), make_nvp("seq", m.seq), make_nvp("size", m.size),
+     make_nvp("version", m.version));
+}
+template <class Ar>
+void serialize(Ar& ar, DocListReply& m) {
+  ar(make_nvp("rid", m.rid), make_nvp("channel", m.channel), make_nvp("docs", m.docs));
+}
+
 // ---- type names --------------------------------------------------------------
 
 namespace {
@@ -492,6 +566,17 @@ template <> constexpr const char* kName<E2eRetry> = "e2e_retry";
 template <> constexpr const char* kName<E2eResend> = "e2e_resend";
 template <> constexpr const char* kName<E2eAck> = "e2e_ack";
 template <> constexpr const char* kName<E2eNotice> = "e2e_notice";
+template <> constexpr const char* kName<DocCreate> = "doc_create";
+template <> constexpr const char* kName<DocOpen> = "doc_open";
+template <> constexpr const char* kName<DocClose> = "doc_close";
+template <> constexpr const char* kName<DocUpdate> = "doc_update";
+template <> constexpr const char* kName<DocAwareness> = "doc_awareness";
+template <> constexpr const char* kName<DocList> = "doc_list";
+template <> constexpr const char* kName<DocState> = "doc_state";
+template <> constexpr const char* kName<DocAck> = "doc_ack";
+template <> constexpr const char* kName<DocUpdateEvent> = "doc_update";
+template <> constexpr const char* kName<DocAwarenessEvent> = "doc_awareness";
+template <> constexpr const char* kName<DocListReply> = "doc_list";
 
 template <class Variant>
 std::string encode_variant(const Variant& message) {

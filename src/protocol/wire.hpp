@@ -40,6 +40,15 @@ inline constexpr std::size_t kMaxEnvelopeBody = 12000;     // base64 characters 
 inline constexpr std::size_t kMaxDevicesPerUser = 8;       // devices with keys, per user
 inline constexpr std::size_t kMaxNoticesPerDevice = 1000;  // e2e_notice frames queued
 inline constexpr std::size_t kMaxBlockedUsers = 1000;      // per user
+// Collaborative documents (docs/collab.md, "Documents in channels").
+inline constexpr std::size_t kMaxDocTitle = 128;          // bytes of UTF-8
+inline constexpr std::size_t kMaxDocUpdate = 32 * 1024;   // base64 characters of one update
+inline constexpr std::size_t kMaxDocChars = 1u << 20;     // characters ever inserted, per doc
+inline constexpr std::size_t kMaxDocMentions = 10;        // users named by one update
+inline constexpr std::size_t kMaxDocsOpen = 100;          // documents open per connection
+inline constexpr std::size_t kMaxAwarenessName = 64;      // bytes of the display name
+inline constexpr std::uint32_t kAwarenessPerSecond = 10;  // awareness updates per connection
+inline constexpr std::int64_t kAwarenessLifetimeMs = 30000;  // without a refresh
 
 // Channel metadata (create, set_meta, events, channel_info). `data` holds the
 // text of a JSON object. Absent: unchanged (or unset); "": cleared.
@@ -352,12 +361,77 @@ struct E2eAck {
   std::uint64_t nid = 0;
 };
 
+// ---- collaborative documents (docs/collab.md) ---------------------------------
+// A document is named by (channel, title); title: 1-128 bytes of UTF-8 without
+// control characters. `update` and `sv` are base64 (standard alphabet, with
+// padding) of the CRDT engine's encodings (crdt::Document::take_update /
+// encode_update, encode_state_vector). `version` of a replica: characters ever
+// inserted plus characters deleted (replicas holding the same state have the
+// same version).
+
+// Creates document `title` in `channel` (type "doc_create"): appends an event
+// of kind "doc" to the channel. Needs the post permission; not in direct
+// channels. Reply: ok with the event's seq.
+struct DocCreate {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string title;
+  std::optional<std::string> kind{};  // "text" (the default; the only kind so far)
+};
+// Opens the document on this connection (type "doc_open"): `sv` is the state
+// vector the client holds (empty string: nothing). Reply: doc_state with what
+// the client lacks; from then on the connection gets the document's doc_update
+// and doc_awareness events until doc_close or disconnect.
+struct DocOpen {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string title;
+  std::string sv;
+};
+// Stops the document's events on this connection (type "doc_close"). Reply: ok.
+struct DocClose {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string title;
+};
+// An update of the document (type "doc_update"), applied, stored durably, then
+// acknowledged (doc_ack) and sent to every other connection that has the
+// document open. Needs the post permission and no active mute. mentions:
+// members the inserted text mentions (at most 10): each is notified.
+struct DocUpdate {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string title;
+  std::string update;
+  std::optional<std::vector<std::string>> mentions{};
+};
+// This connection's cursor in an open document (type "doc_awareness"):
+// relayed to the document's other connections, never stored. cursor and
+// anchor: code-point positions (selection from anchor to cursor; absent: no
+// cursor). At most 10 per second per connection; others show it for 30 s
+// unless refreshed. No reply unless refused.
+struct DocAwareness {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string title;
+  std::optional<std::uint64_t> cursor{};
+  std::optional<std::uint64_t> anchor{};
+  std::optional<std::string> name{};   // display name, up to 64 bytes
+  std::optional<std::string> color{};  // "#rrggbb"
+};
+// The documents of `channel` (type "doc_list"). Reply: doc_list.
+struct DocList {
+  std::uint64_t rid = 0;
+  std::string channel;
+};
+
 using ClientMessage =
     std::variant<Auth, CreateChannel, JoinChannel, LeaveChannel, Send, History, ListChannels, Typing,
                  Receipt, ListReceipts, OpenDirect, MemberAction, SetMeta, DeleteMessage,
                  PinMessage, Report, ChannelInfoRequest, Admin, Notify, SetPresence, Activity,
                  Watch, Unwatch, GetPresence, PublishKeys, GetBundle, RemoveDevice, Block,
-                 ListBlocks, E2eRetry, E2eResend, E2eAck>;
+                 ListBlocks, E2eRetry, E2eResend, E2eAck, DocCreate, DocOpen, DocClose,
+                 DocUpdate, DocAwareness, DocList>;
 
 // ---- server to client -------------------------------------------------------
 
@@ -370,7 +444,7 @@ struct MentionInfo {
 
 // One entry of a channel's sequence. kind: "message", "create", "join",
 // "leave", "invite", "remove", "ban", "unban", "mute", "unmute", "role",
-// "meta", "delete", "pin", "unpin", "system", "channel_deleted"
+// "meta", "delete", "pin", "unpin", "system", "channel_deleted", "doc"
 // (docs/protocol.md lists which fields each carries).
 struct ChannelEvent {
   std::string channel;
@@ -389,6 +463,8 @@ struct ChannelEvent {
   std::optional<Meta> meta{};                 // create, meta
   std::optional<std::vector<MentionInfo>> mentions{};  // message: when it mentions anyone
   std::optional<E2e> e2e{};  // message in a direct channel (absent once deleted)
+  std::optional<std::string> title{};     // doc: the document created
+  std::optional<std::string> doc_kind{};  // doc: its kind ("text")
 };
 struct ChannelState {
   std::string channel;
@@ -514,11 +590,15 @@ struct AdminResult {
 // connection of the user according to their level for the channel. kind:
 // "message", "mention", or the membership event that concerns them
 // ("invite", "remove", "ban", "role").
+// Documents: "doc" (a document was created; seq is its event) and
+// "doc_mention" (`sender` mentioned the user in document `title`; seq is the
+// document's creation event).
 struct NotificationEvent {
   std::string channel;
   std::uint64_t seq = 0;
   std::string kind;
   std::string sender;
+  std::optional<std::string> title{};  // doc, doc_mention
 };
 // The user's unread and mention counts of a channel changed (type "unread").
 struct UnreadEvent {
@@ -635,11 +715,70 @@ struct E2eNotice {
   std::optional<std::string> tag{};
 };
 
+// Reply to doc_open (type "doc_state"): `update` holds what the client lacked
+// (every character it had not, and the whole delete set); `sv` is the
+// server's state vector, so the client can send what the server lacks.
+struct DocState {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string title;
+  std::string kind;
+  std::string update;
+  std::string sv;
+  std::uint64_t version = 0;  // the server's replica, after the update
+};
+// Reply to doc_update (type "doc_ack"): the update is durable.
+struct DocAck {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::string title;
+  std::uint64_t version = 0;  // the server's replica, with the update applied
+};
+// Another connection's update (type "doc_update"), to the connections that
+// have the document open, in the order the server applied them.
+struct DocUpdateEvent {
+  std::string channel;
+  std::string title;
+  std::string update;
+  std::string user;
+  std::string device;
+  std::uint64_t version = 0;
+};
+// A participant's cursor (type "doc_awareness"); gone: they closed the
+// document or disconnected (drop their cursor now).
+struct DocAwarenessEvent {
+  std::string channel;
+  std::string title;
+  std::string user;
+  std::string device;
+  std::optional<std::uint64_t> cursor{};
+  std::optional<std::uint64_t> anchor{};
+  std::optional<std::string> name{};
+  std::optional<std::string> color{};
+  std::optional<bool> gone{};
+};
+struct DocInfo {
+  std::string title;
+  std::string kind;
+  std::string creator;
+  std::int64_t created = 0;  // ms since the epoch
+  std::uint64_t seq = 0;     // its "doc" event
+  std::uint64_t size = 0;    // visible characters
+  std::uint64_t version = 0;
+};
+// Reply to doc_list (type "doc_list"), in title order.
+struct DocListReply {
+  std::uint64_t rid = 0;
+  std::string channel;
+  std::vector<DocInfo> docs;
+};
+
 using ServerMessage =
     std::variant<Welcome, Ok, Ack, HistoryPage, ChannelList, Error, ChannelEvent, TypingEvent,
                  ReceiptEvent, ReceiptList, ChannelInfoReply, AdminResult, NotificationEvent,
                  UnreadEvent, NotifyEvent, PresenceEvent, PresenceList, OnlineCount, KeysState,
-                 Bundles, Blocks, E2eNotice>;
+                 Bundles, Blocks, E2eNotice, DocState, DocAck, DocUpdateEvent,
+                 DocAwarenessEvent, DocListReply>;
 
 // ---- error codes (docs/errors.md) -----------------------------------------
 
@@ -688,6 +827,12 @@ inline constexpr const char* kDeviceRemoved = "device_removed";
 inline constexpr const char* kNoSuchDevice = "no_such_device";
 inline constexpr const char* kTooManyDevices = "too_many_devices";
 inline constexpr const char* kInvalidReport = "invalid_report";
+inline constexpr const char* kInvalidTitle = "invalid_title";
+inline constexpr const char* kDocExists = "doc_exists";
+inline constexpr const char* kNoSuchDoc = "no_such_doc";
+inline constexpr const char* kDocNotOpen = "doc_not_open";
+inline constexpr const char* kInvalidUpdate = "invalid_update";
+inline constexpr const char* kDocTooLarge = "doc_too_large";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
 
