@@ -48,6 +48,7 @@ enum class EventKind {
   unpin,            // sender unpinned the message at seq `ref`
   system,           // a system message from a server administrator (text)
   channel_deleted,  // an administrator deleted the channel; nothing follows
+  doc,              // sender created the collaborative document `title` (docs/collab.md)
 };
 PARLEY_EXPORT const char* to_string(EventKind kind);
 PARLEY_EXPORT bool parse_event_kind(std::string_view text, EventKind* out);
@@ -107,6 +108,7 @@ struct Message {
   std::string channel_kind;     // create: "public", "private", "direct" or "broadcast"
   ChannelMeta meta;             // create, meta
   std::vector<Mention> mentions;  // message
+  std::string title;            // doc: the document's title
   // A direct message, end-to-end encrypted: the server never had `text`.
   bool e2e = false;
   // Set when this device could not decrypt it (then `text` is empty): for

@@ -540,6 +540,7 @@ void Engine::apply_channel_event(const Message& m) {
     case EventKind::pin:
     case EventKind::unpin:
     case EventKind::system:
+    case EventKind::doc:
       break;
   }
   // An event of a channel this device knows little about (joined or invited

@@ -63,6 +63,7 @@ constexpr std::pair<EventKind, const char*> kEventKinds[] = {
     {EventKind::unpin, "unpin"},
     {EventKind::system, "system"},
     {EventKind::channel_deleted, "channel_deleted"},
+    {EventKind::doc, "doc"},
 };
 }  // namespace
 
