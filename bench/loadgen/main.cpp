@@ -3,7 +3,8 @@
 //
 //   parley-bench SCENARIO --url ws://127.0.0.1:PORT/ [options]
 //
-// SCENARIO: fanout, latency, capacity, or all (the three in turn).
+// SCENARIO: fanout, latency, capacity, or all (the three in turn); docs
+// (Parley only: collaborative editing of one document, issue 15).
 // Options (defaults in brackets):
 //   --proto parley|nats|mqtt  the protocol the server speaks [parley]
 //   --key FILE                Parley: the server's signing key, to mint tokens
@@ -15,6 +16,7 @@
 //             --batch N (messages per frame; default: as many as fit in 16 KiB)
 //   latency:  --latency-subscribers 10 --rate 1000 --seconds 10 (--size too)
 //   capacity: --connections 10000 --connect-window 256 --idle-seconds 5
+//   docs:     --clients 50 --edit-ms 100 --seconds 10
 //
 // Everything it opens is a client connection to --url; it never listens.
 // Exit status: 0 when every scenario run completed with its checks passed,
@@ -33,7 +35,7 @@ namespace {
 int usage(const char* why) {
   std::fprintf(stderr,
                "parley-bench: %s\n"
-               "usage: parley-bench fanout|latency|capacity|all --url ws://127.0.0.1:PORT/ "
+               "usage: parley-bench fanout|latency|capacity|all|docs --url ws://127.0.0.1:PORT/ "
                "[--proto parley|nats|mqtt] [--key FILE] [--server-pid PID] [options]\n"
                "(options: see the top of bench/loadgen/main.cpp or bench/README.md)\n",
                why);
@@ -47,7 +49,7 @@ int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') return usage("no scenario given");
   std::string scenario = argv[1];
   if (scenario != "fanout" && scenario != "latency" && scenario != "capacity" &&
-      scenario != "all") {
+      scenario != "all" && scenario != "docs") {
     return usage(("unknown scenario \"" + scenario + "\"").c_str());
   }
   parley::bench::Args args(argc, argv);
@@ -73,10 +75,15 @@ int main(int argc, char** argv) {
   o.connections = args.num("connections", o.connections);
   o.connect_window = args.num("connect-window", o.connect_window);
   o.idle_seconds = static_cast<double>(args.num("idle-seconds", 5));
+  o.doc_clients = static_cast<int>(args.num("clients", o.doc_clients));
+  o.edit_interval_ms = args.num("edit-ms", o.edit_interval_ms);
   if (o.subscribers < 1 || o.messages < 1 || o.size < 32 || o.size > 8192 || o.window < 1 ||
       o.latency_subscribers < 1 || o.rate < 1 || o.seconds <= 0 || o.connections < 1 ||
-      o.connect_window < 1 || o.idle_seconds < 0 || o.timeout_s <= 0) {
-    return usage("a count is out of range (--size: 32 to 8192 bytes, the rest positive)");
+      o.connect_window < 1 || o.idle_seconds < 0 || o.timeout_s <= 0 || o.doc_clients < 2 ||
+      o.doc_clients > 1000 || o.edit_interval_ms < 1) {
+    return usage(
+        "a count is out of range (--size: 32 to 8192 bytes, --clients: 2 to 1000, "
+        "the rest positive)");
   }
 
   std::unique_ptr<Dialect> dialect;
@@ -89,6 +96,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "parley-bench: --key %s: %s\n", key.c_str(), error.c_str());
       return 2;
     }
+  } else if (scenario == "docs") {
+    return usage("the docs scenario speaks --proto parley only");
   } else if (proto == "mqtt") {
     dialect = make_mqtt_dialect();
   } else if (proto == "nats") {
@@ -101,5 +110,6 @@ int main(int argc, char** argv) {
   if (scenario == "fanout" || scenario == "all") status |= run_fanout(*dialect, o);
   if (scenario == "latency" || scenario == "all") status |= run_latency(*dialect, o);
   if (scenario == "capacity" || scenario == "all") status |= run_capacity(*dialect, o);
+  if (scenario == "docs") status |= run_docs(*dialect, o);
   return status;
 }

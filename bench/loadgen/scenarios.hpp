@@ -37,10 +37,17 @@ struct Options {
   long connections = 10000;
   long connect_window = 256;
   double idle_seconds = 5;
+
+  // Docs: `doc_clients` edit one document, each one edit every
+  // `edit_interval_ms` for `seconds` (docs.cpp).
+  int doc_clients = 50;
+  long edit_interval_ms = 100;
 };
 
 int run_fanout(Dialect& dialect, const Options& options);
 int run_latency(Dialect& dialect, const Options& options);
 int run_capacity(Dialect& dialect, const Options& options);
+// Needs the Parley dialect (it authenticates the connections).
+int run_docs(Dialect& parley, const Options& options);
 
 }  // namespace parley::loadgen
