@@ -259,6 +259,39 @@ CREATE TABLE e2e_prekeys(
 );
 CREATE INDEX e2e_prekeys_by_kind ON e2e_prekeys(kind, id);
 )sql",
+    // 3: collaborative documents (issue 15, cache_docs.cpp). Here rather than
+    // in parley.db because a document's replica holds this device's edits
+    // until the server has them: never evicted, never lost with a rebuilt
+    // parley.db. A document is its snapshot plus the updates applied since
+    // (doc_log, compacted into the snapshot every so often); doc_outbox holds
+    // the local updates the server has not acknowledged, oldest first.
+    R"sql(
+CREATE TABLE docs(
+  channel    TEXT NOT NULL,
+  title      TEXT NOT NULL,
+  kind       TEXT NOT NULL,
+  agent      INTEGER NOT NULL,
+  snapshot   BLOB NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY(channel, title)
+);
+CREATE TABLE doc_log(
+  ord     INTEGER PRIMARY KEY AUTOINCREMENT,
+  channel TEXT NOT NULL,
+  title   TEXT NOT NULL,
+  data    BLOB NOT NULL
+);
+CREATE INDEX doc_log_by_doc ON doc_log(channel, title, ord);
+CREATE TABLE doc_outbox(
+  ord        INTEGER PRIMARY KEY AUTOINCREMENT,
+  channel    TEXT NOT NULL,
+  title      TEXT NOT NULL,
+  data       BLOB NOT NULL,
+  mentions   TEXT NOT NULL DEFAULT '',
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX doc_outbox_by_doc ON doc_outbox(channel, title, ord);
+)sql",
 };
 static_assert(std::size(kOutboxMigrations) == Cache::kOutboxSchemaVersion,
               "one migration step per outbox schema version");
@@ -393,7 +426,8 @@ void bind_event(Statement& q, int first, const Message& m) {
       .bind_static(first + 2, kind_name(m.kind))
       .bind_static(first + 3, m.sender)
       .bind_static(first + 4, m.id)
-      .bind_static(first + 5, m.text)
+      // A doc event has no text: its column holds the document's title.
+      .bind_static(first + 5, m.kind == EventKind::doc ? m.title : m.text)
       .bind(first + 6, m.ts_ms)
       .bind(first + 7, m.deleted ? 1 : 0)
       .bind_static(first + 8, m.target)
@@ -509,6 +543,7 @@ Result<std::vector<Message>> Cache::Rep::read_events(Statement& q) {
     m.sender = q.column_text(3);
     m.id = q.column_text(4);
     m.text = q.column_text(5);
+    if (m.kind == EventKind::doc) m.title = std::exchange(m.text, std::string());
     m.ts_ms = q.column_int(6);
     m.state = DeliveryState::sent;
     m.deleted = q.column_int(7) != 0;

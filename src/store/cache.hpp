@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "parley/events.hpp"
@@ -86,7 +87,7 @@ class Cache {
   ~Cache();
 
   static constexpr int kSchemaVersion = 8;        // parley.db
-  static constexpr int kOutboxSchemaVersion = 2;  // outbox.db
+  static constexpr int kOutboxSchemaVersion = 3;  // outbox.db
 
   // ---- meta -------------------------------------------------------------
   // Stable device id, generated (32 hex digits) on first open unless set.
@@ -385,6 +386,59 @@ class Cache {
   // `channel` (under any seq).
   Result<bool> has_e2e_message(const std::string& channel, const std::string& sender,
                                const std::string& id);
+
+  // ---- collaborative documents (cache_docs.cpp, in outbox.db) --------------
+  // A document's replica: the snapshot and the updates applied since, to be
+  // applied in order (crdt::Document::load_snapshot, then apply_update).
+  struct DocRow {
+    std::string channel, title, kind;
+    std::uint64_t agent = 0;       // this device's agent id in the document
+    std::string snapshot;          // crdt snapshot (raw bytes)
+    std::vector<std::string> log;  // crdt updates (raw bytes), oldest first
+  };
+  // A local update the server has not acknowledged.
+  struct DocOutboxRow {
+    std::int64_t ord = 0;  // increasing: the order of the edits
+    std::string channel, title;
+    std::string update;                 // raw bytes
+    std::vector<std::string> mentions;  // users the inserted text mentions
+  };
+  struct DocSummary {
+    std::string title, kind;
+    std::uint64_t pending = 0;  // rows in doc_outbox
+  };
+  // nullopt: the cache has no such document.
+  Result<std::optional<DocRow>> doc(const std::string& channel, const std::string& title);
+  // The documents of `channel` the cache holds, by title.
+  Result<std::vector<DocSummary>> docs(const std::string& channel);
+  // Adds a document (or replaces it and drops its log and outbox: a replica
+  // started again from the server's state).
+  Status doc_put(const DocRow& row, std::int64_t now_ms);
+  // A local edit, durable (committed) when this returns: appended to the
+  // log and to the outbox in one transaction. Returns its outbox ord.
+  Result<std::int64_t> doc_local_update(const std::string& channel, const std::string& title,
+                                        const std::string& update,
+                                        const std::vector<std::string>& mentions,
+                                        std::int64_t now_ms);
+  // Updates from the server, applied: appended to the log in one transaction.
+  Status doc_remote_updates(const std::string& channel, const std::string& title,
+                            const std::vector<std::string>& updates);
+  // How many updates the log holds since the snapshot, and their bytes.
+  Result<std::pair<std::uint64_t, std::uint64_t>> doc_log_size(const std::string& channel,
+                                                               const std::string& title);
+  // Replaces the snapshot with `snapshot` (which holds everything in the
+  // log) and empties the log, in one transaction.
+  Status doc_compact(const std::string& channel, const std::string& title,
+                     const std::string& snapshot, std::int64_t now_ms);
+  // The unacknowledged local updates of one document (or of all, with both
+  // empty), oldest first.
+  Result<std::vector<DocOutboxRow>> doc_outbox(const std::string& channel = {},
+                                               const std::string& title = {});
+  Result<std::uint64_t> doc_outbox_count(const std::string& channel, const std::string& title);
+  // Acknowledged (or refused for good): the row leaves the outbox.
+  Status doc_outbox_remove(std::int64_t ord);
+  // Forgets the document: its replica, log and outbox.
+  Status doc_forget(const std::string& channel, const std::string& title);
 
   struct Rep;  // cache_rep.hpp
 
