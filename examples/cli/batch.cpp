@@ -85,6 +85,7 @@ class CommandRunner {
     std::string status_text{};               // /status
     std::optional<bool> notify{};            // /watch
     std::optional<bool> hide_last_seen{};    // /status hide-last-seen
+    std::string title{};                     // document commands
   };
 
   void handle(const parley::StateChanged& e);
@@ -115,6 +116,14 @@ class CommandRunner {
   void handle(const parley::MessageUpdated& e);
   void handle(const parley::DevicesLoaded& e);
   void handle(const parley::BlockedUsersLoaded& e);
+  void handle(const parley::DocumentChanged& e) {
+    out_.document(e.channel, e.title, e.text, e.version);
+  }
+  void handle(const parley::DocumentAwareness& e) { out_.document_cursor(e); }
+  void handle(const parley::DocumentsLoaded& e) { open_requests_.erase(e.request); }
+  void handle(const parley::DocumentFailed& e) { out_.error(error_from(e.status)); }
+  void run_doc_command(const DocCommand& c);
+  void doc_opened(const InFlight& done, const parley::Status& status);
   void run_report_direct(const ReportDirectCommand& c);
   void show_unread();
   void run_status_command(const StatusCommand& c);
@@ -144,7 +153,9 @@ class CommandRunner {
   void wait(Clock::time_point deadline, bool want_input);
 
   void begin_drain(bool quit);
-  bool drained() const { return open_requests_.empty() && pending_ids_.empty(); }
+  bool drained() const {
+    return open_requests_.empty() && pending_ids_.empty() && doc_pending_ == 0;
+  }
   void poll_outbox();
   void report_drain_timeout(bool interrupted = false);
 
@@ -161,6 +172,8 @@ class CommandRunner {
   std::map<std::string, std::string> texts_;
   // Pending ids the outbox no longer listed at the last poll.
   std::set<std::string> unlisted_ids_;
+  // Document edits not acknowledged by the server, as last read from the cache.
+  std::uint64_t doc_pending_ = 0;
   // Requests whose completion has not arrived and that are not reported failed.
   std::set<parley::RequestId> open_requests_;
   std::optional<InFlight> current_;
@@ -192,6 +205,10 @@ int CommandRunner::run() {
     }
   } else {
     out_.diagnostic("cannot read the outbox: " + outbox.status().to_string());
+  }
+  if (auto docs = client_.pending_document_updates(); docs && *docs > 0) {
+    doc_pending_ = *docs;
+    out_.diagnostic(std::to_string(*docs) + " document edit(s) left unsent by an earlier run");
   }
   if (options_.interactive) {
     const std::vector<std::string> channels = member_channels();
@@ -325,6 +342,7 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
     if (deferred) run_command(std::move(*deferred));  // "@U" resolves now
     return;
   }
+  if (command == "doc-open") return doc_opened(done, e.status);
   if (!e.status.ok()) {
     out_.error(error_from(e.status));
     return;
@@ -357,6 +375,7 @@ void CommandRunner::handle(const parley::ChannelRequestDone& e) {
                .seconds = done.seconds,
                .ref = done.ref,
                .seq = done.with_seq ? std::optional<std::uint64_t>(e.seq) : std::nullopt,
+               .title = done.title,
                .level = done.level,
                .status = done.status,
                .text = done.status_text,
@@ -610,6 +629,8 @@ void CommandRunner::run_command(Command command) {
           }
         } else if constexpr (std::is_same_v<C, ReportDirectCommand>) {
           run_report_direct(c);
+        } else if constexpr (std::is_same_v<C, DocCommand>) {
+          run_doc_command(c);
         } else if constexpr (std::is_same_v<C, MembersCommand>) {
           start_request("members", c.channel, client_.load_channel_info(c.channel));
         } else if constexpr (std::is_same_v<C, JoinCommand>) {
@@ -743,6 +764,60 @@ void CommandRunner::run_report_direct(const ReportDirectCommand& c) {
   current_->ref = c.seq;
 }
 
+// The document commands (docs/cli.md, "Documents"). The edits and /doc-show
+// answer from the cache at once; /doc-create and /doc-open wait for the server.
+void CommandRunner::run_doc_command(const DocCommand& c) {
+  const CommandResult done{.command = c.command, .channel = c.channel, .title = c.title};
+  if (c.command == "doc-create" || c.command == "doc-open" || c.command == "doc-close") {
+    parley::RequestId request = c.command == "doc-create" ? client_.create_document(c.channel, c.title)
+                                : c.command == "doc-open" ? client_.open_document(c.channel, c.title)
+                                                          : client_.close_document(c.channel, c.title);
+    start_request(c.command, c.channel, request);
+    current_->title = c.title;
+    current_->with_seq = c.command == "doc-create";
+    return;
+  }
+  if (c.command == "doc-show") {
+    parley::Result<parley::DocumentView> view = client_.document_text(c.channel, c.title);
+    if (!view) {
+      out_.error(error_from(view.status()));
+      return;
+    }
+    out_.document(c.channel, c.title, view->text, view->version);
+    out_.result(done);
+    return;
+  }
+  const parley::Status status = c.command == "doc-insert"
+                                    ? client_.insert_text(c.channel, c.title, c.pos, c.text)
+                                    : client_.delete_text(c.channel, c.title, c.pos, c.count);
+  if (!status.ok()) {
+    out_.error(error_from(status));
+    return;
+  }
+  out_.result(done);
+}
+
+// /doc-open answered. Offline, a document this device has in its cache is
+// shown from there (the SDK opens it once connected), as /history does.
+void CommandRunner::doc_opened(const InFlight& done, const parley::Status& status) {
+  const CommandResult result{.command = "doc-open", .channel = done.channel, .title = done.title};
+  if (status.ok()) {
+    out_.result(result);  // its doc line came before, as a DocumentChanged
+    return;
+  }
+  const bool offline = status.code() == parley::StatusCode::offline ||
+                       status.code() == parley::StatusCode::timeout;
+  parley::Result<parley::DocumentView> view = client_.document_text(done.channel, done.title);
+  if (!offline || !view) {
+    out_.error(error_from(status));
+    return;
+  }
+  out_.diagnostic("document " + done.title + " of " + done.channel +
+                  ": server not reachable; showing what the cache has");
+  out_.document(done.channel, done.title, view->text, view->version);
+  out_.result(result);
+}
+
 void CommandRunner::run_member_command(const MemberCommand& c) {
   const std::chrono::seconds duration(static_cast<std::int64_t>(c.seconds.value_or(0)));
   parley::RequestId request = 0;
@@ -867,6 +942,7 @@ void CommandRunner::begin_drain(bool quit) {
 // two polls in a row miss it, so its "sent" event, if any, is printed first.
 void CommandRunner::poll_outbox() {
   next_outbox_poll_ = Clock::now() + kOutboxPoll;
+  if (auto docs = client_.pending_document_updates()) doc_pending_ = *docs;
   if (pending_ids_.empty()) return;
   auto outbox = client_.outbox();
   if (!outbox) return;
@@ -898,6 +974,10 @@ void CommandRunner::report_drain_timeout(bool interrupted) {
                 (state_ == parley::LifecycleState::ready ? "" : " (server not reachable)") +
                 "; still in the outbox: " + join(pending_ids_, " ");
     e.ids.assign(pending_ids_.begin(), pending_ids_.end());
+  } else if (doc_pending_ > 0) {
+    e.message = gave_up +
+                (state_ == parley::LifecycleState::ready ? "" : " (server not reachable)") +
+                "; document edits not yet acknowledged: " + std::to_string(doc_pending_);
   } else {
     e.message =
         gave_up + "; " + std::to_string(open_requests_.size()) + " request(s) still unanswered";

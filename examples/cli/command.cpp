@@ -58,7 +58,8 @@ bool is_blank(std::string_view line) { return trim(line).empty(); }
 const std::vector<std::string_view>& command_names() {
   static const std::vector<std::string_view> names = {
       "/ban",           "/block",   "/blocked", "/channel",   "/channels", "/create", "/delete",
-      "/device-remove", "/devices", "/dm",      "/help",      "/history",  "/invite", "/join",
+      "/device-remove", "/devices", "/dm",      "/doc-close", "/doc-create", "/doc-delete",
+      "/doc-insert",    "/doc-open", "/doc-show", "/help",      "/history",  "/invite", "/join",
       "/kick",          "/leave",   "/members", "/mute",      "/notify",   "/pin",    "/presence",
       "/quit",          "/read",    "/report",  "/report-dm", "/role",     "/safety", "/send",
       "/sleep",         "/status",  "/switch",  "/topic",     "/transfer", "/typing", "/unban",
@@ -72,7 +73,8 @@ bool takes_channel(std::string_view name) {
          name == "/channel" || name == "/invite" || name == "/kick" || name == "/ban" ||
          name == "/unban" || name == "/mute" || name == "/unmute" || name == "/role" ||
          name == "/transfer" || name == "/topic" || name == "/delete" || name == "/pin" ||
-         name == "/unpin" || name == "/report" || name == "/members" || name == "/notify";
+         name == "/unpin" || name == "/report" || name == "/members" || name == "/notify" ||
+         name.substr(0, 5) == "/doc-";
 }
 
 Command parse_command(std::string_view line) {
@@ -86,6 +88,57 @@ Command parse_command(std::string_view line) {
     const std::string_view channel = next_word(rest);
     if (channel.empty() || rest.empty()) return BadCommand{"usage: /send CHANNEL TEXT..."};
     return SendCommand{std::string(channel), std::string(rest)};
+  }
+
+  if (name == "/doc-insert") {
+    // TEXT is everything after the one space that follows POS, kept exactly:
+    // spaces at either end are part of what is inserted (a trailing \r is not).
+    std::string_view raw = line;
+    while (!raw.empty() && (raw.back() == '\r' || raw.back() == '\n')) raw.remove_suffix(1);
+    while (!raw.empty() && is_space(raw.front())) raw.remove_prefix(1);
+    std::string_view words[4];
+    for (auto& w : words) {
+      while (!raw.empty() && is_space(raw.front())) raw.remove_prefix(1);
+      std::size_t end = 0;
+      while (end < raw.size() && !is_space(raw[end])) ++end;
+      w = raw.substr(0, end);
+      raw.remove_prefix(end);
+    }
+    if (!raw.empty()) raw.remove_prefix(1);  // the separator after POS
+    if (words[1].empty() || words[2].empty() || words[3].empty() || raw.empty()) {
+      return BadCommand{"usage: /doc-insert CHANNEL TITLE POS TEXT..."};
+    }
+    DocCommand cmd{"doc-insert", std::string(words[1]), std::string(words[2]), 0, 0,
+                   std::string(raw)};
+    if (!parse_u64(words[3], UINT64_MAX, &cmd.pos)) {
+      return BadCommand{"position " + quoted(words[3]) +
+                        ": expected a character position (0 or more)"};
+    }
+    return cmd;
+  }
+  if (name == "/doc-delete") {
+    std::vector<std::string_view> words;
+    if (!take_words(rest, 4, &words)) {
+      return BadCommand{"usage: /doc-delete CHANNEL TITLE POS LENGTH"};
+    }
+    DocCommand cmd{"doc-delete", std::string(words[0]), std::string(words[1])};
+    if (!parse_u64(words[2], UINT64_MAX, &cmd.pos)) {
+      return BadCommand{"position " + quoted(words[2]) +
+                        ": expected a character position (0 or more)"};
+    }
+    if (!parse_u64(words[3], UINT64_MAX, &cmd.count) || cmd.count == 0) {
+      return BadCommand{"length " + quoted(words[3]) +
+                        ": expected a number of characters (1 or more)"};
+    }
+    return cmd;
+  }
+  if (name == "/doc-create" || name == "/doc-open" || name == "/doc-close" ||
+      name == "/doc-show") {
+    std::vector<std::string_view> words;
+    if (!take_words(rest, 2, &words)) {
+      return BadCommand{"usage: " + std::string(name) + " CHANNEL TITLE"};
+    }
+    return DocCommand{std::string(name.substr(1)), std::string(words[0]), std::string(words[1])};
   }
 
   if (name == "/dm") {

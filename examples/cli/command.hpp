@@ -124,6 +124,17 @@ struct ReportDirectCommand {
   std::uint64_t seq = 0;
   std::string reason;
 };
+// A collaborative document command (docs/cli.md, "Documents"): `command` is
+// "doc-create", "doc-open", "doc-close", "doc-show", "doc-insert" (at `pos`,
+// `text`) or "doc-delete" (`count` characters at `pos`).
+struct DocCommand {
+  std::string command;
+  std::string channel;
+  std::string title;
+  std::uint64_t pos = 0;
+  std::uint64_t count = 0;
+  std::string text{};
+};
 // Interactive: makes `channel` the one plain text goes to (/switch, /channel).
 struct SwitchCommand {
   std::string channel;
@@ -145,7 +156,7 @@ using Command =
                  TypingCommand, ReadCommand, DirectCommand, MemberCommand, TopicCommand,
                  MessageCommand, MembersCommand, NotifyCommand, UnreadCommand, PresenceCommand,
                  WatchCommand, StatusCommand, SafetyCommand, VerifyCommand, DevicesCommand,
-                 DeviceRemoveCommand, BlockCommand, ReportDirectCommand, SwitchCommand,
+                 DeviceRemoveCommand, BlockCommand, ReportDirectCommand, DocCommand, SwitchCommand,
                  ChannelsCommand, SleepCommand, QuitCommand, HelpCommand, BadCommand>;
 
 // The largest /history count: the library's HistoryQuery limit.

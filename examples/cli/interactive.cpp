@@ -444,6 +444,16 @@ class HumanOutput final : public Output {
     info(text);
   }
 
+  // "-- doc general/notes (v12):" and the text, indented
+  void document(const std::string& channel, const std::string& title, const std::string& text,
+                std::uint64_t version) override {
+    std::string shown_text;
+    for (char c : text) shown_text += c == '\n' ? std::string("\n   ") : std::string(1, c);
+    screen_.print(style(kDim, "-- doc " + shown(channel) + "/" + printable(title) + " (v" +
+                                  std::to_string(version) + "):") +
+                  "\n   " + printable(shown_text));
+  }
+
   // "  laptop  abcd 1234 …  (this device)"
   void device(const parley::DeviceInfo& d) override {
     screen_.print("  " + style(kBold, printable(d.device)) + "  " +
@@ -498,6 +508,11 @@ class HumanOutput final : public Output {
         {"/blocked", "list the users you block"},
         {"/report-dm USER SEQ WHY",
          "report USER's direct message #SEQ (its text goes to the administrators)"},
+        {"/doc-create CHANNEL TITLE", "create a collaborative document in CHANNEL"},
+        {"/doc-open CHANNEL TITLE", "open a document: show it, and every change to it"},
+        {"/doc-insert CHANNEL TITLE POS TEXT", "insert TEXT at character POS"},
+        {"/doc-delete CHANNEL TITLE POS LEN", "delete LEN characters at POS"},
+        {"/doc-show CHANNEL TITLE", "show a document's text (also /doc-close)"},
         {"/members CHANNEL", "list the members of CHANNEL and their roles"},
         {"/invite CHANNEL USER", "add USER to CHANNEL (also /kick to remove)"},
         {"/ban CHANNEL USER [S]", "ban USER from CHANNEL for S seconds or until /unban"},
@@ -595,6 +610,8 @@ class HumanOutput final : public Output {
         return by + " unpinned message #" + std::to_string(m.ref) + " of " + ch;
       case K::channel_deleted:
         return ch + " was deleted by an administrator";
+      case K::doc:
+        return by + " created the document \"" + printable(m.title) + "\" in " + ch;
       case K::message:
       case K::system:
         break;

@@ -194,6 +194,16 @@ class JsonOutput final : public Output {
             .field("ts", ts)
             .emit();
         return;
+      case K::doc:
+        // {"event":"doc_created","channel":C,"seq":N,"user":U,"title":T,"ts":...}
+        JsonLine("doc_created")
+            .field("channel", ch(m.channel))
+            .field("seq", m.seq)
+            .field("user", m.sender)
+            .field("title", m.title)
+            .field("ts", ts)
+            .emit();
+        return;
       case K::channel_deleted:
         JsonLine("channel_deleted")
             .field("channel", ch(m.channel))
@@ -380,6 +390,34 @@ class JsonOutput final : public Output {
         .emit();
   }
 
+  // {"event":"doc","channel":C,"title":T,"text":FULLTEXT,"version":V}
+  void document(const std::string& channel, const std::string& title, const std::string& text,
+                std::uint64_t version) override {
+    JsonLine("doc")
+        .field("channel", ch(channel))
+        .field("title", title)
+        .field("text", text)
+        .field("version", version)
+        .emit();
+  }
+
+  // {"event":"doc_cursor","channel":C,"title":T,"user":U,"device":D,"cursor":N,
+  //  "anchor":N,"name":S,"color":S} or with "gone":true
+  void document_cursor(const parley::DocumentAwareness& e) override {
+    JsonLine line("doc_cursor");
+    line.field("channel", ch(e.channel)).field("title", e.title).field("user", e.user);
+    line.field("device", e.device);
+    if (e.gone) {
+      line.field("gone", true);
+    } else {
+      if (e.cursor) line.field("cursor", *e.cursor);
+      if (e.anchor) line.field("anchor", *e.anchor);
+      if (!e.name.empty()) line.field("name", e.name);
+      if (!e.color.empty()) line.field("color", e.color);
+    }
+    line.emit();
+  }
+
   void diagnostic(const std::string& text) override {
     std::fprintf(stderr, "parley-cli: %s\n", text.c_str());
   }
@@ -396,6 +434,7 @@ class JsonOutput final : public Output {
     JsonLine line("result");
     line.field("command", r.command);
     if (!r.channel.empty()) line.field("channel", ch(r.channel));
+    if (!r.title.empty()) line.field("title", r.title);
     if (!r.id.empty()) line.field("id", r.id);
     if (!r.kind.empty()) line.field("kind", r.kind);
     if (!r.user.empty()) line.field("user", r.user);

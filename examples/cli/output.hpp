@@ -39,6 +39,7 @@ struct CommandResult {
   std::optional<std::uint64_t> ref{};      // message commands: the message's seq
   std::optional<std::uint64_t> seq{};      // moderation commands: the event's seq (0: none)
   std::string topic{};                     // /members: the topic, when set
+  std::string title{};                     // document commands: the document's title
   std::string level{};                     // /notify: the level
   std::string status{};                    // /status: the mode set
   std::string text{};                      // /status: the custom text set (empty: cleared)
@@ -112,6 +113,12 @@ class Output {
   // A message shown before changed: a DM that could not be decrypted came
   // again and now has its text.
   virtual void message_updated(const parley::Message& m) = 0;
+  // A collaborative document's whole text: what /doc-open and /doc-show
+  // show, and every change applied while it is open (local or remote).
+  virtual void document(const std::string& channel, const std::string& title,
+                        const std::string& text, std::uint64_t version) = 0;
+  // Another participant's cursor in an open document.
+  virtual void document_cursor(const parley::DocumentAwareness& /*e*/) {}
   virtual void error(const ErrorLine& e) = 0;
   virtual void result(const CommandResult& r) = 0;
   // A note for people (late answers, an unreachable server): stderr in batch

@@ -273,6 +273,64 @@ class PARLEY_EXPORT Client {
   std::optional<Presence> presence(const std::string& user);
   std::optional<std::uint64_t> online_count(const std::string& channel);
 
+  // Collaborative documents (docs/collab.md, "In the SDK"). A document
+  // belongs to a channel and is named by its title (1-128 bytes of UTF-8, no
+  // control characters); channel roles decide who may edit (read-only members
+  // and muted ones may open and read, not edit). Positions and counts are in
+  // Unicode code points. This device keeps a replica of every document it
+  // opened in its cache: edits apply to it at once, are durable before the
+  // call returns, and go to the server when connected (again after a
+  // reconnect, or by the next client opened on the same data_dir, until the
+  // server acknowledges them). Concurrent edits from anyone converge.
+  //
+  // Creates document `title` in `channel` (it then appears in the channel as
+  // a Message of kind doc). Completion: ChannelRequestDone with the event's
+  // seq; already_exists (reason doc_exists) when the title is taken.
+  RequestId create_document(const std::string& channel, const std::string& title);
+  // Opens the document on this connection: sends what the replica holds, gets
+  // what it lacks, then sends this device's unacknowledged edits. Then
+  // DocumentChanged with the whole text, and ChannelRequestDone (seq 0).
+  // While open, others' edits arrive as DocumentChanged (local false) and
+  // their cursors as DocumentAwareness; after a lost connection the client
+  // opens it again by itself. Offline: fails with offline after the request
+  // timeout, but a document already in the cache stays readable and editable
+  // and is opened when the connection is back. not_found (reason
+  // no_such_doc) for a document the server does not have.
+  RequestId open_document(const std::string& channel, const std::string& title);
+  // Stops the document's live updates (its replica and unsent edits stay in
+  // the cache). Completion: ChannelRequestDone.
+  RequestId close_document(const std::string& channel, const std::string& title);
+  // Edits of a document in the cache (opened once on this device), online or
+  // offline; each emits DocumentChanged (local true). Errors: invalid_argument
+  // with reason invalid_position (past the end), invalid_utf8, invalid_text
+  // (empty), invalid_count (0), too_large (an insert over about 24 KB, whose
+  // update would not fit one frame: split it), doc_too_large (over 1,048,576
+  // characters ever inserted), invalid_name or invalid_title; not_found with
+  // reason no_such_doc when the cache has no such document. An insert naming
+  // "@user" of a channel member notifies them (mentions). The server may
+  // still refuse an edit (a read-only or muted member): DocumentFailed.
+  Status insert_text(const std::string& channel, const std::string& title, std::uint64_t pos,
+                     const std::string& utf8);
+  Status delete_text(const std::string& channel, const std::string& title, std::uint64_t pos,
+                     std::uint64_t count);
+  // The document's text as the cache holds it. Fast: no network.
+  Result<DocumentView> document_text(const std::string& channel, const std::string& title);
+  // The channel's documents. Completion: DocumentsLoaded (from the cache,
+  // complete false, when the server cannot be asked).
+  RequestId list_documents(const std::string& channel);
+  // This user's cursor (and selection from anchor to cursor) in an open
+  // document, shown to the others with ClientOptions::document_name and
+  // document_color. Cheap to call on every move: the SDK sends at most 10 per
+  // second (the latest), refreshes it every 15 s while the document is open,
+  // and sends it again after a reconnect. nullopt cursor: none shown.
+  // not_found (reason doc_not_open) unless the document was opened.
+  Status set_document_cursor(const std::string& channel, const std::string& title,
+                             std::optional<std::uint64_t> cursor,
+                             std::optional<std::uint64_t> anchor = std::nullopt);
+  // Local edits of every document that the server has not acknowledged yet
+  // (to wait for before quitting, as for outbox()).
+  Result<std::uint64_t> pending_document_updates();
+
   // Delivered to / read by how many members, for message `seq` of `channel`,
   // from the receipt cursors in the cache.
   Result<ReceiptSummary> receipt_summary(const std::string& channel, std::uint64_t seq);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -299,12 +300,69 @@ struct SafetyNumberLoaded {
   Status status;
 };
 
+// Collaborative documents (docs/collab.md, "In the SDK").
+//
+// A document's text changed in this device's replica: a local edit
+// (insert_text, delete_text: local true), updates from the server (another
+// participant's edit, or what open_document fetched: local false), or the
+// replica started again from the server's state after the server refused an
+// edit (see DocumentFailed). `text` is the whole text after the change.
+// pending: local edits the server has not acknowledged yet.
+struct DocumentChanged {
+  std::string channel;
+  std::string title;
+  std::string text;
+  std::uint64_t version = 0;  // DocumentView::version
+  bool local = false;
+  std::uint64_t pending = 0;
+};
+
+// Another participant's cursor in an open document: `cursor` and `anchor`
+// are code-point positions (a selection from anchor to cursor; absent: no
+// cursor), name and color ("#rrggbb") as they set them. gone: they closed the
+// document, disconnected, or were not heard of for 30 s: drop their cursor.
+struct DocumentAwareness {
+  std::string channel;
+  std::string title;
+  std::string user;
+  std::string device;
+  std::optional<std::uint64_t> cursor;
+  std::optional<std::uint64_t> anchor;
+  std::string name;
+  std::string color;
+  bool gone = false;
+};
+
+// Answer to Client::list_documents, in title order. complete false: the
+// server could not be asked and `docs` are the documents this device's
+// cache holds (title, kind and size only).
+struct DocumentsLoaded {
+  RequestId request = 0;
+  std::string channel;
+  Status status;
+  std::vector<DocumentInfo> docs;
+  bool complete = true;
+};
+
+// The server refused this device's edits to a document for good (forbidden
+// for a read-only member, muted, not_member, doc_too_large, invalid_update):
+// they left the outbox (`dropped` of them), and the replica is being started
+// again from the server's state, which a DocumentChanged brings once the
+// document is open (edits made in between are kept and sent).
+struct DocumentFailed {
+  std::string channel;
+  std::string title;
+  Status status;
+  std::uint64_t dropped = 0;
+};
+
 using Event =
     std::variant<StateChanged, MessageReceived, MessagePending, MessageSent, MessageFailed,
                  ChannelRequestDone, HistoryLoaded, TypingChanged, ReceiptUpdated, SyncProgress,
                  ChannelInfoLoaded, NotificationReceived, UnreadChanged, NotificationLevelChanged,
                  PresenceChanged, PresenceNotified, OnlineCountChanged, IdentityChanged,
                  SafetyNumberLoaded, SessionReset, MessageUpdated, DevicesLoaded,
-                 BlockedUsersLoaded>;
+                 BlockedUsersLoaded, DocumentChanged, DocumentAwareness, DocumentsLoaded,
+                 DocumentFailed>;
 
 }  // namespace parley

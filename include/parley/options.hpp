@@ -81,6 +81,11 @@ struct ClientOptions {
   // (bots, load generators): presence only of the users watched with
   // Client::watch_presence. docs/presence.md.
   bool presence = true;
+  // How this user appears to the others in a collaborative document
+  // (Client::set_document_cursor): a display name (up to 64 bytes; empty:
+  // the user name) and a colour "#rrggbb" (empty: none, the app picks).
+  std::string document_name;
+  std::string document_color;
   // Optional analytics sink (sys/analytics.hpp): structured events about
   // sending, delivery, reading, typing, presence and the connection, never
   // content.

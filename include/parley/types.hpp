@@ -180,6 +180,29 @@ struct Presence {
   bool operator==(const Presence&) const = default;
 };
 
+// Collaborative documents (docs/collab.md, "In the SDK"). A document's text
+// as this device's cache holds it (Client::document_text): with this device's
+// edits, acknowledged or not, and the others' edits received so far.
+struct DocumentView {
+  std::string text;
+  // Characters ever inserted plus characters deleted: two replicas holding the
+  // same edits have the same version (the server's DocAck and doc_list count
+  // the same way).
+  std::uint64_t version = 0;
+  std::uint64_t pending_updates = 0;  // local edits the server has not acknowledged
+};
+
+// One document of a channel, as Client::list_documents lists it.
+struct DocumentInfo {
+  std::string title;
+  std::string kind;  // "text"
+  std::string creator;
+  std::int64_t created_ms = 0;
+  std::uint64_t seq = 0;      // its "doc" event in the channel
+  std::uint64_t size = 0;     // visible characters
+  std::uint64_t version = 0;  // see DocumentView::version
+};
+
 // Rules shared by the SDK and the server: 1-64 bytes of UTF-8, no spaces and
 // no control characters. Returns an empty string when valid, else why not.
 PARLEY_EXPORT std::string check_channel_name(const std::string& name);

@@ -350,6 +350,67 @@ std::optional<std::uint64_t> Client::online_count(const std::string& channel) {
   return e->call<std::optional<std::uint64_t>>([e, &channel] { return e->online_count(channel); });
 }
 
+RequestId Client::create_document(const std::string& channel, const std::string& title) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post(
+      [e = &impl_->engine, id, channel, title] { e->create_document(id, channel, title); });
+  return id;
+}
+
+RequestId Client::open_document(const std::string& channel, const std::string& title) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post(
+      [e = &impl_->engine, id, channel, title] { e->open_document(id, channel, title); });
+  return id;
+}
+
+RequestId Client::close_document(const std::string& channel, const std::string& title) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post(
+      [e = &impl_->engine, id, channel, title] { e->close_document(id, channel, title); });
+  return id;
+}
+
+Status Client::insert_text(const std::string& channel, const std::string& title,
+                           std::uint64_t pos, const std::string& utf8) {
+  auto* e = &impl_->engine;
+  return e->call<Status>(
+      [e, &channel, &title, pos, &utf8] { return e->insert_text(channel, title, pos, utf8); });
+}
+
+Status Client::delete_text(const std::string& channel, const std::string& title,
+                           std::uint64_t pos, std::uint64_t count) {
+  auto* e = &impl_->engine;
+  return e->call<Status>(
+      [e, &channel, &title, pos, count] { return e->delete_text(channel, title, pos, count); });
+}
+
+Result<DocumentView> Client::document_text(const std::string& channel, const std::string& title) {
+  auto* e = &impl_->engine;
+  return e->call<Result<DocumentView>>(
+      [e, &channel, &title] { return e->document_text(channel, title); });
+}
+
+RequestId Client::list_documents(const std::string& channel) {
+  RequestId id = impl_->engine.next_request_id();
+  impl_->engine.post([e = &impl_->engine, id, channel] { e->list_documents(id, channel); });
+  return id;
+}
+
+Status Client::set_document_cursor(const std::string& channel, const std::string& title,
+                                   std::optional<std::uint64_t> cursor,
+                                   std::optional<std::uint64_t> anchor) {
+  auto* e = &impl_->engine;
+  return e->call<Status>([e, &channel, &title, cursor, anchor] {
+    return e->set_document_cursor(channel, title, cursor, anchor);
+  });
+}
+
+Result<std::uint64_t> Client::pending_document_updates() {
+  auto* e = &impl_->engine;
+  return e->call<Result<std::uint64_t>>([e] { return e->pending_document_updates(); });
+}
+
 Status Client::mark_read(const std::string& channel, std::uint64_t seq) {
   auto* e = &impl_->engine;
   return e->call<Status>([e, &channel, seq] { return e->mark_read(channel, seq); });

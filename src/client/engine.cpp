@@ -30,6 +30,11 @@ StatusCode status_code_for(const std::string& code) {
     return StatusCode::forbidden;
   }
   if (code == kNoSuchDevice || code == kNoKeys) return StatusCode::not_found;
+  if (code == kNoSuchDoc) return StatusCode::not_found;
+  if (code == kDocExists) return StatusCode::already_exists;
+  if (code == kInvalidTitle || code == kInvalidUpdate || code == kDocTooLarge) {
+    return StatusCode::invalid_argument;
+  }
   if (code == kRateLimited) return StatusCode::rate_limited;
   if (code == kInvalidToken || code == kNotAuthenticated || code == kDeviceRemoved) {
     return StatusCode::unauthenticated;
@@ -206,12 +211,14 @@ Clock::time_point Engine::next_deadline() const {
   for (const auto& [rid, f] : in_flight_) t = std::min(t, f.deadline);
   for (const auto& w : waiting_) t = std::min(t, w.deadline);
   for (const auto& [key, expires] : typing_peers_) t = std::min(t, expires);
+  t = std::min(t, next_doc_deadline());
   return t;
 }
 
 void Engine::run_timers() {
   auto now = Clock::now();
   expire_typing(now);
+  run_doc_timers(now);
   if (outbox_retry_at_ && *outbox_retry_at_ <= now) {
     outbox_retry_at_.reset();
     if (state_ == LifecycleState::syncing || state_ == LifecycleState::ready) transmit_outbox();
@@ -380,6 +387,7 @@ void Engine::on_closed(const Status& reason) {
   delivered_sent_.clear();
   typing_sent_.clear();
   presence_session_ended();
+  docs_connection_lost();
   // Requests on the lost connection: run again after reconnecting, or fail.
   auto flights = std::move(in_flight_);
   in_flight_.clear();
@@ -468,6 +476,14 @@ void Engine::on_frame(std::string_view frame) {
       handle_notice(*n);
       continue;
     }
+    if (auto* u = std::get_if<wire::DocUpdateEvent>(&message)) {
+      handle_doc_update(*u);
+      continue;
+    }
+    if (auto* a = std::get_if<wire::DocAwarenessEvent>(&message)) {
+      handle_doc_awareness(*a);
+      continue;
+    }
     if (auto* e = std::get_if<wire::Error>(&message);
         e && e->rid == 0 && e->code == wire::code::kDeviceRemoved) {
       // This device was removed by its user (from another device): no
@@ -540,6 +556,7 @@ void Engine::handle_welcome(const wire::Welcome& welcome) {
   session_since_ = Clock::now();
   rewatch_presence();
   transmit_outbox();
+  reopen_documents();
   if (auto reads = cache_->unsent_reads()) {
     for (const auto& r : *reads) {
       read_sent_[r.channel] = r.seq;

@@ -16,10 +16,12 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "client/e2e.hpp"
 #include "client/event_queue.hpp"
+#include "crdt/document.hpp"
 #include "parley/client.hpp"
 #include "parley/sys/analytics.hpp"
 #include "parley/sys/transport.hpp"
@@ -132,6 +134,21 @@ class Engine : public sys::TransportHandler {
   // The franking opening of the decrypted direct message at (channel, seq),
   // for report_message; an error names why it cannot be reported.
   Result<wire::FrankingOpening> franking_opening(const std::string& channel, std::uint64_t seq);
+
+  // ---- engine thread: collaborative documents (engine_docs.cpp) ----
+  void create_document(RequestId request, const std::string& channel, const std::string& title);
+  void open_document(RequestId request, const std::string& channel, const std::string& title);
+  void close_document(RequestId request, const std::string& channel, const std::string& title);
+  Status insert_text(const std::string& channel, const std::string& title, std::uint64_t pos,
+                     const std::string& utf8);
+  Status delete_text(const std::string& channel, const std::string& title, std::uint64_t pos,
+                     std::uint64_t count);
+  Result<DocumentView> document_text(const std::string& channel, const std::string& title);
+  void list_documents(RequestId request, const std::string& channel);
+  Status set_document_cursor(const std::string& channel, const std::string& title,
+                             std::optional<std::uint64_t> cursor,
+                             std::optional<std::uint64_t> anchor);
+  Result<std::uint64_t> pending_document_updates();
 
   // ---- TransportHandler ----
   void on_open() override;
@@ -287,6 +304,54 @@ class Engine : public sys::TransportHandler {
   // Sends an outbox message and handles the answer (ack, retry, refusal).
   void send_entry(const OutboxEntry& entry, const wire::Send& send, bool e2e);
 
+  // Collaborative documents (engine_docs.cpp).
+  using DocKey = std::pair<std::string, std::string>;  // (channel, title)
+  // A document this device has in memory: loaded from the cache, or being
+  // opened for the first time (doc empty until the server's doc_state).
+  struct DocReplica {
+    std::string channel, title, kind;
+    std::optional<crdt::Document> doc;
+    bool want_open = false;  // opened by the app: opened again after each reconnect
+    bool open = false;       // open on this connection (doc_state applied)
+    bool opening = false;    // doc_open in flight
+    std::uint64_t generation = 0;           // bumped when the replica starts again
+    std::set<std::int64_t> in_flight;       // outbox ords sent on this connection
+    std::vector<RequestId> open_requests;   // completed by the doc_state
+    std::uint64_t log_count = 0, log_bytes = 0;  // in the cache's log since the snapshot
+    // This device's cursor (awareness).
+    bool cursor_set = false;
+    bool cursor_dirty = false;
+    std::optional<std::uint64_t> cursor, anchor;
+    std::optional<Clock::time_point> cursor_sent;
+  };
+  using PeerKey = std::tuple<std::string, std::string, std::string, std::string>;
+  struct DocPeer {
+    Clock::time_point expires;
+    DocumentAwareness last;
+  };
+  // The replica of (channel, title), loaded from the cache if needed; null
+  // (with *error not_found, reason no_such_doc) when the cache has none.
+  DocReplica* doc_replica(const std::string& channel, const std::string& title, Status* error);
+  void emit_doc(DocReplica& d, bool local);
+  void log_doc_update(DocReplica& d, std::uint64_t bytes);
+  Status commit_local_edit(DocReplica& d, const std::vector<std::string>& updates,
+                           const std::vector<std::string>& mentions, const char* op,
+                           std::uint64_t chars, Clock::time_point started);
+  void send_doc_open(const DocKey& key);
+  void apply_doc_state(const DocKey& key, const wire::DocState& state, Clock::time_point started);
+  void finish_doc_open(const DocKey& key, const Status& status);
+  std::uint64_t send_doc_outbox(DocReplica& d);
+  bool send_doc_update(DocReplica& d, const store::Cache::DocOutboxRow& row);
+  void refuse_doc_edits(const DocKey& key, const Status& why);
+  void reopen_documents();
+  void docs_connection_lost();
+  void handle_doc_update(const wire::DocUpdateEvent& event);
+  void handle_doc_awareness(const wire::DocAwarenessEvent& event);
+  void flush_awareness(DocReplica& d, Clock::time_point now);
+  void drop_doc_peers(const DocKey* key);  // null: every document's
+  void run_doc_timers(Clock::time_point now);
+  Clock::time_point next_doc_deadline() const;
+
   // Analytics: never content.
   void analytics(std::string name, std::vector<std::pair<std::string, std::string>> labels,
                  std::vector<std::pair<std::string, double>> values = {});
@@ -362,6 +427,11 @@ class Engine : public sys::TransportHandler {
   std::set<std::uint64_t> notices_handling_;      // e2e_notice nids in progress
   std::set<std::pair<std::string, std::uint64_t>> retries_asked_;  // (channel, seq) this run
   std::map<std::pair<std::string, std::string>, int> resends_;     // (id, user/device) -> count
+
+  // Collaborative documents (engine thread).
+  std::map<DocKey, DocReplica> docs_;
+  std::map<PeerKey, DocPeer> doc_peers_;  // others' cursors, until they expire
+  std::optional<Clock::time_point> doc_retry_at_;  // after a transient refusal
 
   // Sync (engine thread).
   std::set<std::string> filling_;   // channels with a gap fill in flight

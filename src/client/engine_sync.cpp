@@ -56,6 +56,7 @@ Message Engine::to_message(const wire::ChannelEvent& e) {
   m.until_ms = e.until.value_or(0);
   m.ref = e.ref.value_or(0);
   m.channel_kind = e.channel_kind.value_or("");
+  m.title = e.title.value_or("");
   if (e.meta) m.meta = wire::from_wire(*e.meta);
   if (e.mentions) {
     for (const auto& mention : *e.mentions) {

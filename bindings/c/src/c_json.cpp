@@ -28,6 +28,8 @@ const char* const kKindNames[] = {
     "presence_changed",  "presence_notified",     "online_count_changed",
     "identity_changed",  "safety_number_loaded",  "session_reset",
     "message_updated",   "devices_loaded",        "blocked_users_loaded",
+    "document_changed",  "document_awareness",    "documents_loaded",
+    "document_failed",
 };
 static_assert(sizeof(kKindNames) / sizeof(kKindNames[0]) == std::variant_size_v<Event> + 1);
 
@@ -366,6 +368,55 @@ struct Fields {
     write_request(w, h, e.request);
     write_status(w, h, e.status);
     write_strings(w, "users", e.users);
+  }
+  // Collaborative documents (docs/collab.md): kinds 24-27, no PARLEY_EVENT_
+  // macro yet; the JSON names them.
+  void operator()(const DocumentChanged& e) {
+    write_channel(w, h, e.channel);
+    str(w, "title", e.title);
+    str(w, "text", e.text);
+    u64(w, "version", e.version);
+    boolean(w, "local", e.local);
+    u64(w, "pending", e.pending);
+  }
+  void operator()(const DocumentAwareness& e) {
+    write_channel(w, h, e.channel);
+    str(w, "title", e.title);
+    str(w, "user", e.user);
+    str(w, "device", e.device);
+    w.Key("cursor");
+    e.cursor ? w.Uint64(*e.cursor) : w.Null();
+    w.Key("anchor");
+    e.anchor ? w.Uint64(*e.anchor) : w.Null();
+    str(w, "name", e.name);
+    str(w, "color", e.color);
+    boolean(w, "gone", e.gone);
+  }
+  void operator()(const DocumentsLoaded& e) {
+    write_request(w, h, e.request);
+    write_channel(w, h, e.channel);
+    write_status(w, h, e.status);
+    boolean(w, "complete", e.complete);
+    w.Key("docs");
+    w.StartArray();
+    for (const DocumentInfo& d : e.docs) {
+      w.StartObject();
+      str(w, "title", d.title);
+      str(w, "kind", d.kind);
+      str(w, "creator", d.creator);
+      i64(w, "created_ms", d.created_ms);
+      u64(w, "seq", d.seq);
+      u64(w, "size", d.size);
+      u64(w, "version", d.version);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  void operator()(const DocumentFailed& e) {
+    write_channel(w, h, e.channel);
+    write_status(w, h, e.status);
+    str(w, "title", e.title);
+    u64(w, "dropped", e.dropped);
   }
 };
 
