@@ -176,6 +176,9 @@ wire::ChannelEvent to_wire(const StoredEvent& event) {
     }
   } else if (event.kind == EventKind::system) {
     out.text = event.text;
+  } else if (event.kind == EventKind::doc) {
+    out.title = event.text;
+    out.doc_kind = event.channel_kind;
   }
   if (!event.target.empty()) out.target = event.target;
   if (!event.role.empty()) out.role = event.role;
@@ -183,7 +186,9 @@ wire::ChannelEvent to_wire(const StoredEvent& event) {
     if (event.until != 0) out.until = event.until;
   }
   if (event.ref != 0) out.ref = event.ref;
-  if (!event.channel_kind.empty()) out.channel_kind = event.channel_kind;
+  if (!event.channel_kind.empty() && event.kind != EventKind::doc) {
+    out.channel_kind = event.channel_kind;
+  }
   if (event.kind == EventKind::message && !event.deleted) {
     // A function of the text: found again here rather than stored.
     std::vector<Mention> found = find_mentions(event.text);
@@ -278,6 +283,7 @@ Status Hub::load() {
   if (!key) return key.status();
   franking_key_ = *key;
   if (Status s = store_.drop_old_notices(now_ms() - kNoticeLifetimeMs); !s.ok()) return s;
+  if (Status s = load_docs(); !s.ok()) return s;
   count_channels();
   return Status();
 }
@@ -296,6 +302,7 @@ void Hub::on_close(Session& session) {
   --metrics_.connections;
   typing_relayed_at_.erase(&session);
   if (!session.authenticated()) return presence_closed(session);
+  docs_closed(session);
   auto it = sessions_of_user_.find(session.user());
   if (it != sessions_of_user_.end()) {
     std::erase(it->second, &session);

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crdt/document.hpp"
 #include "crypto/hkdf.hpp"
 #include "metrics.hpp"
 #include "moderation.hpp"
@@ -321,6 +322,54 @@ class Hub {
   }
   // Schedules `user`'s next away check if they show online and have none.
   void schedule_away_check(const std::string& user, PresenceState& state);
+
+  // hub_docs.cpp (docs/collab.md, "On the server")
+  using DocKey = std::pair<std::string, std::string>;  // (channel, title)
+  struct DocAwarenessState {
+    wire::DocAwarenessEvent event;
+    SteadyTime at{};
+  };
+  struct DocEntry {
+    StoredDoc row;                          // size and version kept current
+    std::unique_ptr<crdt::Document> doc;    // the server's replica; null while unloaded
+    std::vector<Session*> sessions;         // connections that have it open
+    std::map<const Session*, DocAwarenessState> awareness;  // their last cursors
+    std::uint64_t unsnapshotted = 0;        // updates stored since the snapshot
+    std::size_t unsnapshotted_bytes = 0;
+    std::uint64_t last_n = 0;               // the last update stored
+    std::size_t memory = 0;                 // of the replica, as last counted
+    SteadyTime idle_since{};                // when its last connection closed it
+  };
+  struct AwarenessBudget {
+    SteadyTime window{};
+    std::uint32_t count = 0;
+  };
+  // Loads the document index from the store (at load()).
+  Status load_docs();
+  // The document, or null after replying invalid_title or no_such_doc.
+  DocEntry* existing_doc(Session& session, std::uint64_t rid, const std::string& channel,
+                         const std::string& title);
+  // Reads the document's snapshot and updates into its replica.
+  Status load_replica(DocEntry& entry);
+  void drop_replica(DocEntry& entry);
+  // Removes `session` from the document's connections and tells the others
+  // its cursor is gone.
+  void leave_doc(const Session& session, const DocKey& key, DocEntry& entry);
+  // Writes a snapshot of the replica and drops the updates it holds.
+  void snapshot_doc(DocEntry& entry);
+  // At close: every document the session had open.
+  void docs_closed(const Session& session);
+  // From tick(): unloads documents nobody has had open for kDocIdleUnload.
+  void unload_idle_docs(SteadyTime now);
+  SteadyTime next_doc_unload() const;
+  // Queues `item` on the other connections that have the document open and
+  // whose user is still a member of its channel.
+  std::uint64_t doc_fan_out(const DocKey& key, DocEntry& entry, const Encoded& item,
+                            const Session* origin);
+  std::map<DocKey, DocEntry> docs_;
+  std::unordered_map<const Session*, std::set<DocKey>> docs_of_session_;
+  std::unordered_map<const Session*, AwarenessBudget> awareness_budget_;
+  std::set<std::pair<SteadyTime, DocKey>> idle_docs_;
 
   // hub_admin.cpp
   // The active server-wide ban of `user` (its until), if any.

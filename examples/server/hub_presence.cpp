@@ -78,6 +78,7 @@ std::chrono::milliseconds Hub::next_tick_delay() const {
   }
   if (!away_checks_.empty()) due = std::min(due, away_checks_.begin()->first);
   if (!counts_changed_.empty()) due = std::min(due, next_count_at_);
+  if (!idle_docs_.empty()) due = std::min(due, next_doc_unload());
   if (!expiring_text_.empty()) {
     std::int64_t wall = expiring_text_.begin()->first - now_ms();
     due = std::min(due, now + milliseconds(std::max<std::int64_t>(wall, 0)));
@@ -234,6 +235,7 @@ void Hub::send_online_count(const std::string& channel_name, const Channel& chan
 
 void Hub::tick() {
   auto now = std::chrono::steady_clock::now();
+  unload_idle_docs(now);
   // Grace periods that ended: the user is offline now.
   for (auto it = closing_users_.begin(); it != closing_users_.end();) {
     if (now - it->second < presence_config_.grace) {

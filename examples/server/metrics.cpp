@@ -215,6 +215,40 @@ std::string Metrics::render() const {
   scalar(&out, "parley_reports_verified_total", "counter",
          "Reports of direct messages whose franking opening verified (also in reports_total).",
          reports_verified_total);
+  scalar(&out, "parley_docs", "gauge", "Collaborative documents in the store.", docs);
+  scalar(&out, "parley_docs_created_total", "counter", "Documents created.", docs_created_total);
+  scalar(&out, "parley_docs_loaded", "gauge", "Document replicas held in memory.", docs_loaded);
+  scalar(&out, "parley_doc_memory_bytes", "gauge",
+         "Memory of the document replicas held (CRDT items, text, indexes).", doc_memory_bytes);
+  scalar(&out, "parley_doc_chars", "gauge", "Visible characters of the documents held.",
+         doc_chars);
+  scalar(&out, "parley_doc_editors", "gauge",
+         "Documents open, counted once per connection that has one open (active editors).",
+         doc_editors);
+  scalar(&out, "parley_doc_opens_total", "counter", "doc_open requests answered.",
+         doc_opens_total);
+  scalar(&out, "parley_doc_updates_total", "counter", "Document updates applied and stored.",
+         doc_updates_total);
+  scalar(&out, "parley_doc_update_bytes_total", "counter",
+         "Bytes of document updates applied and stored (decoded, not base64).",
+         doc_update_bytes_total);
+  scalar(&out, "parley_doc_updates_relayed_total", "counter",
+         "doc_update events queued to the connections that have the document open.",
+         doc_updates_relayed_total);
+  scalar(&out, "parley_doc_snapshots_total", "counter",
+         "Document snapshots written (updates folded into one).", doc_snapshots_total);
+  scalar(&out, "parley_docs_unloaded_total", "counter",
+         "Document replicas dropped from memory after nobody had them open.",
+         docs_unloaded_total);
+  scalar(&out, "parley_doc_awareness_total", "counter", "Cursor updates relayed.",
+         doc_awareness_total);
+  scalar(&out, "parley_doc_awareness_dropped_total", "counter",
+         "Cursor updates refused for exceeding 10 per second per connection.",
+         doc_awareness_dropped_total);
+  header(&out, "parley_doc_update_ack_seconds", "histogram",
+         "Seconds from a document update being decoded to its ack being queued, store write "
+         "included.");
+  doc_update_ack_seconds.render(&out, "parley_doc_update_ack_seconds");
   scalar(&out, "parley_uptime_seconds", "gauge", "Seconds since the server started.",
          fmt::format("{:.3f}", uptime));
   return out;

@@ -100,6 +100,22 @@ struct Metrics {
   std::uint64_t devices_removed_total = 0;    // remove_device requests carried out
   std::map<std::string, std::uint64_t> blocks_total;  // block list changes, by "block"/"unblock"
   std::uint64_t reports_verified_total = 0;   // franked reports that verified
+  // Collaborative documents (docs/collab.md, "On the server").
+  std::int64_t docs = 0;                       // documents in the store
+  std::uint64_t docs_created_total = 0;
+  std::int64_t docs_loaded = 0;                // replicas in memory
+  std::int64_t doc_memory_bytes = 0;           // their CRDT state (Document::stats)
+  std::int64_t doc_chars = 0;                  // their visible characters
+  std::int64_t doc_editors = 0;                // (connection, document) pairs open
+  std::uint64_t doc_opens_total = 0;
+  std::uint64_t doc_updates_total = 0;         // updates applied and stored
+  std::uint64_t doc_update_bytes_total = 0;    // their size (decoded)
+  std::uint64_t doc_updates_relayed_total = 0; // doc_update events queued to sessions
+  std::uint64_t doc_snapshots_total = 0;       // compactions written
+  std::uint64_t docs_unloaded_total = 0;       // replicas dropped after idling
+  std::uint64_t doc_awareness_total = 0;       // cursor updates relayed (per update)
+  std::uint64_t doc_awareness_dropped_total = 0;  // over the per-connection rate
+  LatencyHistogram doc_update_ack_seconds;     // update decoded to ack queued
   std::chrono::steady_clock::time_point started;
 
   // The Prometheus text exposition (version 0.0.4).

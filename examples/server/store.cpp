@@ -251,6 +251,33 @@ ALTER TABLE reports ADD COLUMN text TEXT;
     R"sql(
 ALTER TABLE e2e_retries ADD COLUMN rounds INTEGER NOT NULL DEFAULT 1;
 )sql",
+    // 10: collaborative documents (docs/collab.md, "On the server"). A
+    // document is its latest snapshot plus the updates stored after it.
+    R"sql(
+CREATE TABLE docs (
+  id         INTEGER PRIMARY KEY,
+  channel_id INTEGER NOT NULL REFERENCES channels (id),
+  title      TEXT NOT NULL,
+  kind       TEXT NOT NULL,
+  creator    TEXT NOT NULL,
+  created    INTEGER NOT NULL,
+  seq        INTEGER NOT NULL,
+  snapshot   BLOB,
+  snapshot_n INTEGER NOT NULL DEFAULT 0,
+  last_n     INTEGER NOT NULL DEFAULT 0,
+  size       INTEGER NOT NULL DEFAULT 0,
+  version    INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (channel_id, title)
+);
+CREATE TABLE doc_updates (
+  doc_id INTEGER NOT NULL REFERENCES docs (id),
+  n      INTEGER NOT NULL,
+  data   BLOB NOT NULL,
+  user   TEXT NOT NULL,
+  ts     INTEGER NOT NULL,
+  PRIMARY KEY (doc_id, n)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr std::int64_t kMaxSeq = std::numeric_limits<std::int64_t>::max();
@@ -444,8 +471,8 @@ Status ServerStore::insert_event(std::int64_t channel_id, const StoredEvent& eve
     } else {
       insert_event_.bind(18, event.e2e);  // text stays NULL: the server never has it
     }
-  } else if (event.kind == EventKind::system) {
-    insert_event_.bind(6, event.text);
+  } else if (event.kind == EventKind::system || event.kind == EventKind::doc) {
+    insert_event_.bind(6, event.text);  // doc: the document's title
   }
   if (!event.target.empty()) insert_event_.bind(8, event.target);
   if (!event.role.empty()) insert_event_.bind(9, event.role);

@@ -42,6 +42,7 @@ struct StoredEvent {
   std::string channel_kind;
   ChannelMeta meta;
   std::string e2e;  // kind message in a direct channel: the payload's JSON; "" otherwise
+  // Kind doc: `text` holds the document's title and `channel_kind` its kind.
 };
 
 struct StoredChannel {
@@ -201,9 +202,30 @@ struct ReceiptAdvance {
   bool advanced = false;
 };
 
+// A collaborative document's row (store_docs.cpp). size and version: of the
+// server's replica after the last stored update (docs/collab.md).
+struct StoredDoc {
+  std::int64_t id = 0;
+  std::string channel;
+  std::string title;
+  std::string kind;
+  std::string creator;
+  std::int64_t created = 0;
+  std::uint64_t seq = 0;  // its doc event
+  std::uint64_t size = 0;
+  std::uint64_t version = 0;
+};
+// What a document is made of: the latest snapshot (empty: none yet) and the
+// updates stored after it, oldest first.
+struct StoredDocContent {
+  std::string snapshot;
+  std::uint64_t snapshot_n = 0;  // the last update the snapshot holds
+  std::vector<std::pair<std::uint64_t, std::string>> updates;  // (n, data)
+};
+
 class ServerStore {
  public:
-  static constexpr int kSchemaVersion = 9;
+  static constexpr int kSchemaVersion = 10;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -347,6 +369,22 @@ class ServerStore {
                                             const std::string& sender, const std::string& text);
   // The users of every direct channel.
   Result<std::vector<StoredDirectPair>> direct_pairs();
+
+  // Collaborative documents (store_docs.cpp).
+  // The document row for the doc event at `seq` (an Effects of append_event);
+  // *id gets its row id. Reason doc_exists when the title is taken.
+  Status put_doc(std::int64_t channel_id, std::uint64_t seq, const std::string& title,
+                 const std::string& kind, const std::string& creator, std::int64_t ts,
+                 std::int64_t* id);
+  Result<std::vector<StoredDoc>> docs();
+  Result<StoredDocContent> doc_content(std::int64_t doc_id);
+  // Stores one update and the replica's new size and version in one
+  // transaction; returns the update's number.
+  Result<std::uint64_t> append_doc_update(std::int64_t doc_id, std::string_view data,
+                                          const std::string& user, std::int64_t ts,
+                                          std::uint64_t size, std::uint64_t version);
+  // Replaces the snapshot with one holding updates up to `upto_n` and deletes them.
+  Status compact_doc(std::int64_t doc_id, std::string_view snapshot, std::uint64_t upto_n);
 
   // The message `sender` sent with `client_id`, if any.
   Result<std::optional<StoredEvent>> find_message(const std::string& sender,

@@ -833,6 +833,7 @@ inline constexpr const char* kNoSuchDoc = "no_such_doc";
 inline constexpr const char* kDocNotOpen = "doc_not_open";
 inline constexpr const char* kInvalidUpdate = "invalid_update";
 inline constexpr const char* kDocTooLarge = "doc_too_large";
+inline constexpr const char* kTooManyDocs = "too_many_docs";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
 
