@@ -86,6 +86,7 @@ class CommandRunner {
     std::optional<bool> notify{};            // /watch
     std::optional<bool> hide_last_seen{};    // /status hide-last-seen
     std::string title{};                     // document commands
+    bool doc_edit = false;                   // /doc-insert, /doc-delete: waits for its doc line
   };
 
   void handle(const parley::StateChanged& e);
@@ -118,6 +119,11 @@ class CommandRunner {
   void handle(const parley::BlockedUsersLoaded& e);
   void handle(const parley::DocumentChanged& e) {
     out_.document(e.channel, e.title, e.text, e.version);
+    if (e.local && current_ && current_->doc_edit && current_->channel == e.channel &&
+        current_->title == e.title) {
+      out_.result({.command = current_->command, .channel = e.channel, .title = e.title});
+      current_.reset();
+    }
   }
   void handle(const parley::DocumentAwareness& e) { out_.document_cursor(e); }
   void handle(const parley::DocumentsLoaded& e) { open_requests_.erase(e.request); }
@@ -769,9 +775,14 @@ void CommandRunner::run_report_direct(const ReportDirectCommand& c) {
 void CommandRunner::run_doc_command(const DocCommand& c) {
   const CommandResult done{.command = c.command, .channel = c.channel, .title = c.title};
   if (c.command == "doc-create" || c.command == "doc-open" || c.command == "doc-close") {
-    parley::RequestId request = c.command == "doc-create" ? client_.create_document(c.channel, c.title)
-                                : c.command == "doc-open" ? client_.open_document(c.channel, c.title)
-                                                          : client_.close_document(c.channel, c.title);
+    parley::RequestId request = 0;
+    if (c.command == "doc-create") {
+      request = client_.create_document(c.channel, c.title);
+    } else if (c.command == "doc-open") {
+      request = client_.open_document(c.channel, c.title);
+    } else {
+      request = client_.close_document(c.channel, c.title);
+    }
     start_request(c.command, c.channel, request);
     current_->title = c.title;
     current_->with_seq = c.command == "doc-create";
@@ -794,7 +805,12 @@ void CommandRunner::run_doc_command(const DocCommand& c) {
     out_.error(error_from(status));
     return;
   }
-  out_.result(done);
+  // The edit's doc line (a DocumentChanged, already queued) comes first.
+  current_ = InFlight{.command = c.command,
+                      .channel = c.channel,
+                      .deadline = Clock::now() + options_.command_timeout,
+                      .title = c.title,
+                      .doc_edit = true};
 }
 
 // /doc-open answered. Offline, a document this device has in its cache is

@@ -179,11 +179,14 @@ PARLEY_EXPORT bool parse_notification_level(std::string_view text, NotificationL
 // (only with ClientOptions::notifications). `kind`: "message", "mention",
 // "invite", "remove", "ban" or "role" (a newer server may add others). Never
 // for the user's own messages. The message itself arrives as MessageReceived.
+// Documents: "doc" (`sender` created document `title`; seq is its event) and
+// "doc_mention" (`sender` mentioned this user in document `title`).
 struct NotificationReceived {
   std::string channel;
   std::uint64_t seq = 0;
   std::string kind;
   std::string sender;
+  std::string title;  // doc, doc_mention: the document
 };
 
 // This user's unread and mention counts of a channel changed: pushed by the

@@ -438,9 +438,8 @@ void Engine::list_documents(RequestId req, const std::string& channel) {
               }
               const auto* list = std::get_if<wire::DocListReply>(reply);
               if (list == nullptr) {
-                events_.push(DocumentsLoaded{
-                    req, channel,
-                    Status(StatusCode::protocol_error, "unexpected reply", "bad_reply"), {}, false});
+                Status bad(StatusCode::protocol_error, "unexpected reply", "bad_reply");
+                events_.push(DocumentsLoaded{req, channel, bad, {}, false});
                 return;
               }
               DocumentsLoaded out{req, channel, Status(), {}, true};
@@ -616,6 +615,14 @@ bool Engine::send_doc_update(DocReplica& d, const Cache::DocOutboxRow& row) {
         if (!doc_retry_at_ || *doc_retry_at_ < at) doc_retry_at_ = at;
       }
       return;  // stays in the outbox; sent again at the next open or retry
+    }
+    if (why.reason() == wire::code::kDocNotOpen) {
+      // A server that takes updates only of open documents: open it, and the
+      // doc_state sends what is pending.
+      doc.want_open = true;
+      doc.open = false;
+      if (state_ == LifecycleState::ready) send_doc_open(key);
+      return;
     }
     refuse_doc_edits(key, why);
   });

@@ -57,7 +57,8 @@ void Engine::handle_notification(const wire::NotificationEvent& event) {
   if (!check_channel_name(event.channel).empty()) return;
   // What kind only: never the channel, the sender or the text.
   analytics("notification_received", {{"kind", event.kind}});
-  events_.push(NotificationReceived{event.channel, event.seq, event.kind, event.sender});
+  events_.push(NotificationReceived{event.channel, event.seq, event.kind, event.sender,
+                                    event.title.value_or("")});
 }
 
 void Engine::handle_unread(const wire::UnreadEvent& event) {

@@ -307,6 +307,7 @@ struct Fields {
     u64(w, "seq", e.seq);
     str(w, "kind", e.kind);
     str(w, "sender", e.sender);
+    str(w, "title", e.title);
   }
   void operator()(const UnreadChanged& e) {
     write_channel(w, h, e.channel);
