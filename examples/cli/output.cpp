@@ -309,12 +309,13 @@ class JsonOutput final : public Output {
   }
 
   void notification(const parley::NotificationReceived& e) override {
-    JsonLine("notification")
-        .field("channel", ch(e.channel))
+    JsonLine line("notification");
+    line.field("channel", ch(e.channel))
         .field("kind", e.kind)
         .field("seq", e.seq)
-        .field("sender", e.sender)
-        .emit();
+        .field("sender", e.sender);
+    if (!e.title.empty()) line.field("title", e.title);  // doc, doc_mention
+    line.emit();
   }
 
   void unread(const std::string& channel, const parley::UnreadCount& count,
