@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench-smoke (ctest): parley-bench's three scenarios with tiny counts against
-# a real parley-server on 127.0.0.1, checking that every subscriber got every
-# message once and in order. Takes a few seconds.
+# bench-smoke (ctest): parley-bench's scenarios with tiny counts against a
+# real parley-server on 127.0.0.1, checking that every subscriber got every
+# message once and in order, and that the document editors converged. Takes a
+# few seconds.
 #
 #   bench/loadgen/smoke.sh PARLEY_BENCH PARLEY_SERVER
 set -euo pipefail
@@ -35,8 +36,10 @@ common=(--url "ws://127.0.0.1:$port/" --key "$work/server.key" --server-pid "$se
 "$bench" latency "${common[@]}" --latency-subscribers 3 --rate 200 --seconds 1 | tee -a "$work/out"
 "$bench" capacity "${common[@]}" --connections 50 --sources 2 --idle-seconds 1 |
   tee -a "$work/out"
+"$bench" docs "${common[@]}" --clients 4 --seconds 1 | tee -a "$work/out"
 
 # Each command exits non-zero on a failed check; the JSON lines say so too.
 [ "$(grep -c '"in_order":1' "$work/out")" -eq 2 ] || { echo "FAIL: in-order check"; exit 1; }
 grep -q '"still_open":50,' "$work/out" || { echo "FAIL: idle connections"; exit 1; }
+grep -q '"converged":1,' "$work/out" || { echo "FAIL: document replicas"; exit 1; }
 echo "bench-smoke: ok"
