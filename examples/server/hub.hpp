@@ -74,6 +74,8 @@ class Hub {
   // The longest the server loop waits between two ticks.
   static constexpr std::chrono::milliseconds kMaxTickWait{10000};
   void set_presence_config(const PresenceConfig& config) { presence_config_ = config; }
+  // How long a document replica nobody has open stays in memory (default 30 s).
+  void set_doc_unload_after(std::chrono::milliseconds after) { doc_unload_after_ = after; }
   // Runs presence's timers (grace periods, idleness, status text expiry) and
   // publishes the changes coalesced since the last tick.
   void tick();
@@ -370,6 +372,7 @@ class Hub {
   std::unordered_map<const Session*, std::set<DocKey>> docs_of_session_;
   std::unordered_map<const Session*, AwarenessBudget> awareness_budget_;
   std::set<std::pair<SteadyTime, DocKey>> idle_docs_;
+  std::chrono::milliseconds doc_unload_after_{30000};
 
   // hub_admin.cpp
   // The active server-wide ban of `user` (its until), if any.

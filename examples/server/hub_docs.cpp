@@ -8,7 +8,7 @@
 // acknowledged and relayed to the other connections that have the document
 // open. Stored content is the latest snapshot plus the updates after it; a
 // snapshot is written every kSnapshotEvery updates and when the replica is
-// unloaded, kDocIdleUnload after its last connection closed it.
+// unloaded, 30 s (doc_unload_after_) after its last connection closed it.
 #include <fmt/format.h>
 #include <sodium.h>
 
@@ -27,7 +27,6 @@ namespace code = wire::code;
 constexpr crdt::AgentId kServerAgent = ~crdt::AgentId{0};
 constexpr std::uint64_t kSnapshotEvery = 200;               // updates
 constexpr std::size_t kSnapshotBytes = 256 * 1024;          // or this many bytes of them
-constexpr auto kDocIdleUnload = std::chrono::seconds(30);
 
 std::string to_base64(std::string_view bytes) {
   std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
@@ -205,7 +204,8 @@ void Hub::leave_doc(const Session& session, const DocKey& key, DocEntry& entry) 
   }
   if (entry.sessions.empty()) {
     entry.idle_since = std::chrono::steady_clock::now();
-    idle_docs_.emplace(entry.idle_since + kDocIdleUnload, key);
+    idle_docs_.emplace(entry.idle_since + doc_unload_after_, key);
+    want_tick();  // the loop's timer may be armed for later than the unload
   }
 }
 
@@ -234,7 +234,7 @@ void Hub::unload_idle_docs(SteadyTime now) {
     if (it == docs_.end()) continue;
     DocEntry& entry = it->second;
     // Opened again since, or closed again later (a later entry is queued).
-    if (!entry.sessions.empty() || entry.idle_since + kDocIdleUnload != due) continue;
+    if (!entry.sessions.empty() || entry.idle_since + doc_unload_after_ != due) continue;
     if (!entry.doc) continue;
     snapshot_doc(entry);
     drop_replica(entry);

@@ -226,6 +226,7 @@ Status Server::Impl::open() {
   presence.away_after = options.away_after;
   presence.max_members = options.presence_max_members;
   hub_->set_presence_config(presence);
+  hub_->set_doc_unload_after(options.doc_unload_after);
 
   static std::once_flag log_once;
   std::call_once(log_once, [] { lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log); });

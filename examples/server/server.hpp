@@ -43,6 +43,9 @@ struct ServerOptions {
   std::chrono::milliseconds away_after{300000};    // idle time before a user is away
   std::size_t presence_max_members = 100;          // smaller channels get per-member presence
   int dead_timeout_s = 60;                         // close a connection silent this long (2-3600)
+  // Collaborative documents (docs/collab.md): a replica nobody has open is
+  // unloaded (after a snapshot) this long after its last connection closed it.
+  std::chrono::milliseconds doc_unload_after{30000};
 };
 
 class Server {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <string>
+#include <thread>
 
 #include "crdt/document.hpp"
 #include "user_session.hpp"
@@ -366,4 +367,44 @@ TEST_CASE("docs: creation and mentions notify members by their level") {
   CHECK(note.kind == "doc_mention");
   CHECK(note.seq == created.seq);
   CHECK(note.title == std::optional<std::string>("spec"));
+}
+
+TEST_CASE("docs: replicas are counted, unloaded when idle and loaded again intact") {
+  TestServer server([](server::ServerOptions& o) {
+    o.doc_unload_after = std::chrono::milliseconds(300);
+  });
+  std::string text;
+  {
+    Editor alice(server, "alice", 11, "team", "a");
+    setup_channel(alice.session, {});
+    alice.session.ok(wire::DocCreate{0, "team", "a", std::nullopt});
+    alice.session.ok(wire::DocCreate{0, "team", "b", std::nullopt});
+    alice.open();
+    for (int i = 0; i < 20; ++i) alice.insert(alice.doc.size(), "word ");
+    text = alice.doc.text();
+    CHECK(metric(server.port(), "parley_docs") == 2);
+    CHECK(metric(server.port(), "parley_docs_loaded") == 1);
+    CHECK(metric(server.port(), "parley_doc_editors") == 1);
+    CHECK(metric(server.port(), "parley_doc_chars") == 100);
+    CHECK(metric(server.port(), "parley_doc_memory_bytes") > 0);
+    CHECK(metric(server.port(), "parley_doc_updates_total") == 20);
+    alice.session.ok(wire::DocClose{0, "team", "a"});
+    CHECK(metric(server.port(), "parley_doc_editors") == 0);
+  }
+  // Nobody has it open: unloaded (snapshot first) once the delay passed.
+  bool unloaded = false;
+  for (int i = 0; i < 50 && !unloaded; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    unloaded = metric(server.port(), "parley_docs_loaded") == 0;
+  }
+  CHECK(unloaded);
+  CHECK(metric(server.port(), "parley_docs_unloaded_total") == 1);
+  CHECK(metric(server.port(), "parley_doc_memory_bytes") == 0);
+  CHECK(metric(server.port(), "parley_doc_chars") == 0);
+  CHECK(metric(server.port(), "parley_doc_snapshots_total") == 1);
+  Editor bob(server, "alice", 12, "team", "a");
+  auto state = bob.open();
+  CHECK(bob.doc.text() == text);
+  CHECK(state.version == version_of(bob.doc));
+  CHECK(metric(server.port(), "parley_docs_loaded") == 1);
 }
