@@ -1,5 +1,7 @@
 #include "store.hpp"
 
+#include "checkpointer.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -299,6 +301,8 @@ Status seq_failure(const Status& status) {
 
 }  // namespace
 
+ServerStore::~ServerStore() = default;
+
 Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path, bool full_sync) {
   auto db = store::Database::open(path);
   if (!db) return db.status();
@@ -317,6 +321,11 @@ Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path, 
     return Status(s.code(), fmt::format("database \"{}\": {}", path, s.message()));
   }
   if (Status s = store->prepare_statements(); !s.ok()) return s;
+  if (!path.empty() && path != ":memory:") {
+    auto checkpointer = Checkpointer::start(path, store->db_.handle(), full_sync);
+    if (!checkpointer) return checkpointer.status();
+    store->checkpointer_ = std::move(*checkpointer);
+  }
   return store;
 }
 

@@ -201,9 +201,13 @@ struct ReceiptAdvance {
   bool advanced = false;
 };
 
+class Checkpointer;
+
 class ServerStore {
  public:
   static constexpr int kSchemaVersion = 9;
+
+  ~ServerStore();  // out of line: Checkpointer is complete only in store.cpp
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -403,6 +407,8 @@ class ServerStore {
   store::Statement raise_receipt_;
   store::Statement receipt_;
   store::Statement receipts_;
+  // Last, so that its thread stops before the connection above closes.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace parley::server
