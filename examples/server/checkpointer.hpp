@@ -38,9 +38,12 @@ namespace parley::server {
 
 class Checkpointer {
  public:
+  // Each start of the log over costs the writer one fsync (of the log's new header), so the
+  // thread lets the log grow to wake_pages first: at 4 pages a message, one fsync on the loop
+  // per 1,000 messages or so, against 3 per 250 with SQLite's automatic checkpoint.
   struct Limits {
-    int wake_pages = 256;     // the thread checkpoints once the log holds this many pages
-    int max_pages = 16384;    // the loop copies the rest itself past this (64 MiB of 4 KiB)
+    int wake_pages = 4096;   // the thread checkpoints once the log holds this many pages (16 MiB)
+    int max_pages = 16384;   // the loop copies the rest itself past this (64 MiB)
   };
 
   // Opens a second connection to `path` (an existing WAL database) and starts
