@@ -1,13 +1,13 @@
 #include "store.hpp"
 
-#include "checkpointer.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <limits>
 #include <string_view>
+
+#include "checkpointer.hpp"
 
 namespace parley::server {
 namespace {
