@@ -24,6 +24,8 @@
 
 namespace parley::server {
 
+class Checkpointer;  // checkpointer.hpp, included by store.cpp only
+
 // One entry of a channel's sequence as stored. The fields after `ts` belong
 // to the kinds parley::Message documents them for.
 struct StoredEvent {
@@ -201,13 +203,9 @@ struct ReceiptAdvance {
   bool advanced = false;
 };
 
-class Checkpointer;
-
 class ServerStore {
  public:
   static constexpr int kSchemaVersion = 9;
-
-  ~ServerStore();  // out of line: Checkpointer is complete only in store.cpp
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // Fails with corrupt for a file that is not a database, and with
@@ -216,6 +214,7 @@ class ServerStore {
   // survives power loss); otherwise NORMAL (an ack survives the server being
   // killed, the OS keeps the WAL; see docs/reliability.md).
   static Result<std::unique_ptr<ServerStore>> open(const std::string& path, bool full_sync = false);
+  ~ServerStore();  // out of line: Checkpointer is complete only in store.cpp
 
   // Records that `user` was seen (first_seen is kept, last_seen updated).
   Status touch_user(const std::string& user, std::int64_t now_ms);
