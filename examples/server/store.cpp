@@ -7,6 +7,8 @@
 #include <limits>
 #include <string_view>
 
+#include "checkpointer.hpp"
+
 namespace parley::server {
 namespace {
 
@@ -326,6 +328,8 @@ Status seq_failure(const Status& status) {
 
 }  // namespace
 
+ServerStore::~ServerStore() = default;
+
 Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path, bool full_sync) {
   auto db = store::Database::open(path);
   if (!db) return db.status();
@@ -344,6 +348,11 @@ Result<std::unique_ptr<ServerStore>> ServerStore::open(const std::string& path, 
     return Status(s.code(), fmt::format("database \"{}\": {}", path, s.message()));
   }
   if (Status s = store->prepare_statements(); !s.ok()) return s;
+  if (!path.empty() && path != ":memory:") {
+    auto checkpointer = Checkpointer::start(path, store->db_.handle(), full_sync);
+    if (!checkpointer) return checkpointer.status();
+    store->checkpointer_ = std::move(*checkpointer);
+  }
   return store;
 }
 

@@ -24,6 +24,8 @@
 
 namespace parley::server {
 
+class Checkpointer;  // checkpointer.hpp, included by store.cpp only
+
 // One entry of a channel's sequence as stored. The fields after `ts` belong
 // to the kinds parley::Message documents them for.
 struct StoredEvent {
@@ -234,6 +236,7 @@ class ServerStore {
   // survives power loss); otherwise NORMAL (an ack survives the server being
   // killed, the OS keeps the WAL; see docs/reliability.md).
   static Result<std::unique_ptr<ServerStore>> open(const std::string& path, bool full_sync = false);
+  ~ServerStore();  // out of line: Checkpointer is complete only in store.cpp
 
   // Records that `user` was seen (first_seen is kept, last_seen updated).
   Status touch_user(const std::string& user, std::int64_t now_ms);
@@ -441,6 +444,8 @@ class ServerStore {
   store::Statement raise_receipt_;
   store::Statement receipt_;
   store::Statement receipts_;
+  // Last, so that its thread stops before the connection above closes.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace parley::server
