@@ -351,7 +351,8 @@ struct DocumentsLoaded {
 // for a read-only member, muted, not_member, doc_too_large, invalid_update):
 // they left the outbox (`dropped` of them), and the replica is being started
 // again from the server's state, which a DocumentChanged brings once the
-// document is open (edits made in between are kept and sent).
+// document is open again (until then, edits of it fail with not_found,
+// reason no_such_doc).
 struct DocumentFailed {
   std::string channel;
   std::string title;
