@@ -199,6 +199,10 @@ PARLEY_API int parley_parse(int *out, int set, const char *name);
 #define PARLEY_EVENT_MESSAGE_UPDATED 21
 #define PARLEY_EVENT_DEVICES_LOADED 22
 #define PARLEY_EVENT_BLOCKED_USERS_LOADED 23
+#define PARLEY_EVENT_DOCUMENT_CHANGED 24   /* a document's text changed (parley_doc_*) */
+#define PARLEY_EVENT_DOCUMENT_AWARENESS 25 /* another participant's cursor */
+#define PARLEY_EVENT_DOCUMENTS_LOADED 26   /* completes parley_doc_list */
+#define PARLEY_EVENT_DOCUMENT_FAILED 27    /* the server refused this device's edits */
 
 /* One event. Allocated by Parley: read it, then parley_event_free it (the
  * on_event callback's event is borrowed for the duration of the call instead).
@@ -315,8 +319,10 @@ typedef void (*parley_event_callback)(const parley_event *event, void *user_data
 typedef void (*parley_analytics_callback)(const char *json, void *user_data);
 
 /* 2: on_event takes user_data last, on_analytics exists. Version 1 came from
- * a pre-release parley.h whose callbacks took user_data first: refused. */
-#define PARLEY_CLIENT_OPTIONS_VERSION 2
+ * a pre-release parley.h whose callbacks took user_data first: refused.
+ * 3: document_name and document_color appended (a version 2 struct is still
+ * accepted: they are not read, and the defaults apply). */
+#define PARLEY_CLIENT_OPTIONS_VERSION 3
 
 /* How a client is set up. Start from PARLEY_CLIENT_OPTIONS_INIT (or
  * parley_client_options_init) and change the fields you need; fields are only
@@ -351,12 +357,19 @@ typedef struct parley_client_options {
   /* Optional analytics events (see parley_analytics_callback); NULL: none. */
   parley_analytics_callback on_analytics;
   void *on_analytics_user_data;
+  /* Version 3. How this user appears beside their cursor in a collaborative
+   * document (parley_doc_set_cursor): a display name (up to 64 bytes; NULL
+   * or "": the user name) and a colour "#rrggbb" (NULL or "": none, the
+   * other apps pick one). */
+  const char *document_name;
+  const char *document_color;
 } parley_client_options;
 
 #define PARLEY_CLIENT_OPTIONS_INIT                                                              \
   {                                                                                             \
     PARLEY_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, (uint64_t)256 << 20, 0, 0, 1, 1, 1, \
-        10000, 500, 30000, 20, 45, 500, (uint64_t)4 << 20, NULL, NULL, NULL, NULL, NULL         \
+        10000, 500, 30000, 20, 45, 500, (uint64_t)4 << 20, NULL, NULL, NULL, NULL, NULL, NULL, \
+        NULL                                                                                    \
   }
 
 /* Fills `out` with the same defaults as PARLEY_CLIENT_OPTIONS_INIT (for
@@ -575,6 +588,84 @@ PARLEY_API int parley_unread_count(uint64_t *out_unread, uint64_t *out_mentions,
                                    parley_client *client, const char *channel);
 PARLEY_API int parley_unread_badge(uint64_t *out_unread, uint64_t *out_mentions,
                                    parley_client *client);
+
+/* ---- Collaborative documents (docs/collab.md) ------------------------------------- */
+/* A document belongs to a channel and is named by its title (1-128 bytes of
+ * UTF-8, no control characters); channel roles decide who may edit (read-only
+ * and muted members may open and read, not edit). Positions and counts are in
+ * Unicode code points, not bytes. This device keeps a replica of every
+ * document it opened in its cache: edits apply to it at once, are durable
+ * before the call returns, work offline, and go to the server when connected;
+ * concurrent edits from anyone converge. A NULL pointer fails the call with
+ * PARLEY_E_INVALID_ARGUMENT; other failures of the requests are their
+ * completion event's status. */
+
+/* Creates document `title` in `channel` (it then appears in the channel as a
+ * message of kind "doc"). Completes with CHANNEL_REQUEST_DONE carrying the
+ * event's seq; PARLEY_E_ALREADY_EXISTS (reason "doc_exists") when the title
+ * is taken. */
+PARLEY_API int parley_doc_create(uint64_t *out_request, parley_client *client,
+                                 const char *channel, const char *title);
+/* Opens the document on this connection and keeps it in sync: then
+ * DOCUMENT_CHANGED with the whole text, and CHANNEL_REQUEST_DONE (seq 0).
+ * While open, others' edits arrive as DOCUMENT_CHANGED ("local":false) and
+ * their cursors as DOCUMENT_AWARENESS; after a lost connection it is opened
+ * again by itself. PARLEY_E_NOT_FOUND (reason "no_such_doc") for a document
+ * the server does not have; PARLEY_E_OFFLINE after request_timeout_ms without
+ * a connection (a document already in the cache stays readable and editable,
+ * and is opened when the connection is back). */
+PARLEY_API int parley_doc_open(uint64_t *out_request, parley_client *client,
+                               const char *channel, const char *title);
+/* Stops the document's live updates (its replica and unsent edits stay in
+ * the cache). Completes with CHANNEL_REQUEST_DONE. */
+PARLEY_API int parley_doc_close(uint64_t *out_request, parley_client *client,
+                                const char *channel, const char *title);
+/* Edits a document of the cache (opened once on this device), online or
+ * offline: inserts `utf8` before code point `pos`, or deletes `count` code
+ * points from `pos`. Each emits DOCUMENT_CHANGED ("local":true). Fails with
+ * PARLEY_E_INVALID_ARGUMENT and reason "invalid_position" (past the end),
+ * "invalid_utf8", "invalid_text" (empty), "invalid_count" (0), "too_large"
+ * (an insert over about 24 KB: split it), "doc_too_large" (over 1,048,576
+ * characters ever inserted), "invalid_name" or "invalid_title"; with
+ * PARLEY_E_NOT_FOUND (reason "no_such_doc") when the cache has no such
+ * document. An insert naming "@user" of a channel member notifies them. The
+ * server may still refuse an edit later (a read-only or muted member):
+ * DOCUMENT_FAILED; the replica is then rebuilt from the server's state, and
+ * until its DOCUMENT_CHANGED comes (the document open again) edits of it fail
+ * with PARLEY_E_NOT_FOUND, reason "no_such_doc". */
+PARLEY_API int parley_doc_insert(parley_client *client, const char *channel, const char *title,
+                                 uint64_t pos, const char *utf8);
+PARLEY_API int parley_doc_delete(parley_client *client, const char *channel, const char *title,
+                                 uint64_t pos, uint64_t count);
+/* The document's text as the cache holds it, without the network:
+ * *out_text (NUL-terminated; free it with parley_string_free), its length in
+ * bytes (the text may hold U+0000, which a NUL-terminated reading would stop
+ * at), its version (characters ever inserted plus characters deleted: two
+ * replicas with the same edits have the same version) and the local edits
+ * the server has not acknowledged yet. Every output but out_text may be
+ * NULL. PARLEY_E_NOT_FOUND (reason "no_such_doc") when the cache has no such
+ * document. */
+PARLEY_API int parley_doc_text(char **out_text, size_t *out_len, uint64_t *out_version,
+                               uint64_t *out_pending, parley_client *client,
+                               const char *channel, const char *title);
+/* The channel's documents, in title order: completes with
+ * PARLEY_EVENT_DOCUMENTS_LOADED (from the cache, "complete":false, when the
+ * server cannot be asked). */
+PARLEY_API int parley_doc_list(uint64_t *out_request, parley_client *client,
+                               const char *channel);
+/* This user's cursor in an open document, and a selection from anchor to
+ * cursor: code point positions, or -1 for none (cursor -1: no cursor shown).
+ * The others see it as DOCUMENT_AWARENESS with this client's document_name
+ * and document_color. Cheap to call on every move: at most 10 updates a
+ * second are sent (the latest), refreshed every 15 s while the document is
+ * open, and again after a reconnect. PARLEY_E_NOT_FOUND (reason
+ * "doc_not_open") unless the document was opened; PARLEY_E_INVALID_ARGUMENT
+ * (reason "invalid_position") for a value below -1. */
+PARLEY_API int parley_doc_set_cursor(parley_client *client, const char *channel,
+                                     const char *title, int64_t cursor, int64_t anchor);
+/* Local edits of every document that the server has not acknowledged yet
+ * (wait for 0 before freeing the client, as for the outbox). */
+PARLEY_API int parley_doc_pending(uint64_t *out_count, parley_client *client);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,9 @@
 #include <limits>
 #include <new>
 #include <thread>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "c_internal.hpp"
 #include "parley/version.hpp"
@@ -274,6 +276,20 @@ static_assert(static_cast<int>(NotificationLevel::all) == PARLEY_NOTIFY_ALL &&
               static_cast<int>(NotificationLevel::none) == PARLEY_NOTIFY_NONE);
 static_assert(static_cast<int>(PresenceMode::online) == PARLEY_PRESENCE_MODE_ONLINE &&
               static_cast<int>(PresenceMode::invisible) == PARLEY_PRESENCE_MODE_INVISIBLE);
+// parley_event.kind is the index in parley::Event plus one (c_json.cpp).
+static_assert(std::variant_size_v<Event> == PARLEY_EVENT_DOCUMENT_FAILED &&
+              std::is_same_v<std::variant_alternative_t<PARLEY_EVENT_BLOCKED_USERS_LOADED - 1,
+                                                        Event>,
+                             BlockedUsersLoaded> &&
+              std::is_same_v<std::variant_alternative_t<PARLEY_EVENT_DOCUMENT_CHANGED - 1, Event>,
+                             DocumentChanged> &&
+              std::is_same_v<std::variant_alternative_t<PARLEY_EVENT_DOCUMENT_AWARENESS - 1,
+                                                        Event>,
+                             DocumentAwareness> &&
+              std::is_same_v<std::variant_alternative_t<PARLEY_EVENT_DOCUMENTS_LOADED - 1, Event>,
+                             DocumentsLoaded> &&
+              std::is_same_v<std::variant_alternative_t<PARLEY_EVENT_DOCUMENT_FAILED - 1, Event>,
+                             DocumentFailed>);
 static_assert(static_cast<int>(Permission::post) == PARLEY_PERMISSION_POST &&
               static_cast<int>(Permission::edit_meta) == PARLEY_PERMISSION_EDIT_META &&
               static_cast<int>(Permission::change_roles) == PARLEY_PERMISSION_CHANGE_ROLES);
@@ -412,7 +428,7 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
     PARLEY_CHECK(out);
     *out = nullptr;
     PARLEY_CHECK(options);
-    if (options->version < PARLEY_CLIENT_OPTIONS_VERSION) {
+    if (options->version < 2) {
       // 0: not initialized. 1: a pre-release parley.h (callbacks with
       // user_data first, a shorter struct): reading on would crash the app.
       return set_error(PARLEY_E_INVALID_ARGUMENT,
@@ -443,6 +459,10 @@ int parley_client_create(parley_client** out, const parley_client_options* optio
         options->max_incoming_frame > std::numeric_limits<std::size_t>::max()
             ? std::numeric_limits<std::size_t>::max()
             : static_cast<std::size_t>(options->max_incoming_frame);
+    if (options->version >= 3) {  // a version 2 struct ends before these fields
+      if (options->document_name != nullptr) o.document_name = options->document_name;
+      if (options->document_color != nullptr) o.document_color = options->document_color;
+    }
     if (options->transport != nullptr) {
       const parley_transport_callbacks& cb = *options->transport;
       if (cb.version < PARLEY_TRANSPORT_CALLBACKS_VERSION || cb.open == nullptr ||
@@ -1061,6 +1081,102 @@ int parley_unread_badge(uint64_t* out_unread, uint64_t* out_mentions, parley_cli
     UnreadCount u = client->rep->badge();
     if (out_unread != nullptr) *out_unread = u.unread;
     if (out_mentions != nullptr) *out_mentions = u.mentions;
+    return PARLEY_OK;
+  });
+}
+
+// ---- Collaborative documents ---------------------------------------------------------
+
+#define PARLEY_DOC_REQUEST(fn, call)                                                        \
+  int fn(uint64_t* out_request, parley_client* client, const char* channel,                \
+         const char* title) {                                                               \
+    if (out_request != nullptr) *out_request = 0;                                           \
+    if (channel == nullptr) return bad_arg("channel");                                      \
+    if (title == nullptr) return bad_arg("title");                                          \
+    return request(out_request, client, [&](Client& c) { return c.call(channel, title); }); \
+  }
+
+PARLEY_DOC_REQUEST(parley_doc_create, create_document)
+PARLEY_DOC_REQUEST(parley_doc_open, open_document)
+PARLEY_DOC_REQUEST(parley_doc_close, close_document)
+
+int parley_doc_insert(parley_client* client, const char* channel, const char* title,
+                      uint64_t pos, const char* utf8) {
+  return guard([&]() -> int {
+    PARLEY_ENTER_WAIT(client);
+    PARLEY_CHECK(channel);
+    PARLEY_CHECK(title);
+    PARLEY_CHECK(utf8);
+    Status s = client->rep->insert_text(channel, title, pos, utf8);
+    return s.ok() ? PARLEY_OK : fail(s);
+  });
+}
+
+int parley_doc_delete(parley_client* client, const char* channel, const char* title,
+                      uint64_t pos, uint64_t count) {
+  return guard([&]() -> int {
+    PARLEY_ENTER_WAIT(client);
+    PARLEY_CHECK(channel);
+    PARLEY_CHECK(title);
+    Status s = client->rep->delete_text(channel, title, pos, count);
+    return s.ok() ? PARLEY_OK : fail(s);
+  });
+}
+
+int parley_doc_text(char** out_text, size_t* out_len, uint64_t* out_version,
+                    uint64_t* out_pending, parley_client* client, const char* channel,
+                    const char* title) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_text);
+    *out_text = nullptr;
+    if (out_len != nullptr) *out_len = 0;
+    if (out_version != nullptr) *out_version = 0;
+    if (out_pending != nullptr) *out_pending = 0;
+    PARLEY_ENTER_WAIT(client);
+    PARLEY_CHECK(channel);
+    PARLEY_CHECK(title);
+    auto view = client->rep->document_text(channel, title);
+    if (!view) return fail(view.status());
+    if (int rc = string_out(out_text, view->text); rc != PARLEY_OK) return rc;
+    if (out_len != nullptr) *out_len = view->text.size();
+    if (out_version != nullptr) *out_version = view->version;
+    if (out_pending != nullptr) *out_pending = view->pending_updates;
+    return PARLEY_OK;
+  });
+}
+
+int parley_doc_list(uint64_t* out_request, parley_client* client, const char* channel) {
+  if (out_request != nullptr) *out_request = 0;
+  if (channel == nullptr) return bad_arg("channel");
+  return request(out_request, client, [&](Client& c) { return c.list_documents(channel); });
+}
+
+int parley_doc_set_cursor(parley_client* client, const char* channel, const char* title,
+                          int64_t cursor, int64_t anchor) {
+  return guard([&]() -> int {
+    PARLEY_ENTER_WAIT(client);
+    PARLEY_CHECK(channel);
+    PARLEY_CHECK(title);
+    if (cursor < -1 || anchor < -1) {
+      return set_error(PARLEY_E_INVALID_ARGUMENT,
+                       "cursor and anchor are positions, or -1 for none", "invalid_position");
+    }
+    std::optional<std::uint64_t> c, a;
+    if (cursor >= 0) c = static_cast<std::uint64_t>(cursor);
+    if (anchor >= 0) a = static_cast<std::uint64_t>(anchor);
+    Status s = client->rep->set_document_cursor(channel, title, c, a);
+    return s.ok() ? PARLEY_OK : fail(s);
+  });
+}
+
+int parley_doc_pending(uint64_t* out_count, parley_client* client) {
+  return guard([&]() -> int {
+    PARLEY_CHECK(out_count);
+    *out_count = 0;
+    PARLEY_ENTER_WAIT(client);
+    auto n = client->rep->pending_document_updates();
+    if (!n) return fail(n.status());
+    *out_count = *n;
     return PARLEY_OK;
   });
 }

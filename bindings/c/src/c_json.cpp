@@ -370,8 +370,7 @@ struct Fields {
     write_status(w, h, e.status);
     write_strings(w, "users", e.users);
   }
-  // Collaborative documents (docs/collab.md): kinds 24-27, no PARLEY_EVENT_
-  // macro yet; the JSON names them.
+  // Collaborative documents (docs/collab.md): PARLEY_EVENT_DOCUMENT_* 24-27.
   void operator()(const DocumentChanged& e) {
     write_channel(w, h, e.channel);
     str(w, "title", e.title);

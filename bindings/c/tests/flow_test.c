@@ -173,9 +173,10 @@ static int matches(const parley_event *ev, int kind, uint64_t request, const cha
 }
 
 /* The first event of `kind` (with that request id when not 0, containing
- * `needle` in its JSON when not NULL), within `seconds`; owned by the caller. */
-static parley_event *wait_event(peer *p, int kind, uint64_t request, const char *needle,
-                                double seconds) {
+ * `needle` in its JSON when not NULL), within `seconds`; owned by the caller.
+ * NULL when none came in time. */
+static parley_event *try_event(peer *p, int kind, uint64_t request, const char *needle,
+                               double seconds) {
   double deadline = now_s() + seconds;
   int i;
   for (i = 0; i < p->count; ++i) {
@@ -200,9 +201,18 @@ static parley_event *wait_event(peer *p, int kind, uint64_t request, const char 
     }
     p->backlog[p->count++] = ev;
   }
-  die("%s: no %s event%s%s within %.0f s", p->name, parley_event_kind_name(kind),
-      needle ? " with " : "", needle ? needle : "", seconds);
   return NULL;
+}
+
+/* try_event, failing the test when none came in time. */
+static parley_event *wait_event(peer *p, int kind, uint64_t request, const char *needle,
+                                double seconds) {
+  parley_event *ev = try_event(p, kind, request, needle, seconds);
+  if (ev == NULL) {
+    die("%s: no %s event%s%s within %.0f s", p->name, parley_event_kind_name(kind),
+        needle ? " with " : "", needle ? needle : "", seconds);
+  }
+  return ev;
 }
 
 /* Waits for a request's completion and checks its status. */
@@ -278,6 +288,8 @@ static parley_client *open_client(const char *user, parley_event_callback cb, vo
   if (strcmp(user, "alice") == 0) {
     o.on_analytics = alice_on_analytics;
     o.on_analytics_user_data = &g_analytics;
+    o.document_name = "Alice in C";
+    o.document_color = "#336699";
   }
   CHECK_OK(parley_client_create(&c, &o));
   free(token);
@@ -790,6 +802,178 @@ static void review_test(void) {
   parley_client_free(c);
 }
 
+/* ---- Collaborative documents: alice and bob (a moderator of c-general) ---- */
+
+#define DOC_CH "c-general"
+#define DOC "c-notes"
+
+/* Takes `p`'s DOCUMENT_CHANGED events of DOC for up to `seconds`, keeping
+ * the text of the last one in `text`; true once one came. */
+static int take_doc_changes(peer *p, char *text, size_t size, double seconds) {
+  int got = 0;
+  parley_event *ev;
+  while ((ev = try_event(p, PARLEY_EVENT_DOCUMENT_CHANGED, 0, "\"title\":\"" DOC "\"",
+                         seconds)) != NULL) {
+    CHECK(strcmp(ev->channel, DOC_CH) == 0 && ev->request == 0 && ev->status == PARLEY_OK);
+    json_string(text, size, ev->json, "text");
+    parley_event_free(ev);
+    got = 1;
+    seconds = 0; /* then only what is already there */
+  }
+  return got;
+}
+
+/* The document's text in `p`'s cache (its version and pending edits too). */
+static void doc_text(peer *p, char *text, size_t size, uint64_t *version, uint64_t *pending) {
+  char *t = NULL;
+  size_t len = 99;
+  CHECK_OK(parley_doc_text(&t, &len, version, pending, p->client, DOC_CH, DOC));
+  CHECK(t != NULL && len == strlen(t) && len < size);
+  memcpy(text, t, len + 1);
+  parley_string_free(t);
+}
+
+static void docs_test(peer *alice, peer *bob) {
+  parley_event *ev;
+  uint64_t req = 77, n = 77, va = 0, vb = 0, pending = 99;
+  char ta[256] = "", tb[256] = "", text[256];
+  char *s = NULL;
+  double deadline;
+
+  /* NULL arguments are refused; outputs are cleared. */
+  CHECK(parley_doc_create(&req, alice->client, NULL, DOC) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(req == 0 && strstr(parley_error_last(), "channel") != NULL);
+  CHECK(parley_doc_open(&req, alice->client, DOC_CH, NULL) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_close(&req, NULL, DOC_CH, DOC) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_list(&req, alice->client, NULL) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_insert(alice->client, DOC_CH, DOC, 0, NULL) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_argument") == 0);
+  CHECK(parley_doc_insert(NULL, DOC_CH, DOC, 0, "x") == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_delete(alice->client, NULL, DOC, 0, 1) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_text(NULL, NULL, NULL, NULL, alice->client, DOC_CH, DOC) ==
+        PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_text(&s, NULL, NULL, NULL, alice->client, DOC_CH, NULL) ==
+        PARLEY_E_INVALID_ARGUMENT && s == NULL);
+  CHECK(parley_doc_set_cursor(alice->client, NULL, DOC, 0, -1) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_pending(NULL, alice->client) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(parley_doc_pending(&n, NULL) == PARLEY_E_INVALID_ARGUMENT && n == 0);
+
+  /* A document neither cache has. */
+  CHECK(parley_doc_insert(alice->client, DOC_CH, DOC, 0, "x") == PARLEY_E_NOT_FOUND);
+  CHECK(strcmp(parley_error_last_reason(), "no_such_doc") == 0);
+  va = 5;
+  CHECK(parley_doc_text(&s, NULL, &va, NULL, bob->client, DOC_CH, DOC) == PARLEY_E_NOT_FOUND);
+  CHECK(s == NULL && va == 0 && strcmp(parley_error_last_reason(), "no_such_doc") == 0);
+  CHECK(parley_doc_set_cursor(alice->client, DOC_CH, DOC, 0, -1) == PARLEY_E_NOT_FOUND);
+  CHECK(strcmp(parley_error_last_reason(), "doc_not_open") == 0);
+  CHECK_OK(parley_doc_open(&req, bob->client, DOC_CH, "no-such-doc"));
+  ev = wait_done(bob, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_E_NOT_FOUND);
+  CHECK(strcmp(ev->reason, "no_such_doc") == 0);
+  parley_event_free(ev);
+
+  /* Create (once), then both open it. */
+  CHECK_OK(parley_doc_create(&req, alice->client, DOC_CH, DOC));
+  CHECK(req != 0);
+  ev = wait_done(alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK);
+  CHECK(json_u64(ev->json, "seq") > 0);
+  parley_event_free(ev);
+  CHECK_OK(parley_doc_create(&req, alice->client, DOC_CH, DOC));
+  ev = wait_done(alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_E_ALREADY_EXISTS);
+  CHECK(strcmp(ev->reason, "doc_exists") == 0);
+  parley_event_free(ev);
+  CHECK_OK(parley_doc_open(&req, alice->client, DOC_CH, DOC));
+  parley_event_free(wait_done(alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  CHECK_OK(parley_doc_open(&req, bob->client, DOC_CH, DOC));
+  parley_event_free(wait_done(bob, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  CHECK(take_doc_changes(alice, ta, sizeof ta, 20) && ta[0] == '\0');
+  CHECK(take_doc_changes(bob, tb, sizeof tb, 20) && tb[0] == '\0');
+
+  /* Both insert at 0 at once; every change arrives as DOCUMENT_CHANGED until
+   * the two replicas hold the same text. */
+  CHECK_OK(parley_doc_insert(alice->client, DOC_CH, DOC, 0, "hello "));
+  CHECK_OK(parley_doc_insert(bob->client, DOC_CH, DOC, 0, "world"));
+  deadline = now_s() + 20;
+  while (strlen(ta) != 11 || strcmp(ta, tb) != 0) {
+    if (now_s() > deadline) die("documents did not converge: \"%s\" and \"%s\"", ta, tb);
+    take_doc_changes(alice, ta, sizeof ta, 0.1);
+    take_doc_changes(bob, tb, sizeof tb, 0.1);
+  }
+  CHECK(strstr(ta, "hello ") != NULL && strstr(ta, "world") != NULL);
+  doc_text(alice, text, sizeof text, &va, NULL);
+  CHECK(strcmp(text, ta) == 0);
+  doc_text(bob, text, sizeof text, &vb, NULL);
+  CHECK(strcmp(text, ta) == 0 && va == vb && va == 11);
+  /* Acknowledged by the server: nothing pending. */
+  for (deadline = now_s() + 20;; sleep_ms(50)) {
+    CHECK_OK(parley_doc_pending(&n, alice->client));
+    if (n == 0) break;
+    if (now_s() > deadline) die("alice has %llu document edits pending", (unsigned long long)n);
+  }
+  doc_text(alice, text, sizeof text, NULL, &pending);
+  CHECK(pending == 0);
+  printf("c-flow: concurrent inserts converged on \"%s\" (version %llu)\n", ta,
+         (unsigned long long)va);
+
+  /* A delete travels too. */
+  CHECK_OK(parley_doc_delete(bob->client, DOC_CH, DOC, 0, 1));
+  doc_text(bob, tb, sizeof tb, &vb, NULL);
+  CHECK(strlen(tb) == 10 && vb == 12);
+  deadline = now_s() + 20;
+  while (strcmp(ta, tb) != 0) {
+    if (now_s() > deadline) die("the delete did not reach alice: \"%s\"", ta);
+    take_doc_changes(alice, ta, sizeof ta, 0.1);
+  }
+
+  /* Edits refused by the SDK, with their reasons. */
+  CHECK(parley_doc_insert(alice->client, DOC_CH, DOC, 1000, "x") == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_position") == 0);
+  CHECK(strstr(parley_error_last(), "1000") != NULL);
+  CHECK(parley_doc_delete(alice->client, DOC_CH, DOC, 8, 5) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_position") == 0);
+  CHECK(parley_doc_delete(alice->client, DOC_CH, DOC, 0, 0) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_count") == 0);
+  CHECK(parley_doc_insert(alice->client, DOC_CH, DOC, 0, "") == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_text") == 0);
+  CHECK(parley_doc_insert(alice->client, DOC_CH, DOC, 0, "\xff") == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_utf8") == 0);
+  CHECK(parley_doc_set_cursor(alice->client, DOC_CH, DOC, -2, -1) == PARLEY_E_INVALID_ARGUMENT);
+  CHECK(strcmp(parley_error_last_reason(), "invalid_position") == 0);
+
+  /* Cursors: bob sees alice's, with her document_name and document_color. */
+  CHECK_OK(parley_doc_set_cursor(alice->client, DOC_CH, DOC, 3, 1));
+  ev = wait_event(bob, PARLEY_EVENT_DOCUMENT_AWARENESS, 0, "\"cursor\":3,\"anchor\":1", 20);
+  CHECK(strcmp(ev->channel, DOC_CH) == 0);
+  CHECK(strstr(ev->json, "\"title\":\"" DOC "\",\"user\":\"alice\"") != NULL);
+  CHECK(strstr(ev->json, "\"name\":\"Alice in C\",\"color\":\"#336699\",\"gone\":false") != NULL);
+  parley_event_free(ev);
+  printf("c-flow: delete, refused edits and a cursor with name and colour\n");
+
+  /* The channel's documents. */
+  CHECK_OK(parley_doc_list(&req, bob->client, DOC_CH));
+  ev = wait_done(bob, PARLEY_EVENT_DOCUMENTS_LOADED, req, PARLEY_OK);
+  CHECK(strcmp(ev->channel, DOC_CH) == 0 && strstr(ev->json, "\"complete\":true") != NULL);
+  CHECK(strstr(ev->json, "{\"title\":\"" DOC "\",\"kind\":\"text\",\"creator\":\"alice\"") !=
+        NULL);
+  parley_event_free(ev);
+
+  /* A read-only member's edit: applied here, refused by the server. */
+  CHECK_OK(parley_channel_set_role(&req, alice->client, DOC_CH, "bob", PARLEY_ROLE_READ_ONLY));
+  parley_event_free(wait_done(alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  parley_event_free(
+      wait_event(bob, PARLEY_EVENT_MESSAGE_RECEIVED, 0, "\"role\":\"read_only\"", 20));
+  CHECK_OK(parley_doc_insert(bob->client, DOC_CH, DOC, 0, "nope"));
+  ev = wait_event(bob, PARLEY_EVENT_DOCUMENT_FAILED, 0, "\"title\":\"" DOC "\"", 20);
+  CHECK(ev->status == PARLEY_E_FORBIDDEN && strcmp(ev->channel, DOC_CH) == 0);
+  CHECK(json_u64(ev->json, "dropped") >= 1);
+  parley_event_free(ev);
+  printf("c-flow: documents listed; a read-only member's edit refused (DOCUMENT_FAILED)\n");
+
+  CHECK_OK(parley_doc_close(&req, bob->client, DOC_CH, DOC));
+  parley_event_free(wait_done(bob, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+  CHECK_OK(parley_doc_close(&req, alice->client, DOC_CH, DOC));
+  parley_event_free(wait_done(alice, PARLEY_EVENT_CHANNEL_REQUEST_DONE, req, PARLEY_OK));
+}
+
 int main(int argc, char **argv) {
   peer alice, bob;
   parley_event *ev;
@@ -843,6 +1027,25 @@ int main(int argc, char **argv) {
     bad.version = 1;
     CHECK(parley_client_create(&c, &bad) == PARLEY_E_INVALID_ARGUMENT && c == NULL);
     CHECK(strstr(parley_error_last(), "version 1") != NULL);
+    /* Version 2 (an app built before document_name was appended): still accepted. */
+    {
+      char dir[300], args[400];
+      char *token;
+      snprintf(dir, sizeof dir, "%s/options-v2", g_dir);
+      snprintf(args, sizeof args, "mint-token --key '%s/server.key' --user dave", g_dir);
+      token = run_tool(args);
+      parley_client_options_init(&bad);
+      bad.version = 2;
+      bad.server_url = g_url;
+      bad.token = token;
+      bad.data_dir = dir;
+      bad.auto_connect = 0;
+      CHECK_OK(parley_client_create(&c, &bad));
+      CHECK(c != NULL);
+      parley_client_free(c);
+      c = NULL;
+      free(token);
+    }
   }
   {
     /* The permission table and the name rules, without a client. */
@@ -1124,6 +1327,8 @@ int main(int argc, char **argv) {
   ev = wait_done(&alice, PARLEY_EVENT_BLOCKED_USERS_LOADED, req, PARLEY_OK);
   CHECK(strstr(ev->json, "\"users\":[]") != NULL);
   parley_event_free(ev);
+
+  docs_test(&alice, &bob);
 
   /* The callback client: calls the SDK from inside its callback; freeing itself there is refused. */
   {
