@@ -24,7 +24,9 @@ from .errors import (AlreadyExistsError, CancelledError, CorruptError, Forbidden
                      TokenExpiredError, UnauthenticatedError)
 from .events import (AnalyticsEvent, BlockedUsersLoaded, ChannelBan, ChannelInfo,
                      ChannelInfoLoaded, ChannelMember, ChannelMeta, ChannelRequestDone,
-                     DeviceInfo, DevicesLoaded, Event, HistoryLoaded, IdentityChanged, Mention,
+                     DeviceInfo, DevicesLoaded, DocumentAwareness, DocumentChanged,
+                     DocumentFailed, DocumentInfo, DocumentsLoaded, DocumentView, Event,
+                     HistoryLoaded, IdentityChanged, Mention,
                      Message, MessageFailed, MessagePending, MessageReceived, MessageSent,
                      MessageUpdated, NotificationLevelChanged, NotificationReceived,
                      OnlineCountChanged, Presence, PresenceChanged, PresenceNotified,

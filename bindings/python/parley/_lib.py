@@ -54,7 +54,7 @@ class parley_transport_callbacks(ctypes.Structure):
     ]
 
 
-CLIENT_OPTIONS_VERSION = 2
+CLIENT_OPTIONS_VERSION = 3  # 3: document_name and document_color
 
 
 class parley_client_options(ctypes.Structure):
@@ -82,6 +82,8 @@ class parley_client_options(ctypes.Structure):
         ("transport", P(parley_transport_callbacks)),
         ("on_analytics", ANALYTICS_CALLBACK),
         ("on_analytics_user_data", c_void_p),
+        ("document_name", c_char_p),
+        ("document_color", c_char_p),
     ]
 
 
@@ -165,6 +167,16 @@ _PROTOTYPES = {
     "parley_notification_level": (c_int, [P(c_int), P(c_i64), c_void_p, c_char_p]),
     "parley_unread_count": (c_int, [P(c_u64), P(c_u64), c_void_p, c_char_p]),
     "parley_unread_badge": (c_int, [P(c_u64), P(c_u64), c_void_p]),
+    "parley_doc_create": (c_int, [P(c_u64), c_void_p, c_char_p, c_char_p]),
+    "parley_doc_open": (c_int, [P(c_u64), c_void_p, c_char_p, c_char_p]),
+    "parley_doc_close": (c_int, [P(c_u64), c_void_p, c_char_p, c_char_p]),
+    "parley_doc_insert": (c_int, [c_void_p, c_char_p, c_char_p, c_u64, c_char_p]),
+    "parley_doc_delete": (c_int, [c_void_p, c_char_p, c_char_p, c_u64, c_u64]),
+    "parley_doc_text": (c_int, [P(c_void_p), P(c_size), P(c_u64), P(c_u64), c_void_p, c_char_p,
+                                c_char_p]),
+    "parley_doc_list": (c_int, [P(c_u64), c_void_p, c_char_p]),
+    "parley_doc_set_cursor": (c_int, [c_void_p, c_char_p, c_char_p, c_i64, c_i64]),
+    "parley_doc_pending": (c_int, [P(c_u64), c_void_p]),
 }
 
 

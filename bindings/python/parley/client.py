@@ -201,8 +201,9 @@ class Client:
     WebSocket), auto_connect, notifications, presence, request_timeout,
     reconnect_base, reconnect_max, heartbeat_interval,
     dead_connection_timeout, cache_max_bytes, cache_max_messages,
-    rebuild_corrupt_cache, sync_page_size, max_incoming_frame, listener,
-    analytics.
+    rebuild_corrupt_cache, sync_page_size, max_incoming_frame,
+    document_name, document_color (how this user appears beside their cursor
+    in a collaborative document), listener, analytics.
     """
 
     def __init__(self, server_url, token, data_dir, *, device_id=None, transport=None,
@@ -210,7 +211,7 @@ class Client:
                  reconnect_base=None, reconnect_max=None, heartbeat_interval=None,
                  dead_connection_timeout=None, cache_max_bytes=None, cache_max_messages=None,
                  rebuild_corrupt_cache=False, sync_page_size=None, max_incoming_frame=None,
-                 listener=None, analytics=None):
+                 document_name=None, document_color=None, listener=None, analytics=None):
         L = _lib.lib()
         self._lib = L
         self._core = core = _Core(L)
@@ -225,8 +226,10 @@ class Client:
         L.client_options_init(ctypes.byref(o))
         o.version = _lib.CLIENT_OPTIONS_VERSION
         # Keep the encoded strings alive through parley_client_create (it copies them).
-        self._keep = [enc(server_url), enc(token), enc(str(data_dir)), enc(device_id)]
-        o.server_url, o.token, o.data_dir, o.device_id = self._keep
+        self._keep = [enc(server_url), enc(token), enc(str(data_dir)), enc(device_id),
+                      enc(document_name), enc(document_color)]
+        (o.server_url, o.token, o.data_dir, o.device_id, o.document_name,
+         o.document_color) = self._keep
         o.auto_connect = int(bool(auto_connect))
         o.notifications = int(bool(notifications))
         o.presence = int(bool(presence))
@@ -749,6 +752,62 @@ class Client:
         u, m = c_u64(), c_u64()
         check(self._c.unread_badge(ctypes.byref(u), ctypes.byref(m), self._h()))
         return ev.UnreadCount(u.value, m.value)
+
+    # ---- collaborative documents (docs/collab.md) ---------------------------------------
+
+    def create_document(self, channel, title):
+        """Creates document `title` in `channel`. Completion:
+        ChannelRequestDone (AlreadyExistsError, reason "doc_exists", when the
+        title is taken)."""
+        return self._request(self._c.doc_create, enc(channel), enc(title))
+
+    def open_document(self, channel, title):
+        """Opens the document and keeps it in sync: DocumentChanged with the
+        whole text, then ChannelRequestDone; then others' edits
+        (DocumentChanged) and cursors (DocumentAwareness) while open."""
+        return self._request(self._c.doc_open, enc(channel), enc(title))
+
+    def close_document(self, channel, title):
+        return self._request(self._c.doc_close, enc(channel), enc(title))
+
+    def insert_text(self, channel, title, pos, text):
+        """Inserts `text` before code point `pos` of a document in the cache
+        (works offline); emits DocumentChanged (local True)."""
+        check(self._c.doc_insert(self._h(), enc(channel), enc(title), int(pos), enc(text)))
+
+    def delete_text(self, channel, title, pos, count):
+        """Deletes `count` code points from `pos`."""
+        check(self._c.doc_delete(self._h(), enc(channel), enc(title), int(pos), int(count)))
+
+    def document_text(self, channel, title):
+        """The document as the cache holds it: a DocumentView (text,
+        version, pending_updates). NotFoundError (reason "no_such_doc")
+        when the cache has no such document."""
+        out, n, version, pending = c_void_p(), ctypes.c_size_t(), c_u64(), c_u64()
+        check(self._c.doc_text(ctypes.byref(out), ctypes.byref(n), ctypes.byref(version),
+                               ctypes.byref(pending), self._h(), enc(channel), enc(title)))
+        try:
+            text = ctypes.string_at(out, n.value).decode("utf-8", "replace")
+        finally:
+            self._lib.string_free(out)
+        return ev.DocumentView(text, version.value, pending.value)
+
+    def list_documents(self, channel):
+        """Completion: DocumentsLoaded."""
+        return self._request(self._c.doc_list, enc(channel))
+
+    def set_document_cursor(self, channel, title, cursor, anchor=None):
+        """This user's cursor (None: none shown) and selection anchor in an
+        open document, shown to the others as DocumentAwareness."""
+        check(self._c.doc_set_cursor(self._h(), enc(channel), enc(title),
+                                     -1 if cursor is None else int(cursor),
+                                     -1 if anchor is None else int(anchor)))
+
+    def pending_document_updates(self):
+        """Local document edits the server has not acknowledged yet."""
+        out = c_u64()
+        check(self._c.doc_pending(ctypes.byref(out), self._h()))
+        return out.value
 
 
 def _convert_event(e):

@@ -281,6 +281,7 @@ class NotificationReceived(Event):
     seq: int = 0
     kind: str = ""
     sender: str = ""
+    title: str = ""  # kinds "doc" and "doc_mention": the document
 
 
 @dataclass
@@ -357,6 +358,76 @@ class BlockedUsersLoaded(Event):
 
 
 @dataclass
+class DocumentInfo:
+    """One document of a channel (DocumentsLoaded.docs)."""
+    title: str = ""
+    kind: str = "text"
+    creator: str = ""
+    created_ms: int = 0
+    seq: int = 0       # its "doc" event in the channel
+    size: int = 0      # visible characters
+    version: int = 0   # see DocumentView.version
+
+
+@dataclass
+class DocumentView:
+    """A document's text as the cache holds it (Client.document_text()).
+    version: characters ever inserted plus characters deleted (equal on two
+    replicas holding the same edits); pending_updates: local edits the
+    server has not acknowledged yet."""
+    text: str = ""
+    version: int = 0
+    pending_updates: int = 0
+
+
+@dataclass
+class DocumentChanged(Event):
+    """A document's text changed in this device's replica: `text` is the
+    whole text after the change; local True for this client's own edit."""
+    channel: str = ""
+    title: str = ""
+    text: str = ""
+    version: int = 0
+    local: bool = False
+    pending: int = 0
+
+
+@dataclass
+class DocumentAwareness(Event):
+    """Another participant's cursor (None: no cursor) and selection from
+    anchor to cursor, in code points; gone: drop their cursor."""
+    channel: str = ""
+    title: str = ""
+    user: str = ""
+    device: str = ""
+    cursor: Optional[int] = None
+    anchor: Optional[int] = None
+    name: str = ""
+    color: str = ""
+    gone: bool = False
+
+
+@dataclass
+class DocumentsLoaded(Event):
+    """Completion of Client.list_documents(); complete False: from the cache."""
+    request: int = 0
+    channel: str = ""
+    status: Status = field(default_factory=Status)
+    docs: List[DocumentInfo] = field(default_factory=list)
+    complete: bool = True
+
+
+@dataclass
+class DocumentFailed(Event):
+    """The server refused this device's edits to a document for good
+    (`dropped` of them); the replica starts again from the server's state."""
+    channel: str = ""
+    title: str = ""
+    status: Status = field(default_factory=Status)
+    dropped: int = 0
+
+
+@dataclass
 class UnknownEvent(Event):
     """An event kind this version of the binding does not know."""
     kind: int = 0
@@ -374,7 +445,8 @@ EVENT_CLASSES = {
     13: UnreadChanged, 14: NotificationLevelChanged, 15: PresenceChanged,
     16: PresenceNotified, 17: OnlineCountChanged, 18: IdentityChanged,
     19: SafetyNumberLoaded, 20: SessionReset, 21: MessageUpdated, 22: DevicesLoaded,
-    23: BlockedUsersLoaded,
+    23: BlockedUsersLoaded, 24: DocumentChanged, 25: DocumentAwareness, 26: DocumentsLoaded,
+    27: DocumentFailed,
 }
 
 _STATES = ["disconnected", "connecting", "authenticating", "syncing", "ready"]

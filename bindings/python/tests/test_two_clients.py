@@ -1,7 +1,8 @@
 """Two Python clients against a real parley-server on 127.0.0.1: alice on
 the built-in WebSocket transport, bob on an app-supplied transport written
 in Python with the `websockets` package. They exchange channel messages,
-typing, receipts and end-to-end encrypted direct messages; alice's analytics
+typing, receipts and end-to-end encrypted direct messages, edit a
+collaborative document concurrently until it converges; alice's analytics
 events reach a Python callable.
 
     PARLEY_LIBRARY=build/lib/libparley.so PARLEY_SERVER=build/bin/parley-server \
@@ -13,6 +14,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import unittest
 
 import common
@@ -99,7 +101,8 @@ class TwoClients(unittest.TestCase):
         cls.analytics = AnalyticsProbe()
         cls.alice = parley.Client(server_url=url, token=cls.server.mint_token("alice"),
                                   data_dir=os.path.join(cls.work, "alice"),
-                                  analytics=cls.analytics)
+                                  analytics=cls.analytics, document_name="Alice (py)",
+                                  document_color="#00aa55")
         cls.bob = parley.Client(server_url=url, token=cls.server.mint_token("bob"),
                                 data_dir=os.path.join(cls.work, "bob"),
                                 transport=cls.bob_transport)
@@ -312,6 +315,56 @@ class TwoClients(unittest.TestCase):
         self.assertIsInstance(probe.refused, parley.InvalidArgumentError)
         self.assertEqual(probe.refused.reason, "in_analytics_callback")
         self.assertEqual(self.alice.state, "ready")  # and the client is fine
+
+    def test_9_documents(self):
+        a, b = self.alice, self.bob
+        done = a.wait_request(a.create_document("general", "py-notes"), WAIT)
+        self.assertGreater(done.seq, 0)
+        with self.assertRaises(parley.AlreadyExistsError) as cm:
+            b.wait_request(b.create_document("general", "py-notes"), WAIT)
+        self.assertEqual(cm.exception.reason, "doc_exists")
+        with self.assertRaises(parley.NotFoundError) as cm:
+            a.document_text("general", "no-such-doc")
+        self.assertEqual(cm.exception.reason, "no_such_doc")
+        for c in (a, b):
+            c.wait_request(c.open_document("general", "py-notes"), WAIT)
+        # Both insert at once; DocumentChanged until the replicas agree.
+        a.insert_text("general", "py-notes", 0, "héllo ")
+        b.insert_text("general", "py-notes", 0, "wörld")
+        texts = {"alice": None, "bob": None}
+        deadline = time.monotonic() + WAIT
+        while texts["alice"] is None or len(texts["alice"]) != 11 or \
+                texts["alice"] != texts["bob"]:
+            self.assertLess(time.monotonic(), deadline, "no convergence: %r" % texts)
+            for name, c in (("alice", a), ("bob", b)):
+                try:
+                    e = c.wait_for(lambda e: isinstance(e, parley.DocumentChanged)
+                                   and e.title == "py-notes", 0.1)
+                    texts[name] = e.text
+                except parley.TimeoutError:
+                    pass
+        va, vb = a.document_text("general", "py-notes"), b.document_text("general", "py-notes")
+        self.assertEqual(va.text, texts["alice"])
+        self.assertEqual((vb.text, vb.version), (va.text, va.version))
+        self.assertIn("héllo ", va.text)
+        self.assertIn("wörld", va.text)
+        with self.assertRaises(parley.InvalidArgumentError) as cm:
+            a.insert_text("general", "py-notes", 99, "x")
+        self.assertEqual(cm.exception.reason, "invalid_position")
+        # alice's cursor, with her name and colour, reaches bob.
+        a.set_document_cursor("general", "py-notes", 2, 0)
+        e = b.wait_for(lambda e: isinstance(e, parley.DocumentAwareness) and e.user == "alice"
+                       and e.cursor == 2, WAIT)
+        self.assertEqual((e.anchor, e.name, e.color, e.gone), (0, "Alice (py)", "#00aa55", False))
+        listed = b.wait_request(b.list_documents("general"), WAIT)
+        self.assertIsInstance(listed, parley.DocumentsLoaded)
+        self.assertIn("py-notes", [d.title for d in listed.docs])
+        for c in (a, b):  # acknowledged by the server
+            deadline = time.monotonic() + WAIT
+            while c.pending_document_updates() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(c.pending_document_updates(), 0)
+            c.wait_request(c.close_document("general", "py-notes"), WAIT)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,33 @@ class Events(unittest.TestCase):
         self.assertIsInstance(e, parley.UnknownEvent)
         self.assertEqual(e.name, "from_the_future")
 
+    def test_documents(self):
+        e = events.parse_event(25, 0, "ok", "", json.dumps(
+            {"v": 1, "type": "document_awareness", "channel": "general", "title": "notes",
+             "user": "bob", "device": "d1", "cursor": 4, "anchor": None, "name": "Bob",
+             "color": "#112233", "gone": False}))
+        self.assertEqual(e, parley.DocumentAwareness("general", "notes", "bob", "d1", 4, None,
+                                                     "Bob", "#112233", False))
+        e = events.parse_event(26, 0, "ok", "", json.dumps(
+            {"v": 1, "type": "documents_loaded", "request": 3, "channel": "general",
+             "status": 0, "reason": "ok", "message": "", "complete": True,
+             "docs": [{"title": "notes", "kind": "text", "creator": "alice",
+                       "created_ms": 5, "seq": 9, "size": 11, "version": 12}]}))
+        self.assertEqual(e.docs, [parley.DocumentInfo("notes", "text", "alice", 5, 9, 11, 12)])
+        self.assertTrue(e.status)
+        e = events.parse_event(27, -6, "forbidden", "read-only", json.dumps(
+            {"v": 1, "type": "document_failed", "channel": "general", "status": -6,
+             "reason": "forbidden", "message": "read-only", "title": "notes", "dropped": 2}))
+        self.assertEqual(e, parley.DocumentFailed("general", "notes",
+                                                  parley.Status(-6, "forbidden", "read-only"), 2))
+        e = events.parse_event(24, 0, "ok", "", json.dumps(
+            {"v": 1, "type": "document_changed", "channel": "general", "title": "notes",
+             "text": "hi", "version": 2, "local": True, "pending": 1}))
+        self.assertEqual(e, parley.DocumentChanged("general", "notes", "hi", 2, True, 1))
+        for kind, cls in events.EVENT_CLASSES.items():  # the library names every kind
+            name = parley._lib.dec(parley._lib.lib().event_kind_name(kind))
+            self.assertEqual(name.replace("_", ""), cls.__name__.lower(), kind)
+
 
 class Analytics(unittest.TestCase):
     def test_parse(self):
